@@ -1,0 +1,254 @@
+# LSTM kernels: one layer, one direction, a whole sequence per call (forward and backward),
+# and one time step for the rollout path. Included by _kernels.pyx.
+#
+# Shapes (rows are time-major: row r = t * B + b):
+#   x      (T*B, D)       input
+#   w_ih   (4H, D)        fused input weights, gates i, f, g, o
+#   w_hh   (4H, H)        fused recurrent weights
+#   peep   (3H,)          diagonal peepholes p_i, p_f, p_o (only read when peephole is set)
+#   gates  (T*B, 4H)      out: the gate activations i, f, g, o
+#   cs     (T*B, H)       out: c_t
+#   hprev  (T*B, H)       out: h_{t-1} as the step saw it (zero after a reset); backward's GEMM input
+#   y      (T*B, ldy)     out: h_t, written at column offset yoff (both directions share one y)
+#   resets (T, B) uint8   state zeroed before step t where set, in processing order
+
+
+cdef inline void _lstm_cell_fwd(floating* g, const floating* cprev, floating* c_out,
+                                floating* h_out, const floating* peep, bint peephole,
+                                bint identity, Py_ssize_t H) noexcept nogil:
+    """One row: g holds pre-activations [i f g o] and is overwritten by activations.
+
+    c = f * c_prev + i * g;  h = o * act(c)  (peepholes: i, f read c_prev; o reads c).
+    ``cprev`` may be NULL, meaning zeros.
+    """
+    cdef Py_ssize_t j
+    cdef floating ig, fg, gg, og, cp, c
+    for j in range(H):
+        cp = cprev[j] if cprev != NULL else 0
+        if peephole:
+            ig = sigmoid(g[j] + peep[j] * cp)
+            fg = sigmoid(g[H + j] + peep[H + j] * cp)
+        else:
+            ig = sigmoid(g[j])
+            fg = sigmoid(g[H + j])
+        gg = tanh_(g[2 * H + j])
+        c = fg * cp + ig * gg
+        if peephole:
+            og = sigmoid(g[3 * H + j] + peep[2 * H + j] * c)
+        else:
+            og = sigmoid(g[3 * H + j])
+        g[j] = ig
+        g[H + j] = fg
+        g[2 * H + j] = gg
+        g[3 * H + j] = og
+        c_out[j] = c
+        h_out[j] = og * (c if identity else tanh_(c))
+
+
+cdef inline void _add_bias_rows(floating* out, Py_ssize_t rows, Py_ssize_t n,
+                                const floating* b1, const floating* b2) noexcept nogil:
+    """out[r, :] = b1 + b2 for every row."""
+    cdef Py_ssize_t r, j
+    for j in range(n):
+        out[j] = b1[j] + b2[j]
+    for r in range(1, rows):
+        memcpy(&out[r * n], out, n * sizeof(floating))
+
+
+def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+                 const floating[:, ::1] w_hh, const floating[::1] b_ih,
+                 const floating[::1] b_hh, const floating[::1] peep,
+                 const floating[:, ::1] h0, const floating[:, ::1] c0,
+                 const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
+                 bint peephole, bint identity,
+                 floating[:, ::1] gates, floating[:, ::1] cs, floating[:, ::1] hprev,
+                 floating[:, ::1] y, Py_ssize_t yoff,
+                 floating[:, ::1] h_n, floating[:, ::1] c_n):
+    """LSTM forward over a whole sequence for one layer and direction.
+
+    gates = x @ w_ih.T + b_ih + b_hh  (one GEMM over all T*B rows), then per step
+    gates[t] += h_{t-1} @ w_hh.T and the fused cell update.
+    """
+    cdef Py_ssize_t B = h0.shape[0], H = h0.shape[1], D = x.shape[1]
+    cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
+    cdef Py_ssize_t G4 = 4 * H, ldy = y.shape[1]
+    cdef Py_ssize_t s, t, tp, b, r
+    cdef const floating* cprev
+    cdef const floating* peep_p = &peep[0] if peep.shape[0] > 0 else NULL
+    if TB == 0 or H == 0:
+        return
+    with nogil:
+        # gates = x @ w_ih.T + (b_ih + b_hh)
+        _add_bias_rows(&gates[0, 0], TB, G4, &b_ih[0], &b_hh[0])
+        if D > 0:
+            gemm_rm(False, True, <int>TB, <int>G4, <int>D, <floating>1.0, &x[0, 0], <int>D,
+                    &w_ih[0, 0], <int>D, <floating>1.0, &gates[0, 0], <int>G4)
+        tp = 0
+        for s in range(T):
+            t = T - 1 - s if reverse else s
+            # hprev[t] = h_{t-1}, zeroed where the row resets
+            for b in range(B):
+                r = t * B + b
+                if has_resets and resets[t, b]:
+                    memset(&hprev[r, 0], 0, H * sizeof(floating))
+                elif s == 0:
+                    memcpy(&hprev[r, 0], &h0[b, 0], H * sizeof(floating))
+                else:
+                    memcpy(&hprev[r, 0], &y[tp * B + b, yoff], H * sizeof(floating))
+            # gates[t] += hprev[t] @ w_hh.T
+            matmul_wt(<int>B, <int>G4, <int>H, &hprev[t * B, 0], <int>H, &w_hh[0, 0], <int>H,
+                      <floating>1.0, &gates[t * B, 0], <int>G4)
+            for b in range(B):
+                r = t * B + b
+                if has_resets and resets[t, b]:
+                    cprev = NULL
+                elif s == 0:
+                    cprev = &c0[b, 0]
+                else:
+                    cprev = &cs[tp * B + b, 0]
+                _lstm_cell_fwd(&gates[r, 0], cprev, &cs[r, 0], &y[r, yoff], peep_p,
+                               peephole, identity, H)
+            tp = t
+        for b in range(B):
+            memcpy(&h_n[b, 0], &y[tp * B + b, yoff], H * sizeof(floating))
+            memcpy(&c_n[b, 0], &cs[tp * B + b, 0], H * sizeof(floating))
+
+
+cdef inline void _lstm_cell_bwd(const floating* a, const floating* c, const floating* cprev,
+                                const floating* dy, floating* dh, floating* dc,
+                                floating* dg, const floating* peep, floating* dpeep,
+                                bint peephole, bint identity, bint reset,
+                                Py_ssize_t H) noexcept nogil:
+    """One row of the cell's backward pass.
+
+    In: activations a = [i f g o], c_t, c_{t-1} (NULL = zeros), dy (gradient on h_t from above),
+    dh/dc (gradient on h_t/c_t from step t+1). Out: dg = gradient on the pre-activations,
+    dc = gradient on c_{t-1} (zero when the row reset), dpeep += peephole gradients.
+    """
+    cdef Py_ssize_t j
+    cdef floating ig, fg, gg, og, cp, ct, act, dhj, dcj, dog, dig, dfg, dgg
+    for j in range(H):
+        ig = a[j]
+        fg = a[H + j]
+        gg = a[2 * H + j]
+        og = a[3 * H + j]
+        ct = c[j]
+        cp = cprev[j] if cprev != NULL else 0
+        act = ct if identity else tanh_(ct)
+        dhj = dy[j] + dh[j]
+        dog = dhj * act * og * (1 - og)
+        if identity:
+            dcj = dc[j] + dhj * og
+        else:
+            dcj = dc[j] + dhj * og * (1 - act * act)
+        if peephole:
+            dcj = dcj + dog * peep[2 * H + j]
+        dig = dcj * gg * ig * (1 - ig)
+        dfg = dcj * cp * fg * (1 - fg)
+        dgg = dcj * ig * (1 - gg * gg)
+        dg[j] = dig
+        dg[H + j] = dfg
+        dg[2 * H + j] = dgg
+        dg[3 * H + j] = dog
+        if reset:
+            dc[j] = 0
+        else:
+            dcj = dcj * fg
+            if peephole:
+                dcj = dcj + dig * peep[j] + dfg * peep[H + j]
+            dc[j] = dcj
+        if peephole:
+            dpeep[j] += dig * cp
+            dpeep[H + j] += dfg * cp
+            dpeep[2 * H + j] += dog * ct
+
+
+def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+                  const floating[:, ::1] w_hh, const floating[::1] peep,
+                  const floating[:, ::1] c0,
+                  const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
+                  bint peephole, bint identity,
+                  const floating[:, ::1] gates, const floating[:, ::1] cs,
+                  const floating[:, ::1] hprev,
+                  const floating[:, ::1] dy, Py_ssize_t dyoff,
+                  floating[:, ::1] dgates,
+                  floating[:, ::1] dx, floating beta_dx,
+                  floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
+                  floating[::1] db_ih, floating[::1] db_hh, floating[::1] dpeep,
+                  floating[:, ::1] dh, floating[:, ::1] dc):
+    """LSTM backward over a whole sequence for one layer and direction.
+
+    On entry dh, dc hold the gradient on the final state; on exit, on the initial state.
+    Per step: the fused cell backward, then dh = dgates[t] @ w_hh. After the sweep:
+    dx = dgates @ w_ih (+ beta_dx * dx), dw_ih += dgates.T @ x, dw_hh += dgates.T @ hprev,
+    db_ih += colsum(dgates), db_hh += colsum(dgates): three big GEMMs (oneDNN's merged form).
+    """
+    cdef Py_ssize_t B = c0.shape[0], H = c0.shape[1], D = x.shape[1]
+    cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
+    cdef Py_ssize_t G4 = 4 * H
+    cdef Py_ssize_t s, t, tc, b, r, j
+    cdef bint reset
+    cdef const floating* cprev
+    cdef const floating* peep_p = &peep[0] if peep.shape[0] > 0 else NULL
+    cdef floating* dpeep_p = &dpeep[0] if dpeep.shape[0] > 0 else NULL
+    if TB == 0 or H == 0:
+        return
+    with nogil:
+        for s in range(T - 1, -1, -1):
+            t = T - 1 - s if reverse else s
+            tc = t + 1 if reverse else t - 1   # the step that ran just before t
+            for b in range(B):
+                r = t * B + b
+                reset = has_resets and resets[t, b]
+                if reset:
+                    cprev = NULL
+                elif s == 0:
+                    cprev = &c0[b, 0]
+                else:
+                    cprev = &cs[tc * B + b, 0]
+                _lstm_cell_bwd(&gates[r, 0], &cs[r, 0], cprev, &dy[r, dyoff], &dh[b, 0],
+                               &dc[b, 0], &dgates[r, 0], peep_p, dpeep_p, peephole,
+                               identity, reset, H)
+            # dh = dgates[t] @ w_hh   (the gradient on h_{t-1})
+            gemm_rm(False, False, <int>B, <int>H, <int>G4, <floating>1.0, &dgates[t * B, 0],
+                    <int>G4, &w_hh[0, 0], <int>H, <floating>0.0, &dh[0, 0], <int>H)
+            if has_resets:
+                for b in range(B):
+                    if resets[t, b]:
+                        memset(&dh[b, 0], 0, H * sizeof(floating))
+        # dx = dgates @ w_ih (+ beta_dx * dx)
+        if D > 0:
+            gemm_rm(False, False, <int>TB, <int>D, <int>G4, <floating>1.0, &dgates[0, 0],
+                    <int>G4, &w_ih[0, 0], <int>D, beta_dx, &dx[0, 0], <int>D)
+            # dw_ih += dgates.T @ x
+            gemm_rm(True, False, <int>G4, <int>D, <int>TB, <floating>1.0, &dgates[0, 0],
+                    <int>G4, &x[0, 0], <int>D, <floating>1.0, &dw_ih[0, 0], <int>D)
+        # dw_hh += dgates.T @ hprev
+        gemm_rm(True, False, <int>G4, <int>H, <int>TB, <floating>1.0, &dgates[0, 0], <int>G4,
+                &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
+        # db += dgates.sum(axis=0)
+        _colsum_add(&dgates[0, 0], TB, G4, &db_ih[0])
+        _colsum_add(&dgates[0, 0], TB, G4, &db_hh[0])
+
+
+def lstm_step(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+              const floating[:, ::1] w_hh, const floating[::1] b_ih,
+              const floating[::1] b_hh, const floating[::1] peep,
+              const floating[:, ::1] h, const floating[:, ::1] c,
+              bint peephole, bint identity, floating[:, ::1] gates,
+              floating[:, ::1] h_out, floating[:, ::1] c_out):
+    """One time step of one layer: gates = b_ih + b_hh + x @ w_ih.T + h @ w_hh.T, then the cell."""
+    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], D = x.shape[1], G4 = 4 * H, b
+    cdef const floating* peep_p = &peep[0] if peep.shape[0] > 0 else NULL
+    if B == 0 or H == 0:
+        return
+    with nogil:
+        _add_bias_rows(&gates[0, 0], B, G4, &b_ih[0], &b_hh[0])
+        if D > 0:
+            matmul_wt(<int>B, <int>G4, <int>D, &x[0, 0], <int>D, &w_ih[0, 0], <int>D,
+                      <floating>1.0, &gates[0, 0], <int>G4)
+        matmul_wt(<int>B, <int>G4, <int>H, &h[0, 0], <int>H, &w_hh[0, 0], <int>H,
+                  <floating>1.0, &gates[0, 0], <int>G4)
+        for b in range(B):
+            _lstm_cell_fwd(&gates[b, 0], &c[b, 0], &c_out[b, 0], &h_out[b, 0], peep_p,
+                           peephole, identity, H)

@@ -1,0 +1,230 @@
+"""``rlstm.LSTM``: a multi-layer, optionally bidirectional LSTM with Cython/BLAS kernels."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels
+from ._validation import as_float_array, as_resets, check_choice, check_int, check_shape
+from .module import Module
+
+VARIANTS = ("vanilla", "peephole")
+CELL_ACTIVATIONS = ("tanh", "identity")
+_NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
+
+
+def reverse_resets(resets: np.ndarray) -> np.ndarray:
+    """Resets for the reverse direction, indexed by the step they precede in reverse order.
+
+    Going backwards in time, the state must be zeroed before step t when an episode starts at
+    t + 1 (the boundary lies between t and t + 1). The last step starts from the given state.
+    """
+    rev = np.zeros_like(resets)
+    rev[:-1] = resets[1:]
+    return rev
+
+
+@dataclass
+class RecurrentCache:
+    """What a forward pass keeps for backward. Opaque to users; checked by ``backward``."""
+    owner: object
+    T: int
+    B: int
+    layers: list = field(default_factory=list)
+    resets: np.ndarray | None = None
+    resets_rev: np.ndarray | None = None
+
+
+class LSTM(Module):
+    """Long short-term memory layer(s), time-major ``(T, B, features)``.
+
+    Parameters follow PyTorch's ``nn.LSTM``: names ``weight_ih_l{k}``, ``weight_hh_l{k}``,
+    ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the second direction), gate order
+    i, f, g, o, initialised U(-1/sqrt(H), 1/sqrt(H)). ``variant="peephole"`` adds
+    ``peephole_l{k}`` of shape ``(3 * H,)``: the diagonal peepholes p_i, p_f, p_o.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 bidirectional: bool = False, variant: str = "vanilla",
+                 cell_activation: str = "tanh", dtype=np.float32, seed=None):
+        self.input_size = check_int("input_size", input_size, 0)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be a bool, got {bidirectional!r}")
+        self.bidirectional = bool(bidirectional)
+        self.variant = check_choice("variant", variant, VARIANTS)
+        self.cell_activation = check_choice("cell_activation", cell_activation,
+                                            CELL_ACTIVATIONS)
+        self.num_directions = 2 if self.bidirectional else 1
+        self._peephole = self.variant == "peephole"
+        self._identity = self.cell_activation == "identity"
+        H = self.hidden_size
+        spec = []
+        for layer in range(self.num_layers):
+            d_in = self.input_size if layer == 0 else H * self.num_directions
+            for suffix in self._suffixes(layer):
+                spec += [(f"weight_ih{suffix}", (4 * H, d_in)), (f"weight_hh{suffix}", (4 * H, H)),
+                         (f"bias_ih{suffix}", (4 * H,)), (f"bias_hh{suffix}", (4 * H,))]
+                if self._peephole:
+                    spec.append((f"peephole{suffix}", (3 * H,)))
+        self._allocate(spec, dtype)
+        self.reset_parameters(seed)
+        self._empty = np.zeros(0, dtype=self.dtype)
+
+    def _suffixes(self, layer: int) -> list[str]:
+        base = f"_l{layer}"
+        return [base, base + "_reverse"][:self.num_directions]
+
+    def reset_parameters(self, seed=None) -> None:
+        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
+        rng = np.random.default_rng(seed)
+        k = 1.0 / np.sqrt(self.hidden_size)
+        self.flat_params[...] = rng.uniform(-k, k, size=self.flat_params.size)
+
+    def _layer(self, k: int):
+        layer, d = divmod(k, self.num_directions)
+        suffix = self._suffixes(layer)[d]
+        p, g = self.params, self.grads
+        peep = p[f"peephole{suffix}"] if self._peephole else self._empty
+        dpeep = g[f"peephole{suffix}"] if self._peephole else self._empty
+        return (p[f"weight_ih{suffix}"], p[f"weight_hh{suffix}"], p[f"bias_ih{suffix}"],
+                p[f"bias_hh{suffix}"], peep,
+                g[f"weight_ih{suffix}"], g[f"weight_hh{suffix}"], g[f"bias_ih{suffix}"],
+                g[f"bias_hh{suffix}"], dpeep)
+
+    # ------------------------------------------------------------------ validation
+    def _check_x(self, x) -> np.ndarray:
+        x = as_float_array(x, self.dtype, "x", ndim=3)
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x must have shape (T, B, input_size={self.input_size}), "
+                             f"got {x.shape}")
+        return x
+
+    def _state_shape(self, B: int) -> tuple[int, int, int]:
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _check_state(self, state, B: int, name: str = "state"):
+        shape = self._state_shape(B)
+        if state is None:
+            z = np.zeros(shape, dtype=self.dtype)
+            return z, z
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"{name} must be a tuple (h, c) of arrays of shape {shape}, or None")
+        h = as_float_array(state[0], self.dtype, f"{name}[0] (h)")
+        c = as_float_array(state[1], self.dtype, f"{name}[1] (c)")
+        check_shape(h, shape, f"{name}[0] (h)")
+        check_shape(c, shape, f"{name}[1] (c)")
+        return h, c
+
+    def initial_state(self, batch_size: int):
+        """Zero ``(h, c)`` for ``batch_size`` rows."""
+        shape = self._state_shape(check_int("batch_size", batch_size, 1))
+        return np.zeros(shape, dtype=self.dtype), np.zeros(shape, dtype=self.dtype)
+
+    # ------------------------------------------------------------------ passes
+    def forward(self, x, state=None, resets=None):
+        """Run the sequence and keep what :meth:`backward` needs.
+
+        Returns ``y`` ``(T, B, H * num_directions)``, the final state ``(h, c)`` and a cache.
+        """
+        return self._forward(x, state, resets, keep=True)
+
+    def __call__(self, x, state=None, resets=None):
+        """Inference: ``y, (h, c)``; nothing is kept for backward."""
+        y, state, _ = self._forward(x, state, resets, keep=False)
+        return y, state
+
+    def _forward(self, x, state, resets, keep: bool):
+        x = self._check_x(x)
+        T, B, _ = x.shape
+        h0, c0 = self._check_state(state, B)
+        rs = as_resets(resets, T, B)
+        rs_rev = reverse_resets(rs) if (rs is not None and self.bidirectional) else None
+        H, nd, dt = self.hidden_size, self.num_directions, self.dtype
+        hn = np.empty(self._state_shape(B), dtype=dt)
+        cn = np.empty(self._state_shape(B), dtype=dt)
+        cache = RecurrentCache(self, T, B, resets=rs, resets_rev=rs_rev)
+        inp = x.reshape(T * B, self.input_size)
+        for layer in range(self.num_layers):
+            y = np.empty((T * B, H * nd), dtype=dt)
+            for d in range(nd):
+                k = layer * nd + d
+                w_ih, w_hh, b_ih, b_hh, peep = self._layer(k)[:5]
+                gates = np.empty((T * B, 4 * H), dtype=dt)
+                cs = np.empty((T * B, H), dtype=dt)
+                hprev = np.empty((T * B, H), dtype=dt)
+                r = rs if d == 0 else rs_rev
+                _kernels.lstm_forward(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k],
+                                      _NO_RESETS if r is None else r, r is not None, d == 1,
+                                      self._peephole, self._identity, gates, cs, hprev,
+                                      y, d * H, hn[k], cn[k])
+                if keep:
+                    cache.layers.append((inp, gates, cs, hprev, c0[k]))
+            inp = y
+        return inp.reshape(T, B, H * nd), (hn, cn), (cache if keep else None)
+
+    def backward(self, dy, cache: RecurrentCache, dstate=None):
+        """Backpropagate ``dy`` (and ``dstate`` on the final ``(h, c)``) through a forward pass.
+
+        Adds parameter gradients into :attr:`grads`; returns ``dx`` and ``(dh0, dc0)``.
+        """
+        if not isinstance(cache, RecurrentCache) or cache.owner is not self:
+            raise ValueError("cache must be the cache returned by this layer's forward()")
+        T, B = cache.T, cache.B
+        H, nd, dt = self.hidden_size, self.num_directions, self.dtype
+        dy = as_float_array(dy, dt, "dy", ndim=3)
+        check_shape(dy, (T, B, H * nd), "dy")
+        if dstate is None:
+            dh_n = np.zeros(self._state_shape(B), dtype=dt)
+            dc_n = dh_n
+        else:
+            dh_n, dc_n = self._check_state(dstate, B, "dstate")
+        dh0 = np.empty(self._state_shape(B), dtype=dt)
+        dc0 = np.empty(self._state_shape(B), dtype=dt)
+        dout = dy.reshape(T * B, H * nd)
+        for layer in range(self.num_layers - 1, -1, -1):
+            d_in = self.input_size if layer == 0 else H * nd
+            dinp = np.empty((T * B, d_in), dtype=dt)
+            for d in range(nd):
+                k = layer * nd + d
+                w_ih, w_hh, _, _, peep, dw_ih, dw_hh, db_ih, db_hh, dpeep = self._layer(k)
+                inp, gates, cs, hprev, c0 = cache.layers[k]
+                r = cache.resets if d == 0 else cache.resets_rev
+                dgates = np.empty((T * B, 4 * H), dtype=dt)
+                dh0[k] = dh_n[k]
+                dc0[k] = dc_n[k]
+                _kernels.lstm_backward(inp, w_ih, w_hh, peep, c0,
+                                       _NO_RESETS if r is None else r, r is not None, d == 1,
+                                       self._peephole, self._identity, gates, cs, hprev,
+                                       dout, d * H, dgates, dinp, 0.0 if d == 0 else 1.0,
+                                       dw_ih, dw_hh, db_ih, db_hh, dpeep, dh0[k], dc0[k])
+            dout = dinp
+        return dout.reshape(T, B, self.input_size), (dh0, dc0)
+
+    def step(self, x_t, state=None):
+        """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t``, ``(h, c)``.
+
+        The rollout path. Unidirectional layers only (a reverse direction needs the future).
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional LSTM: the reverse direction of a "
+                             "bidirectional one reads future inputs; use forward() instead")
+        x = as_float_array(x_t, self.dtype, "x_t", ndim=2)
+        B = x.shape[0]
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (B, input_size={self.input_size}), "
+                             f"got {x.shape}")
+        h0, c0 = self._check_state(state, B)
+        H, dt = self.hidden_size, self.dtype
+        hn = np.empty(self._state_shape(B), dtype=dt)
+        cn = np.empty(self._state_shape(B), dtype=dt)
+        gates = np.empty((B, 4 * H), dtype=dt)
+        inp = x
+        for k in range(self.num_layers):
+            w_ih, w_hh, b_ih, b_hh, peep = self._layer(k)[:5]
+            _kernels.lstm_step(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k],
+                               self._peephole, self._identity, gates, hn[k], cn[k])
+            inp = hn[k]
+        return hn[-1].copy(), (hn, cn)

@@ -1,0 +1,145 @@
+"""Optimizers and gradient clipping over flat parameter vectors.
+
+They work on ``flat_params`` / ``flat_grads`` of any :class:`rlstm.Module` (or on any pair of
+equally shaped float arrays) and update the parameters in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SGD", "Adam", "clip_grad_norm"]
+
+
+def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
+    """Scale ``grads`` in place so that its L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping (``inf``/``nan`` if the gradient is not finite, in which
+    case nothing is scaled so the caller can see and handle it).
+    """
+    grads = _check_vector(grads, "grads")
+    max_norm = float(max_norm)
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    norm = float(np.sqrt(np.dot(grads, grads)))
+    if np.isfinite(norm) and norm > max_norm:
+        grads *= max_norm / (norm + 1e-6)
+    return norm
+
+
+def _check_vector(a, name: str) -> np.ndarray:
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32/float64 NumPy array (e.g. module.flat_grads)")
+    if a.ndim != 1 or not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be a 1-D contiguous array (e.g. module.flat_grads), "
+                         f"got shape {a.shape}")
+    return a
+
+
+def _params_and_grads(params, grads):
+    if grads is None:  # a Module
+        if not hasattr(params, "flat_params") or not hasattr(params, "flat_grads"):
+            raise TypeError("pass a module with flat_params/flat_grads, or two arrays")
+        params, grads = params.flat_params, params.flat_grads
+    params = _check_vector(params, "params")
+    grads = _check_vector(grads, "grads")
+    if params.shape != grads.shape or params.dtype != grads.dtype:
+        raise ValueError(f"params and grads must match, got {params.shape}/{params.dtype} and "
+                         f"{grads.shape}/{grads.dtype}")
+    return params, grads
+
+
+class Optimizer:
+    """Base: ``opt = Adam(module)`` or ``Adam(params, grads)``; ``opt.step()`` updates in place."""
+
+    def __init__(self, params, grads=None, lr: float = 1e-3):
+        self.params, self.grads = _params_and_grads(params, grads)
+        self.lr = float(lr)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        self.grads[...] = 0
+
+    def step(self) -> None:
+        if not np.isfinite(self.grads).all():
+            raise FloatingPointError("gradient contains NaN or inf; parameters left unchanged")
+        self.t += 1
+        self._update()
+
+    def _update(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"t": np.asarray(self.t), "lr": np.asarray(self.lr)}
+
+    def load_state_dict(self, d) -> None:
+        self.t = int(d["t"])
+        self.lr = float(d["lr"])
+
+
+class SGD(Optimizer):
+    """SGD with optional (Nesterov) momentum and decoupled weight decay."""
+
+    def __init__(self, params, grads=None, lr: float = 1e-2, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0):
+        super().__init__(params, grads, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+        self.velocity = np.zeros_like(self.params)
+
+    def _update(self) -> None:
+        g = self.grads
+        if self.weight_decay:
+            self.params *= 1 - self.lr * self.weight_decay
+        if self.momentum:
+            self.velocity *= self.momentum
+            self.velocity += g
+            g = g + self.momentum * self.velocity if self.nesterov else self.velocity
+        self.params -= self.lr * g
+
+    def state_dict(self):
+        return {**super().state_dict(), "velocity": self.velocity.copy()}
+
+    def load_state_dict(self, d) -> None:
+        super().load_state_dict(d)
+        self.velocity[...] = d["velocity"]
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with decoupled weight decay (AdamW) when ``weight_decay > 0``."""
+
+    def __init__(self, params, grads=None, lr: float = 1e-3, betas=(0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, grads, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
+        self.weight_decay = float(weight_decay)
+        self.m = np.zeros_like(self.params)
+        self.v = np.zeros_like(self.params)
+
+    def _update(self) -> None:
+        g = self.grads
+        self.m *= self.beta1
+        self.m += (1 - self.beta1) * g
+        self.v *= self.beta2
+        self.v += (1 - self.beta2) * (g * g)
+        step = self.lr * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
+        if self.weight_decay:
+            self.params *= 1 - self.lr * self.weight_decay
+        self.params -= (step * self.m / (np.sqrt(self.v) + self.eps)).astype(self.params.dtype)
+
+    def state_dict(self):
+        return {**super().state_dict(), "m": self.m.copy(), "v": self.v.copy()}
+
+    def load_state_dict(self, d) -> None:
+        super().load_state_dict(d)
+        self.m[...] = d["m"]
+        self.v[...] = d["v"]

@@ -1,0 +1,41 @@
+"""Build script: compiles rlstm/_kernels.pyx against scipy's cython_blas.
+
+Compiler directives are set here, once. ``RLSTM_DEBUG=1`` builds with bounds checking,
+wraparound checks and initialized-memoryview checks turned back on, for a debug test run.
+"""
+import os
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("RLSTM_DEBUG", "0") not in ("", "0")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "nonecheck": DEBUG,
+    "embedsignature": True,
+}
+
+if DEBUG:
+    compile_args = ["-O1", "-g"]
+else:
+    # -ffast-math would break the -inf guards of CTC and NaN detection, so only the safe parts.
+    compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+
+extensions = [
+    Extension(
+        "rlstm._kernels",
+        ["rlstm/_kernels.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives,
+                            force=DEBUG, quiet=True))
