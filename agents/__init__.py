@@ -1,0 +1,1 @@
+"""rlstm agents: trainers that learn Gymnasium tasks with LSTM policies, without labels."""

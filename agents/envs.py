@@ -1,0 +1,1 @@
+"""Environments that need memory, registered under the ``rlstm/`` Gymnasium namespace."""
