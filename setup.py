@@ -26,12 +26,15 @@ if DEBUG:
 else:
     # -ffast-math would break the -inf guards of CTC and NaN detection, so only the safe parts.
     compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+    if os.environ.get("RLSTM_PORTABLE", "0") in ("", "0"):
+        # Built from source on the machine that runs it: use its SIMD width.
+        compile_args.append("-march=native")
 
 extensions = [
     Extension(
         "rlstm._kernels",
         ["rlstm/_kernels.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "rlstm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
     )
