@@ -1,8 +1,9 @@
 """rlstm: fast CPU LSTMs with Cython/BLAS kernels, and the pieces recurrent RL agents need."""
 from . import optim
+from .gru import GRU
 from .lstm import LSTM
 from .module import Module
 from .optim import clip_grad_norm
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "Module", "clip_grad_norm", "optim"]
+__all__ = ["GRU", "LSTM", "Module", "clip_grad_norm", "optim"]

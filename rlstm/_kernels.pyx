@@ -14,3 +14,4 @@ then one ``.pxi`` per layer family.
 include "_blas.pxi"
 include "_lstm.pxi"
 include "_step.pxi"
+include "_gru.pxi"

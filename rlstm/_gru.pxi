@@ -1,0 +1,189 @@
+# GRU kernels (PyTorch's convention, gate order r, z, n, reset applied after the recurrent
+# product): one layer, one direction, a whole sequence per call, and one step. Included by
+# _kernels.pyx after _blas.pxi and _lstm.pxi (for _add_bias_rows).
+#
+#   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+#   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+#   n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+#   h' = (1 - z) * n + z * h
+#
+# Shapes (rows are time-major: row r = t * B + b):
+#   x      (T*B, D)       input
+#   w_ih   (3H, D), w_hh (3H, H), b_ih (3H,), b_hh (3H,)
+#   gates  (T*B, 3H)      out: x @ w_ih.T + b_ih, overwritten by the activations r, z, n
+#   ghn    (T*B, H)       out: W_hn h_{t-1} + b_hn (what the reset gate multiplied)
+#   hprev  (T*B, H)       out: h_{t-1} as the step saw it (zero after a reset)
+#   y      (T*B, ldy)     out: h_t at column offset yoff
+#   resets (T, B) uint8   state zeroed before step t where set, in processing order
+
+
+cdef inline void _gru_cell_fwd(floating* g, const floating* gh, const floating* hp,
+                               floating* ghn, floating* h_out, Py_ssize_t H) noexcept nogil:
+    """One row: g = [x-part of r, z, n] (+ b_ih), gh = h_{t-1} @ w_hh.T + b_hh.
+
+    g is overwritten by the activations r, z, n; ghn keeps gh's n part; h_out = (1-z) n + z h.
+    """
+    cdef Py_ssize_t j
+    for j in range(2 * H):
+        g[j] = sigmoid(g[j] + gh[j])
+    for j in range(H):
+        ghn[j] = gh[2 * H + j]
+        g[2 * H + j] = tanh_(g[2 * H + j] + g[j] * gh[2 * H + j])
+    for j in range(H):
+        h_out[j] = g[2 * H + j] + g[H + j] * (hp[j] - g[2 * H + j])
+
+
+def gru_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+                const floating[:, ::1] w_hh, const floating[::1] b_ih,
+                const floating[::1] b_hh, const floating[:, ::1] h0,
+                const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
+                floating[:, ::1] gates, floating[:, ::1] ghn, floating[:, ::1] hprev,
+                floating[:, ::1] y, Py_ssize_t yoff, floating[:, ::1] h_n):
+    """GRU forward over a whole sequence for one layer and direction.
+
+    gates = x @ w_ih.T + b_ih (one GEMM over all T*B rows); per step gh = b_hh + h_{t-1} @ w_hh.T
+    (one GEMM) and the fused cell update.
+    """
+    cdef Py_ssize_t B = h0.shape[0], H = h0.shape[1], D = x.shape[1]
+    cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
+    cdef Py_ssize_t G3 = 3 * H
+    cdef Py_ssize_t s, t, tp, b, r
+    cdef floating* gh
+    cdef floating* scratch
+    if TB == 0 or H == 0:
+        return
+    gh = <floating*>malloc(2 * G3 * B * sizeof(floating))   # once per call, not per step
+    if gh == NULL:
+        raise MemoryError()
+    scratch = gh + G3 * B
+    with nogil:
+        # gates = x @ w_ih.T + b_ih
+        for r in range(TB):
+            memcpy(&gates[r, 0], &b_ih[0], G3 * sizeof(floating))
+        if D > 0:
+            gemm_rm(False, True, <int>TB, <int>G3, <int>D, <floating>1.0, &x[0, 0], <int>D,
+                    &w_ih[0, 0], <int>D, <floating>1.0, &gates[0, 0], <int>G3)
+        tp = 0
+        for s in range(T):
+            t = T - 1 - s if reverse else s
+            for b in range(B):
+                r = t * B + b
+                if has_resets and resets[t, b]:
+                    memset(&hprev[r, 0], 0, H * sizeof(floating))
+                elif s == 0:
+                    memcpy(&hprev[r, 0], &h0[b, 0], H * sizeof(floating))
+                else:
+                    memcpy(&hprev[r, 0], &y[tp * B + b, yoff], H * sizeof(floating))
+                memcpy(&gh[b * G3], &b_hh[0], G3 * sizeof(floating))
+            # gh = b_hh + hprev[t] @ w_hh.T
+            matmul_wt_add(<int>B, <int>G3, <int>H, &hprev[t * B, 0], <int>H, &w_hh[0, 0],
+                          <int>H, gh, <int>G3, scratch)
+            for b in range(B):
+                r = t * B + b
+                _gru_cell_fwd(&gates[r, 0], &gh[b * G3], &hprev[r, 0], &ghn[r, 0],
+                              &y[r, yoff], H)
+            tp = t
+        for b in range(B):
+            memcpy(&h_n[b, 0], &y[tp * B + b, yoff], H * sizeof(floating))
+    free(gh)
+
+
+cdef inline void _gru_cell_bwd(const floating* a, const floating* ghn, const floating* hp,
+                               const floating* dy, floating* dh, floating* dgx,
+                               floating* dgh, Py_ssize_t H) noexcept nogil:
+    """One row of the GRU cell's backward pass (branch-free).
+
+    In: activations a = [r z n], ghn, h_{t-1}, dy, dh (gradient on h_t from step t+1). Out: dgx,
+    the gradient on the input part of the pre-activations, dgh on the recurrent part, and dh
+    overwritten by the direct part of the gradient on h_{t-1}, z * dh (the GEMM adds the rest).
+    """
+    cdef Py_ssize_t j
+    cdef floating rg, zg, ng, dhj, dn, dz, dr
+    for j in range(H):
+        rg = a[j]
+        zg = a[H + j]
+        ng = a[2 * H + j]
+        dhj = dy[j] + dh[j]
+        dn = dhj * (1 - zg) * (1 - ng * ng)
+        dz = dhj * (hp[j] - ng) * zg * (1 - zg)
+        dr = dn * ghn[j] * rg * (1 - rg)
+        dgx[j] = dr
+        dgx[H + j] = dz
+        dgx[2 * H + j] = dn
+        dgh[j] = dr
+        dgh[H + j] = dz
+        dgh[2 * H + j] = dn * rg
+        dh[j] = dhj * zg
+
+
+def gru_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+                 const floating[:, ::1] w_hh,
+                 const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
+                 const floating[:, ::1] gates, const floating[:, ::1] ghn,
+                 const floating[:, ::1] hprev,
+                 const floating[:, ::1] dy, Py_ssize_t dyoff,
+                 floating[:, ::1] dgx, floating[:, ::1] dgh,
+                 floating[:, ::1] dx, floating beta_dx,
+                 floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
+                 floating[::1] db_ih, floating[::1] db_hh, floating[:, ::1] dh):
+    """GRU backward over a whole sequence for one layer and direction.
+
+    On entry dh holds the gradient on the final h; on exit, on the initial h. Per step: the
+    fused cell backward, then dh = z * dh + dgh[t] @ w_hh (one GEMM). After the sweep:
+    dx = dgx @ w_ih (+ beta_dx * dx), dw_ih += dgx.T @ x, dw_hh += dgh.T @ hprev and the bias
+    gradients as column sums: the merged form.
+    """
+    cdef Py_ssize_t B = dh.shape[0], H = dh.shape[1], D = x.shape[1]
+    cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
+    cdef Py_ssize_t G3 = 3 * H
+    cdef Py_ssize_t s, t, b, r
+    if TB == 0 or H == 0:
+        return
+    with nogil:
+        for s in range(T - 1, -1, -1):
+            t = T - 1 - s if reverse else s
+            for b in range(B):
+                r = t * B + b
+                _gru_cell_bwd(&gates[r, 0], &ghn[r, 0], &hprev[r, 0], &dy[r, dyoff],
+                              &dh[b, 0], &dgx[r, 0], &dgh[r, 0], H)
+            # dh += dgh[t] @ w_hh   (the gradient on h_{t-1})
+            gemm_rm(False, False, <int>B, <int>H, <int>G3, <floating>1.0, &dgh[t * B, 0],
+                    <int>G3, &w_hh[0, 0], <int>H, <floating>1.0, &dh[0, 0], <int>H)
+            if has_resets:
+                for b in range(B):
+                    if resets[t, b]:
+                        memset(&dh[b, 0], 0, H * sizeof(floating))
+        if D > 0:
+            # dx = dgx @ w_ih (+ beta_dx * dx)
+            gemm_rm(False, False, <int>TB, <int>D, <int>G3, <floating>1.0, &dgx[0, 0],
+                    <int>G3, &w_ih[0, 0], <int>D, beta_dx, &dx[0, 0], <int>D)
+            # dw_ih += dgx.T @ x
+            gemm_rm(True, False, <int>G3, <int>D, <int>TB, <floating>1.0, &dgx[0, 0],
+                    <int>G3, &x[0, 0], <int>D, <floating>1.0, &dw_ih[0, 0], <int>D)
+        # dw_hh += dgh.T @ hprev
+        gemm_rm(True, False, <int>G3, <int>H, <int>TB, <floating>1.0, &dgh[0, 0], <int>G3,
+                &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
+        _colsum_add(&dgx[0, 0], TB, G3, &db_ih[0])
+        _colsum_add(&dgh[0, 0], TB, G3, &db_hh[0])
+
+
+def gru_step(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+             const floating[:, ::1] w_hh, const floating[::1] b_ih,
+             const floating[::1] b_hh, const floating[:, ::1] h,
+             floating[:, ::1] gates, floating[:, ::1] gh, floating[:, ::1] h_out):
+    """One time step of one layer: gates = b_ih + x @ w_ih.T, gh = b_hh + h @ w_hh.T, cell."""
+    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], D = x.shape[1], G3 = 3 * H, b
+    if B == 0 or H == 0:
+        return
+    with nogil:
+        for b in range(B):
+            memcpy(&gates[b, 0], &b_ih[0], G3 * sizeof(floating))
+            memcpy(&gh[b, 0], &b_hh[0], G3 * sizeof(floating))
+        if D > 0:
+            matmul_wt(<int>B, <int>G3, <int>D, &x[0, 0], <int>D, &w_ih[0, 0], <int>D,
+                      <floating>1.0, &gates[0, 0], <int>G3)
+        matmul_wt(<int>B, <int>G3, <int>H, &h[0, 0], <int>H, &w_hh[0, 0], <int>H,
+                  <floating>1.0, &gh[0, 0], <int>G3)
+        for b in range(B):
+            # ghn is not needed in a step: write it over gh's own n part (same values)
+            _gru_cell_fwd(&gates[b, 0], &gh[b, 0], &h[b, 0], &gh[b, 2 * H], &h_out[b, 0], H)

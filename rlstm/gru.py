@@ -1,0 +1,184 @@
+"""``rlstm.GRU``: a multi-layer, optionally bidirectional GRU with Cython/BLAS kernels.
+
+PyTorch's convention (``torch.nn.GRU``): gate order r, z, n and the reset gate applied after
+the recurrent product, so each step's recurrent work is one GEMM::
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+from ._validation import as_float_array, as_resets, check_dtype, check_int, check_shape
+from .lstm import RecurrentCache, reverse_resets
+from .module import Module
+
+_NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
+
+
+class GRU(Module):
+    """Gated recurrent unit layer(s), time-major ``(T, B, features)``.
+
+    Parameters follow ``torch.nn.GRU``: ``weight_ih_l{k}`` ``(3H, D_k)``, ``weight_hh_l{k}``
+    ``(3H, H)``, ``bias_ih_l{k}`` and ``bias_hh_l{k}`` ``(3H,)`` (``_reverse`` for the second
+    direction), gate order r, z, n, initialised U(-1/sqrt(H), 1/sqrt(H)). The state is the single
+    array ``h`` of shape ``(num_layers * num_directions, B, H)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 bidirectional: bool = False, dtype=np.float32, seed=None):
+        self.input_size = check_int("input_size", input_size, 0)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be a bool, got {bidirectional!r}")
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+        H = self.hidden_size
+        spec = []
+        for layer in range(self.num_layers):
+            d_in = self.input_size if layer == 0 else H * self.num_directions
+            for suffix in self._suffixes(layer):
+                spec += [(f"weight_ih{suffix}", (3 * H, d_in)), (f"weight_hh{suffix}", (3 * H, H)),
+                         (f"bias_ih{suffix}", (3 * H,)), (f"bias_hh{suffix}", (3 * H,))]
+        self._allocate(spec, check_dtype(dtype))
+        self.reset_parameters(seed)
+
+    def _suffixes(self, layer: int) -> list[str]:
+        base = f"_l{layer}"
+        return [base, base + "_reverse"][:self.num_directions]
+
+    def reset_parameters(self, seed=None) -> None:
+        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
+        rng = np.random.default_rng(seed)
+        k = 1.0 / np.sqrt(self.hidden_size)
+        self.flat_params[...] = rng.uniform(-k, k, size=self.flat_params.size)
+
+    def _layer(self, k: int):
+        layer, d = divmod(k, self.num_directions)
+        sfx = self._suffixes(layer)[d]
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return ([self.params[n + sfx] for n in names], [self.grads[n + sfx] for n in names])
+
+    # ------------------------------------------------------------------ validation
+    def _state_shape(self, B: int) -> tuple[int, int, int]:
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _check_x(self, x, name: str = "x", ndim: int = 3) -> np.ndarray:
+        x = as_float_array(x, self.dtype, name, ndim=ndim)
+        if x.shape[-1] != self.input_size:
+            lead = "(T, B, " if ndim == 3 else "(B, "
+            raise ValueError(f"{name} must have shape {lead}input_size={self.input_size}), "
+                             f"got {x.shape}")
+        return x
+
+    def _check_state(self, state, B: int, name: str = "state") -> np.ndarray:
+        shape = self._state_shape(B)
+        if state is None:
+            return np.zeros(shape, dtype=self.dtype)
+        if isinstance(state, (tuple, list)):
+            raise TypeError(f"{name} of a GRU is a single array h of shape {shape} (not a "
+                            f"tuple), or None")
+        h = as_float_array(state, self.dtype, name)
+        check_shape(h, shape, name)
+        return h
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        """Zero ``h`` for ``batch_size`` rows."""
+        return np.zeros(self._state_shape(check_int("batch_size", batch_size, 1)),
+                        dtype=self.dtype)
+
+    # ------------------------------------------------------------------ passes
+    def forward(self, x, state=None, resets=None):
+        """Run the sequence and keep what :meth:`backward` needs: ``y, h_n, cache``."""
+        return self._forward(x, state, resets, keep=True)
+
+    def __call__(self, x, state=None, resets=None):
+        """Inference: ``y, h_n``; nothing is kept for backward."""
+        y, h, _ = self._forward(x, state, resets, keep=False)
+        return y, h
+
+    def _forward(self, x, state, resets, keep: bool):
+        x = self._check_x(x)
+        T, B, _ = x.shape
+        h0 = self._check_state(state, B)
+        rs = as_resets(resets, T, B)
+        rs_rev = reverse_resets(rs) if (rs is not None and self.bidirectional) else None
+        H, nd, dt = self.hidden_size, self.num_directions, self.dtype
+        hn = np.empty(self._state_shape(B), dtype=dt)
+        cache = RecurrentCache(self, T, B, resets=rs, resets_rev=rs_rev)
+        inp = x.reshape(T * B, self.input_size)
+        for layer in range(self.num_layers):
+            y = np.empty((T * B, H * nd), dtype=dt)
+            for d in range(nd):
+                k = layer * nd + d
+                w_ih, w_hh, b_ih, b_hh = self._layer(k)[0]
+                gates = np.empty((T * B, 3 * H), dtype=dt)
+                ghn = np.empty((T * B, H), dtype=dt)
+                hprev = np.empty((T * B, H), dtype=dt)
+                r = rs if d == 0 else rs_rev
+                _kernels.gru_forward(inp, w_ih, w_hh, b_ih, b_hh, h0[k],
+                                     _NO_RESETS if r is None else r, r is not None, d == 1,
+                                     gates, ghn, hprev, y, d * H, hn[k])
+                if keep:
+                    cache.layers.append((inp, gates, ghn, hprev))
+            inp = y
+        return inp.reshape(T, B, H * nd), hn, (cache if keep else None)
+
+    def backward(self, dy, cache: RecurrentCache, dstate=None):
+        """Backpropagate ``dy`` (and ``dstate`` on the final ``h``) through a forward pass.
+
+        Adds parameter gradients into :attr:`grads`; returns ``dx`` and ``dh0``.
+        """
+        if not isinstance(cache, RecurrentCache) or cache.owner is not self:
+            raise ValueError("cache must be the cache returned by this layer's forward()")
+        T, B = cache.T, cache.B
+        H, nd, dt = self.hidden_size, self.num_directions, self.dtype
+        dy = as_float_array(dy, dt, "dy", ndim=3)
+        check_shape(dy, (T, B, H * nd), "dy")
+        dh_n = self._check_state(dstate, B, "dstate")
+        dh0 = np.empty(self._state_shape(B), dtype=dt)
+        dout = dy.reshape(T * B, H * nd)
+        for layer in range(self.num_layers - 1, -1, -1):
+            d_in = self.input_size if layer == 0 else H * nd
+            dinp = np.empty((T * B, d_in), dtype=dt)
+            for d in range(nd):
+                k = layer * nd + d
+                (w_ih, w_hh, _, _), (dw_ih, dw_hh, db_ih, db_hh) = self._layer(k)
+                inp, gates, ghn, hprev = cache.layers[k]
+                r = cache.resets if d == 0 else cache.resets_rev
+                dgx = np.empty((T * B, 3 * H), dtype=dt)
+                dgh = np.empty((T * B, 3 * H), dtype=dt)
+                dh0[k] = dh_n[k]
+                _kernels.gru_backward(inp, w_ih, w_hh, _NO_RESETS if r is None else r,
+                                      r is not None, d == 1, gates, ghn, hprev, dout, d * H,
+                                      dgx, dgh, dinp, 0.0 if d == 0 else 1.0,
+                                      dw_ih, dw_hh, db_ih, db_hh, dh0[k])
+            dout = dinp
+        return dout.reshape(T, B, self.input_size), dh0
+
+    def step(self, x_t, state=None):
+        """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t, h``.
+
+        ``state=None`` means zeros. Unidirectional layers only (a reverse direction needs the
+        future).
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional GRU: the reverse direction of a "
+                             "bidirectional one reads future inputs; use forward() instead")
+        x = self._check_x(x_t, "x_t", ndim=2)
+        B, H, dt = x.shape[0], self.hidden_size, self.dtype
+        h = self._check_state(state, B)
+        hn = np.empty_like(h)
+        gates = np.empty((B, 3 * H), dtype=dt)
+        gh = np.empty((B, 3 * H), dtype=dt)
+        inp = x
+        for layer in range(self.num_layers):
+            w_ih, w_hh, b_ih, b_hh = self._layer(layer)[0]
+            _kernels.gru_step(inp, w_ih, w_hh, b_ih, b_hh, h[layer], gates, gh, hn[layer])
+            inp = hn[layer]
+        return hn[-1].copy(), hn
