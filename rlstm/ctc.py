@@ -1,0 +1,105 @@
+"""``rlstm.ctc_loss``: connectionist temporal classification, loss and gradient in one call."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _kernels
+from ._validation import as_float_array, check_choice
+
+__all__ = ["ctc_loss"]
+
+REDUCTIONS = ("none", "sum", "mean")
+
+
+def _as_int_vector(name: str, value, B: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers (one per sequence, shape (B,) = ({B},)), "
+                        f"got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"{name} must have shape (B,) = ({B},), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def ctc_loss(logits, targets, input_lengths, target_lengths, blank: int = 0,
+             zero_infinity: bool = False, reduction: str = "none"):
+    """CTC negative log-likelihood and its gradient with respect to ``logits``.
+
+    Parameters
+    ----------
+    logits : (T, B, C) unnormalised scores (the log-softmax is taken inside). float32 and
+        float64 are kept; other real dtypes are computed in float64.
+    targets : concatenated labels ``(sum(target_lengths),)`` or padded ``(B, S)``, as in
+        ``torch.nn.functional.ctc_loss``. Labels are in ``[0, C)`` and never ``blank``.
+    input_lengths : (B,) ints in ``[0, T]``: the steps of each sequence that are used.
+    target_lengths : (B,) ints >= 0 (``<= S`` for padded targets). Zero-length targets are fine.
+    blank : index of the blank label.
+    zero_infinity : an impossible alignment (target too long for its input) gives loss ``inf``
+        and a zero gradient; with ``zero_infinity=True`` the loss is 0 instead. Never NaN.
+    reduction : ``"none"`` (per-sequence losses, shape (B,)), ``"sum"``, or ``"mean"`` (each
+        loss divided by its target length, then averaged over the batch, as PyTorch does).
+
+    Returns
+    -------
+    losses, dlogits : the loss(es) and d(reduced loss)/d(logits), shape (T, B, C), zero beyond
+        each sequence's input length.
+    """
+    x = np.asarray(logits) if not isinstance(logits, np.ndarray) else logits
+    dt = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    x = as_float_array(logits, dt, "logits", ndim=3)
+    T, B, C = x.shape
+    if C < 1:
+        raise ValueError(f"logits must have at least one class (the blank), got shape {x.shape}")
+    if isinstance(blank, bool) or not isinstance(blank, numbers.Integral):
+        raise TypeError(f"blank must be an int, got {type(blank).__name__}")
+    if not 0 <= blank < C:
+        raise ValueError(f"blank must be a class index in [0, C={C}), got {blank}")
+    if not isinstance(zero_infinity, (bool, np.bool_)):
+        raise TypeError(f"zero_infinity must be a bool, got {zero_infinity!r}")
+    check_choice("reduction", reduction, REDUCTIONS)
+    in_len = _as_int_vector("input_lengths", input_lengths, B)
+    tg_len = _as_int_vector("target_lengths", target_lengths, B)
+    if in_len.size and (in_len.min() < 0 or in_len.max() > T):
+        raise ValueError(f"input_lengths must be in [0, T={T}], got {in_len.tolist()}")
+    if tg_len.size and tg_len.min() < 0:
+        raise ValueError(f"target_lengths must be >= 0, got {tg_len.tolist()}")
+
+    tg = np.asarray(targets)
+    if tg.dtype.kind not in "iu":
+        raise TypeError(f"targets must be integer labels, got dtype {tg.dtype}")
+    if tg.ndim == 1:
+        if tg.size != tg_len.sum():
+            raise ValueError(f"concatenated targets must have sum(target_lengths) = "
+                             f"{int(tg_len.sum())} labels, got {tg.size}")
+        offsets = np.concatenate([[0], np.cumsum(tg_len)[:-1]]).astype(np.int64)
+        used = tg
+    elif tg.ndim == 2:
+        if tg.shape[0] != B:
+            raise ValueError(f"padded targets must have shape (B={B}, S), got {tg.shape}")
+        if tg_len.size and tg_len.max() > tg.shape[1]:
+            raise ValueError(f"target_lengths must be <= S={tg.shape[1]} for padded targets, "
+                             f"got {tg_len.tolist()}")
+        offsets = np.arange(B, dtype=np.int64) * tg.shape[1]
+        used = tg[np.arange(tg.shape[1])[None, :] < tg_len[:, None]]
+    else:
+        raise ValueError(f"targets must be 1-D (concatenated) or 2-D (B, S) (padded), got "
+                         f"shape {tg.shape}")
+    if used.size and (used.min() < 0 or used.max() >= C or (used == blank).any()):
+        raise ValueError(f"target labels must be in [0, C={C}) and differ from blank={blank}")
+    flat_tg = np.ascontiguousarray(tg.reshape(-1), dtype=np.int64)
+    if flat_tg.size == 0:
+        flat_tg = np.zeros(1, dtype=np.int64)  # the kernel never reads it; keeps a valid pointer
+
+    losses = np.empty(B, dtype=dt)
+    dlogits = np.empty((T, B, C), dtype=dt)
+    _kernels.ctc_forward_backward(x, flat_tg, offsets, in_len, tg_len, int(blank),
+                                  bool(zero_infinity), losses, dlogits)
+    if reduction == "none":
+        return losses, dlogits
+    if reduction == "sum":
+        return losses.sum(dtype=dt), dlogits
+    scale = (1.0 / (np.maximum(tg_len, 1) * max(B, 1))).astype(dt)
+    dlogits *= scale[None, :, None]
+    return (losses * scale).sum(dtype=dt), dlogits
