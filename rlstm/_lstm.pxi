@@ -11,6 +11,11 @@
 #   hprev  (T*B, H)       out: h_{t-1} as the step saw it (zero after a reset); backward's GEMM input
 #   y      (T*B, ldy)     out: h_t, written at column offset yoff (both directions share one y)
 #   resets (T, B) uint8   state zeroed before step t where set, in processing order
+#
+# cell_rec (variant="peephole_cell"): the gates' recurrent input is c_{t-1} through full
+# matrices and the cell input has no recurrent term. Then w_hh is w_ch (3H, H), rows for the
+# gates i, f, o; hprev holds c_{t-1}; the recurrent product is two GEMMs (into the i, f columns
+# and the o columns of the gate rows), and h_{t-1} feeds nothing.
 
 
 cdef inline void _lstm_cell_fwd(floating* g, const floating* cprev, floating* c_out,
@@ -71,7 +76,7 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                  bint peephole, bint identity,
                  floating[:, ::1] gates, floating[:, ::1] cs, floating[:, ::1] hprev,
                  floating[:, ::1] y, Py_ssize_t yoff,
-                 floating[:, ::1] h_n, floating[:, ::1] c_n):
+                 floating[:, ::1] h_n, floating[:, ::1] c_n, bint cell_rec=False):
     """LSTM forward over a whole sequence for one layer and direction.
 
     gates = x @ w_ih.T + b_ih + b_hh  (one GEMM over all T*B rows), then per step
@@ -98,18 +103,29 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
         tp = 0
         for s in range(T):
             t = T - 1 - s if reverse else s
-            # hprev[t] = h_{t-1}, zeroed where the row resets
+            # hprev[t] = h_{t-1} (c_{t-1} with cell_rec), zeroed where the row resets
             for b in range(B):
                 r = t * B + b
                 if has_resets and resets[t, b]:
                     memset(&hprev[r, 0], 0, H * sizeof(floating))
+                elif cell_rec and s == 0:
+                    memcpy(&hprev[r, 0], &c0[b, 0], H * sizeof(floating))
+                elif cell_rec:
+                    memcpy(&hprev[r, 0], &cs[tp * B + b, 0], H * sizeof(floating))
                 elif s == 0:
                     memcpy(&hprev[r, 0], &h0[b, 0], H * sizeof(floating))
                 else:
                     memcpy(&hprev[r, 0], &y[tp * B + b, yoff], H * sizeof(floating))
-            # gates[t] += hprev[t] @ w_hh.T
-            matmul_wt_add(<int>B, <int>G4, <int>H, &hprev[t * B, 0], <int>H, &w_hh[0, 0],
-                          <int>H, &gates[t * B, 0], <int>G4, scratch)
+            if cell_rec:
+                # gates[t][:, i f] += c_{t-1} @ w_ch[:2H].T;  gates[t][:, o] += c_{t-1} @ w_ch[2H:].T
+                matmul_wt_add(<int>B, <int>(2 * H), <int>H, &hprev[t * B, 0], <int>H,
+                              &w_hh[0, 0], <int>H, &gates[t * B, 0], <int>G4, scratch)
+                matmul_wt_add(<int>B, <int>H, <int>H, &hprev[t * B, 0], <int>H,
+                              &w_hh[2 * H, 0], <int>H, &gates[t * B, 3 * H], <int>G4, scratch)
+            else:
+                # gates[t] += hprev[t] @ w_hh.T
+                matmul_wt_add(<int>B, <int>G4, <int>H, &hprev[t * B, 0], <int>H, &w_hh[0, 0],
+                              <int>H, &gates[t * B, 0], <int>G4, scratch)
             for b in range(B):
                 r = t * B + b
                 if has_resets and resets[t, b]:
@@ -183,7 +199,7 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                   floating[:, ::1] dx, floating beta_dx,
                   floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                   floating[::1] db_ih, floating[::1] db_hh, floating[::1] dpeep,
-                  floating[:, ::1] dh, floating[:, ::1] dc):
+                  floating[:, ::1] dh, floating[:, ::1] dc, bint cell_rec=False):
     """LSTM backward over a whole sequence for one layer and direction.
 
     On entry dh, dc hold the gradient on the final state; on exit, on the initial state.
@@ -226,13 +242,25 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                     _peephole_grad(&dgates[r, 0], &cs[r, 0], cprev, &dpeep[0], H)
                 if reset:
                     memset(&dc[b, 0], 0, H * sizeof(floating))
-            # dh = dgates[t] @ w_hh   (the gradient on h_{t-1})
-            gemm_rm(False, False, <int>B, <int>H, <int>G4, <floating>1.0, &dgates[t * B, 0],
-                    <int>G4, &w_hh[0, 0], <int>H, <floating>0.0, &dh[0, 0], <int>H)
+            if cell_rec:
+                # dc += dgates[t][:, i f] @ w_ch[:2H] + dgates[t][:, o] @ w_ch[2H:];  dh = 0
+                gemm_rm(False, False, <int>B, <int>H, <int>(2 * H), <floating>1.0,
+                        &dgates[t * B, 0], <int>G4, &w_hh[0, 0], <int>H, <floating>1.0,
+                        &dc[0, 0], <int>H)
+                gemm_rm(False, False, <int>B, <int>H, <int>H, <floating>1.0,
+                        &dgates[t * B, 3 * H], <int>G4, &w_hh[2 * H, 0], <int>H,
+                        <floating>1.0, &dc[0, 0], <int>H)
+                memset(&dh[0, 0], 0, B * H * sizeof(floating))
+            else:
+                # dh = dgates[t] @ w_hh   (the gradient on h_{t-1})
+                gemm_rm(False, False, <int>B, <int>H, <int>G4, <floating>1.0,
+                        &dgates[t * B, 0], <int>G4, &w_hh[0, 0], <int>H, <floating>0.0,
+                        &dh[0, 0], <int>H)
             if has_resets:
                 for b in range(B):
                     if resets[t, b]:
                         memset(&dh[b, 0], 0, H * sizeof(floating))
+                        memset(&dc[b, 0], 0, H * sizeof(floating))
         # dx = dgates @ w_ih (+ beta_dx * dx)
         if D > 0:
             gemm_rm(False, False, <int>TB, <int>D, <int>G4, <floating>1.0, &dgates[0, 0],
@@ -240,9 +268,16 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
             # dw_ih += dgates.T @ x
             gemm_rm(True, False, <int>G4, <int>D, <int>TB, <floating>1.0, &dgates[0, 0],
                     <int>G4, &x[0, 0], <int>D, <floating>1.0, &dw_ih[0, 0], <int>D)
-        # dw_hh += dgates.T @ hprev
-        gemm_rm(True, False, <int>G4, <int>H, <int>TB, <floating>1.0, &dgates[0, 0], <int>G4,
-                &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
+        if cell_rec:
+            # dw_ch[:2H] += dgates[:, i f].T @ hprev;  dw_ch[2H:] += dgates[:, o].T @ hprev
+            gemm_rm(True, False, <int>(2 * H), <int>H, <int>TB, <floating>1.0, &dgates[0, 0],
+                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
+            gemm_rm(True, False, <int>H, <int>H, <int>TB, <floating>1.0, &dgates[0, 3 * H],
+                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[2 * H, 0], <int>H)
+        else:
+            # dw_hh += dgates.T @ hprev
+            gemm_rm(True, False, <int>G4, <int>H, <int>TB, <floating>1.0, &dgates[0, 0],
+                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
         # db += dgates.sum(axis=0)
         _colsum_add(&dgates[0, 0], TB, G4, &db_ih[0])
         _colsum_add(&dgates[0, 0], TB, G4, &db_hh[0])

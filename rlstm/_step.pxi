@@ -29,7 +29,7 @@ cdef inline bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
 cdef void _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int H,
                        bint peephole, bint identity, const floating* x, const floating* h,
                        const floating* c, floating* gates, floating* hn, floating* cn,
-                       Py_ssize_t B) noexcept nogil:
+                       Py_ssize_t B, bint cell_rec=False) noexcept nogil:
     # gates holds 2 * B * 4H elements: the gate rows, then the transposed-product scratch.
     """Advance every layer one step: gates = b_ih + b_hh + x W_ih^T + h W_hh^T; cell update."""
     cdef int layer, d_in
@@ -52,7 +52,15 @@ cdef void _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int
         if d_in > 0:
             matmul_wt_add(<int>B, <int>G4, d_in, inp, d_in, w_ih, d_in, gates, <int>G4,
                           scratch)
-        matmul_wt_add(<int>B, <int>G4, H, h + layer * BH, H, w_hh, H, gates, <int>G4, scratch)
+        if cell_rec:
+            # variant="peephole_cell": w_hh is w_ch (3H, H); the gates i, f, o read c_{t-1}
+            matmul_wt_add(<int>B, 2 * H, H, c + layer * BH, H, w_hh, H, gates, <int>G4,
+                          scratch)
+            matmul_wt_add(<int>B, H, H, c + layer * BH, H, w_hh + 2 * H * H, H,
+                          gates + 3 * H, <int>G4, scratch)
+        else:
+            matmul_wt_add(<int>B, <int>G4, H, h + layer * BH, H, w_hh, H, gates, <int>G4,
+                          scratch)
         for b in range(B):
             _lstm_cell_fwd(gates + b * G4, c + layer * BH + b * H, cn + layer * BH + b * H,
                            hn + layer * BH + b * H, peep, peephole, identity, H)
@@ -65,10 +73,10 @@ cdef class StepPlan:
     cdef object flat           # the flat parameter array
     cdef Py_ssize_t* offs      # per layer: offsets of w_ih, w_hh, b_ih, b_hh, peep
     cdef int L, D, H, typenum
-    cdef bint peephole, identity
+    cdef bint peephole, identity, cell_rec
 
     def __cinit__(self, owner, list offsets, int input_size, int hidden_size, bint peephole,
-                  bint identity):
+                  bint identity, bint cell_rec=False):
         cdef Py_ssize_t i
         self.owner = owner
         self.flat = owner.flat_params
@@ -77,6 +85,7 @@ cdef class StepPlan:
         self.H = hidden_size
         self.peephole = peephole
         self.identity = identity
+        self.cell_rec = cell_rec
         self.typenum = cnp.PyArray_TYPE(<cnp.ndarray>self.flat)
         self.offs = <Py_ssize_t*>malloc(max(1, len(offsets)) * sizeof(Py_ssize_t))
         if self.offs == NULL:
@@ -131,13 +140,15 @@ cdef class StepPlan:
                              self.D, H, self.peephole, self.identity,
                              <float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ha),
                              <float*>cnp.PyArray_DATA(ca), <float*>gates,
-                             <float*>cnp.PyArray_DATA(hn), <float*>cnp.PyArray_DATA(cn), B)
+                             <float*>cnp.PyArray_DATA(hn), <float*>cnp.PyArray_DATA(cn), B,
+                             self.cell_rec)
             else:
                 _step_layers(<double*>cnp.PyArray_DATA(<cnp.ndarray>self.flat), self.offs, L,
                              self.D, H, self.peephole, self.identity,
                              <double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ha),
                              <double*>cnp.PyArray_DATA(ca), <double*>gates,
-                             <double*>cnp.PyArray_DATA(hn), <double*>cnp.PyArray_DATA(cn), B)
+                             <double*>cnp.PyArray_DATA(hn), <double*>cnp.PyArray_DATA(cn), B,
+                             self.cell_rec)
             memcpy(cnp.PyArray_DATA(y),
                    <char*>cnp.PyArray_DATA(hn) + (L - 1) * B * H * cnp.PyArray_ITEMSIZE(hn),
                    B * H * cnp.PyArray_ITEMSIZE(hn))

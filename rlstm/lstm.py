@@ -10,7 +10,7 @@ from ._validation import (as_float_array, as_resets, check_choice, check_dtype, 
                           check_shape)
 from .module import Module
 
-VARIANTS = ("vanilla", "peephole")
+VARIANTS = ("vanilla", "peephole", "peephole_cell")
 CELL_ACTIVATIONS = ("tanh", "identity")
 _NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
 
@@ -44,6 +44,9 @@ class LSTM(Module):
     ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the second direction), gate order
     i, f, g, o, initialised U(-1/sqrt(H), 1/sqrt(H)). ``variant="peephole"`` adds
     ``peephole_l{k}`` of shape ``(3 * H,)``: the diagonal peepholes p_i, p_f, p_o.
+    ``variant="peephole_cell"`` replaces ``weight_hh_l{k}`` by ``weight_ch_l{k}`` of shape
+    ``(3 * H, H)``: the full cell-to-gate matrices U_i, U_f, U_o (the gates read ``c_{t-1}``,
+    the cell input ``g = tanh(W_g x + b_g)`` has no recurrent term, ``h_0`` is unused).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
@@ -61,12 +64,15 @@ class LSTM(Module):
         self.num_directions = 2 if self.bidirectional else 1
         self._peephole = self.variant == "peephole"
         self._identity = self.cell_activation == "identity"
+        self._cell_rec = self.variant == "peephole_cell"
         H = self.hidden_size
         spec = []
         for layer in range(self.num_layers):
             d_in = self.input_size if layer == 0 else H * self.num_directions
             for suffix in self._suffixes(layer):
-                spec += [(f"weight_ih{suffix}", (4 * H, d_in)), (f"weight_hh{suffix}", (4 * H, H)),
+                rec = (f"weight_ch{suffix}", (3 * H, H)) if self._cell_rec else \
+                    (f"weight_hh{suffix}", (4 * H, H))
+                spec += [(f"weight_ih{suffix}", (4 * H, d_in)), rec,
                          (f"bias_ih{suffix}", (4 * H,)), (f"bias_hh{suffix}", (4 * H,))]
                 if self._peephole:
                     spec.append((f"peephole{suffix}", (3 * H,)))
@@ -84,11 +90,16 @@ class LSTM(Module):
         item = self.flat_params.itemsize
         offsets = []
         for layer in range(self.num_layers):
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "peephole"):
+            for name in ("weight_ih", self._rec_name, "bias_ih", "bias_hh", "peephole"):
                 arr = self.params.get(f"{name}_l{layer}", self.flat_params)
                 offsets.append((arr.__array_interface__["data"][0] - base) // item)
         self._plan = _kernels.StepPlan(self, offsets, self.input_size, self.hidden_size,
-                                       self._peephole, self._identity)
+                                       self._peephole, self._identity, self._cell_rec)
+
+    @property
+    def _rec_name(self) -> str:
+        """The recurrent matrix: ``weight_hh`` (h_{t-1}), or ``weight_ch`` (c_{t-1})."""
+        return "weight_ch" if self._cell_rec else "weight_hh"
 
     def _suffixes(self, layer: int) -> list[str]:
         base = f"_l{layer}"
@@ -106,9 +117,10 @@ class LSTM(Module):
         p, g = self.params, self.grads
         peep = p[f"peephole{suffix}"] if self._peephole else self._empty
         dpeep = g[f"peephole{suffix}"] if self._peephole else self._empty
-        return (p[f"weight_ih{suffix}"], p[f"weight_hh{suffix}"], p[f"bias_ih{suffix}"],
+        rec = self._rec_name
+        return (p[f"weight_ih{suffix}"], p[f"{rec}{suffix}"], p[f"bias_ih{suffix}"],
                 p[f"bias_hh{suffix}"], peep,
-                g[f"weight_ih{suffix}"], g[f"weight_hh{suffix}"], g[f"bias_ih{suffix}"],
+                g[f"weight_ih{suffix}"], g[f"{rec}{suffix}"], g[f"bias_ih{suffix}"],
                 g[f"bias_hh{suffix}"], dpeep)
 
     # ------------------------------------------------------------------ validation
@@ -176,7 +188,7 @@ class LSTM(Module):
                 _kernels.lstm_forward(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k],
                                       _NO_RESETS if r is None else r, r is not None, d == 1,
                                       self._peephole, self._identity, gates, cs, hprev,
-                                      y, d * H, hn[k], cn[k])
+                                      y, d * H, hn[k], cn[k], self._cell_rec)
                 if keep:
                     cache.layers.append((inp, gates, cs, hprev, c0[k]))
             inp = y
@@ -216,7 +228,8 @@ class LSTM(Module):
                                        _NO_RESETS if r is None else r, r is not None, d == 1,
                                        self._peephole, self._identity, gates, cs, hprev,
                                        dout, d * H, dgates, dinp, 0.0 if d == 0 else 1.0,
-                                       dw_ih, dw_hh, db_ih, db_hh, dpeep, dh0[k], dc0[k])
+                                       dw_ih, dw_hh, db_ih, db_hh, dpeep, dh0[k], dc0[k],
+                                       self._cell_rec)
             dout = dinp
         return dout.reshape(T, B, self.input_size), (dh0, dc0)
 
