@@ -109,7 +109,7 @@ class GRU(Module):
         rs = as_resets(resets, T, B)
         rs_rev = reverse_resets(rs) if (rs is not None and self.bidirectional) else None
         H, nd, dt = self.hidden_size, self.num_directions, self.dtype
-        hn = np.empty(self._state_shape(B), dtype=dt)
+        hn = h0.copy()  # T = 0 leaves the state as it was; otherwise the kernels overwrite it
         cache = RecurrentCache(self, T, B, resets=rs, resets_rev=rs_rev)
         inp = x.reshape(T * B, self.input_size)
         for layer in range(self.num_layers):
