@@ -110,14 +110,15 @@ cdef floating _ctc_one(floating* lp, Py_ssize_t stride, Py_ssize_t T, Py_ssize_t
                        const int64_t* tgt, Py_ssize_t S, int64_t blank, bint zero_infinity,
                        floating* alpha, floating* beta, Py_ssize_t W, int64_t* ext,
                        floating* skipa, floating* skipb, floating* em,
-                       floating* lcab) noexcept nogil:
+                       floating* lcab, floating* lin) noexcept nogil:
     """Loss of one sequence; lp (T rows at ``stride``) holds log-probs and gets the gradient.
 
     alpha and beta rows are W = L + 4 wide with two -inf entries on each side, so the
     recursions read s-2 .. s+2 without branches. skipa[s] (skipb[s]) is 0 where the skip into
-    (out of) s is allowed and -inf where not.
+    (out of) s is allowed and -inf where not. At step t only the states that can lie on a
+    complete path, lo(t) <= s < hi(t), are computed; the others stay -inf.
     """
-    cdef Py_ssize_t L = 2 * S + 1, t, s, c
+    cdef Py_ssize_t L = 2 * S + 1, t, s, c, lo, hi
     cdef floating loss
     cdef floating* ap
     cdef floating* ac
@@ -142,9 +143,11 @@ cdef floating _ctc_one(floating* lp, Py_ssize_t stride, Py_ssize_t T, Py_ssize_t
         ap = alpha + (t - 1) * W + 2
         ac = alpha + t * W + 2
         row = lp + t * stride
-        for s in range(L):
+        lo = max(0, L - 2 * (T - t))
+        hi = min(L, 2 * t + 2)
+        for s in range(lo, hi):
             em[s] = row[ext[s]]
-        for s in range(L):
+        for s in range(lo, hi):
             ac[s] = _lse3v(ap[s], ap[s - 1], ap[s - 2] + skipa[s]) + em[s]
     ac = alpha + (T - 1) * W + 2
     loss = -_lse2(ac[L - 1], ac[L - 2])
@@ -161,21 +164,33 @@ cdef floating _ctc_one(floating* lp, Py_ssize_t stride, Py_ssize_t T, Py_ssize_t
         ap = beta + (t + 1) * W + 2
         ac = beta + t * W + 2
         row = lp + t * stride
-        for s in range(L):
+        lo = max(0, L - 2 * (T - t))
+        hi = min(L, 2 * t + 2)
+        for s in range(lo, hi):
             em[s] = row[ext[s]]
-        for s in range(L):
+        for s in range(lo, hi):
             ac[s] = _lse3v(ap[s], ap[s + 1], ap[s + 2] + skipb[s]) + em[s]
     # gradient with respect to the logits
     for t in range(T):
         row = lp + t * stride
+        # lcab[c] = log sum_{s: l'_s = c} alpha[t, s] beta[t, s], with a max per class
         for c in range(C):
             lcab[c] = -INFINITY
+            lin[c] = 0
         ap = alpha + t * W + 2
         ac = beta + t * W + 2
-        for s in range(L):
+        lo = max(0, L - 2 * (T - t))
+        hi = min(L, 2 * t + 2)
+        for s in range(lo, hi):
             em[s] = ap[s] + ac[s]
-        for s in range(L):
-            lcab[ext[s]] = _lse2(lcab[ext[s]], em[s])
+        for s in range(lo, hi):
+            lcab[ext[s]] = em[s] if em[s] > lcab[ext[s]] else lcab[ext[s]]
+        for s in range(lo, hi):
+            if em[s] != -INFINITY:
+                lin[ext[s]] += exp_(em[s] - lcab[ext[s]])
+        for c in range(C):
+            if lin[c] > 0:
+                lcab[c] = lcab[c] + log_(lin[c])
         for c in range(C):
             row[c] = fexp(row[c]) - fexp(lcab[c] + loss - row[c])
     return loss
@@ -198,6 +213,7 @@ def ctc_forward_backward(const floating[:, :, ::1] logits, const int64_t[::1] ta
     cdef floating* skipa
     cdef floating* skipb
     cdef floating* em
+    cdef floating* lin
     cdef int64_t* ext
     if T == 0 or B == 0:
         for b in range(B):
@@ -207,7 +223,7 @@ def ctc_forward_backward(const floating[:, :, ::1] logits, const int64_t[::1] ta
         Smax = max(Smax, target_lengths[b])
     L = 2 * Smax + 1
     W = L + 4
-    alpha = <floating*>malloc((2 * T * W + C + 3 * L) * sizeof(floating))
+    alpha = <floating*>malloc((2 * T * W + 2 * C + 3 * L) * sizeof(floating))
     ext = <int64_t*>malloc(L * sizeof(int64_t))
     if alpha == NULL or ext == NULL:
         free(alpha)
@@ -218,6 +234,7 @@ def ctc_forward_backward(const floating[:, :, ::1] logits, const int64_t[::1] ta
     skipa = lcab + C
     skipb = skipa + L
     em = skipb + L
+    lin = em + L
     with nogil:
         # dlogits = log_softmax(logits) first; each sequence then turns its rows into gradients
         _log_softmax_rows(&logits[0, 0, 0], &dlogits[0, 0, 0], T * B, C, C)
@@ -225,7 +242,7 @@ def ctc_forward_backward(const floating[:, :, ::1] logits, const int64_t[::1] ta
             Tb = input_lengths[b]
             losses[b] = _ctc_one(&dlogits[0, b, 0], B * C, Tb, C, &targets[offsets[b]],
                                  target_lengths[b], blank, zero_infinity, alpha, beta, W,
-                                 ext, skipa, skipb, em, lcab)
+                                 ext, skipa, skipb, em, lcab, lin)
             for t in range(Tb, T):
                 memset(&dlogits[t, b, 0], 0, C * sizeof(floating))
     free(alpha)
