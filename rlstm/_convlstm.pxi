@@ -18,27 +18,27 @@ cdef void _im2col(const floating* src, Py_ssize_t nimg, Py_ssize_t C, Py_ssize_t
                   Py_ssize_t Ww, Py_ssize_t s_img, Py_ssize_t s_c, Py_ssize_t s_y,
                   Py_ssize_t s_x, Py_ssize_t kh, Py_ssize_t kw, floating* cols) noexcept nogil:
     """cols[img*P + y*Ww + x, (c*kh + i)*kw + j] = src[img, c, y + i - kh//2, x + j - kw//2]
-    (zero outside the image: same padding)."""
-    cdef Py_ssize_t P = Hh * Ww, K = C * kh * kw, img, c, i, j, y, xx, yy, xs, col
-    cdef floating* out
+    (zero outside the image: same padding). One output row at a time, written in order."""
+    cdef Py_ssize_t K = C * kh * kw, img, c, i, j, y, xx, yy, xs, n
+    cdef floating* out = cols
     cdef const floating* s
     for img in range(nimg):
-        out = cols + img * P * K
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    col = (c * kh + i) * kw + j
-                    for y in range(Hh):
+        for y in range(Hh):
+            for xx in range(Ww):
+                n = 0
+                for c in range(C):
+                    for i in range(kh):
                         yy = y + i - kh // 2
                         if yy < 0 or yy >= Hh:
-                            for xx in range(Ww):
-                                out[(y * Ww + xx) * K + col] = 0
-                            continue
-                        s = src + img * s_img + c * s_c + yy * s_y
-                        for xx in range(Ww):
-                            xs = xx + j - kw // 2
-                            out[(y * Ww + xx) * K + col] = (s[xs * s_x] if 0 <= xs < Ww
-                                                            else 0)
+                            for j in range(kw):
+                                out[n + j] = 0
+                        else:
+                            s = src + img * s_img + c * s_c + yy * s_y
+                            for j in range(kw):
+                                xs = xx + j - kw // 2
+                                out[n + j] = s[xs * s_x] if 0 <= xs < Ww else 0
+                        n += kw
+                out += K
 
 
 cdef void _col2im_add(const floating* cols, Py_ssize_t nimg, Py_ssize_t C, Py_ssize_t Hh,
@@ -46,24 +46,24 @@ cdef void _col2im_add(const floating* cols, Py_ssize_t nimg, Py_ssize_t C, Py_ss
                       Py_ssize_t s_x, Py_ssize_t kh, Py_ssize_t kw,
                       floating* dst) noexcept nogil:
     """The adjoint of _im2col: dst[img, c, y + i - kh//2, x + j - kw//2] += cols[...]."""
-    cdef Py_ssize_t P = Hh * Ww, K = C * kh * kw, img, c, i, j, y, xx, yy, xs, col
-    cdef const floating* inp
+    cdef Py_ssize_t K = C * kh * kw, img, c, i, j, y, xx, yy, xs, n
+    cdef const floating* inp = cols
     cdef floating* d
     for img in range(nimg):
-        inp = cols + img * P * K
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    col = (c * kh + i) * kw + j
-                    for y in range(Hh):
+        for y in range(Hh):
+            for xx in range(Ww):
+                n = 0
+                for c in range(C):
+                    for i in range(kh):
                         yy = y + i - kh // 2
-                        if yy < 0 or yy >= Hh:
-                            continue
-                        d = dst + img * s_img + c * s_c + yy * s_y
-                        for xx in range(Ww):
-                            xs = xx + j - kw // 2
-                            if 0 <= xs < Ww:
-                                d[xs * s_x] += inp[(y * Ww + xx) * K + col]
+                        if 0 <= yy < Hh:
+                            d = dst + img * s_img + c * s_c + yy * s_y
+                            for j in range(kw):
+                                xs = xx + j - kw // 2
+                                if 0 <= xs < Ww:
+                                    d[xs * s_x] += inp[n + j]
+                        n += kw
+                inp += K
 
 
 cdef inline void _image_strides(bint channel_last, Py_ssize_t C, Py_ssize_t Hh, Py_ssize_t Ww,
