@@ -129,3 +129,32 @@ def test_bad_input_gets_clear_errors(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         ctc_loss(**args)
+
+
+# --------------------------------------------------------------------------- property test
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.data())
+def test_random_problems_match_the_reference(data):
+    """Random shapes, lengths (impossible ones included), blanks and repeats."""
+    T = data.draw(st.integers(0, 7))
+    B = data.draw(st.integers(1, 3))
+    C = data.draw(st.integers(1, 4))
+    blank = data.draw(st.integers(0, C - 1))
+    labels = [c for c in range(C) if c != blank]
+    S = data.draw(st.integers(0, 4 if labels else 0))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    logits = 3 * rng.standard_normal((T, B, C))
+    tg = rng.choice(labels, (B, S)) if labels and S else np.zeros((B, S), int)
+    tl = rng.integers(0, S + 1, B)
+    il = rng.integers(0, T + 1, B)
+    losses, d = ctc_loss(logits, tg, il, tl, blank=blank)
+    assert not np.isnan(losses).any() and not np.isnan(d).any()
+    for b in range(B):
+        want, grad = ref.loss_and_grad(logits[:il[b], b], tg[b, :tl[b]], blank)
+        if np.isinf(want):
+            assert np.isinf(losses[b]) and (d[:, b] == 0).all()
+        else:
+            np.testing.assert_allclose(losses[b], want, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(d[:il[b], b], grad, rtol=1e-9, atol=1e-12)
