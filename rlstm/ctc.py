@@ -88,9 +88,9 @@ def ctc_loss(logits, targets, input_lengths, target_lengths, blank: int = 0,
                          f"shape {tg.shape}")
     if used.size and (used.min() < 0 or used.max() >= C or (used == blank).any()):
         raise ValueError(f"target labels must be in [0, C={C}) and differ from blank={blank}")
-    flat_tg = np.ascontiguousarray(tg.reshape(-1), dtype=np.int64)
-    if flat_tg.size == 0:
-        flat_tg = np.zeros(1, dtype=np.int64)  # the kernel never reads it; keeps a valid pointer
+    # One spare element: a zero-length target may start one past the end (never read there).
+    flat_tg = np.zeros(tg.size + 1, dtype=np.int64)
+    flat_tg[:-1] = tg.reshape(-1)
 
     losses = np.empty(B, dtype=dt)
     dlogits = np.empty((T, B, C), dtype=dt)

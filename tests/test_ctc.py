@@ -97,6 +97,13 @@ def test_reductions(dtype, rng):
     np.testing.assert_allclose(dm, d * scale[None, :, None], rtol=1e-6)
 
 
+def test_zero_length_targets_at_either_end_of_concatenated_targets():
+    losses, _ = ctc_loss(np.zeros((4, 2, 3)), np.array([1, 2]), [4, 4], [2, 0])
+    losses2, _ = ctc_loss(np.zeros((4, 2, 3)), np.array([1, 2]), [4, 4], [0, 2])
+    np.testing.assert_allclose(losses, losses2[::-1])
+    np.testing.assert_allclose(losses[1], 4 * np.log(3))  # only the all-blank path
+
+
 def test_empty_input_lengths_and_batch():
     losses, d = ctc_loss(np.zeros((3, 2, 3)), np.array([[1], [1]]), [0, 0], [0, 1])
     assert losses[0] == 0 and np.isinf(losses[1]) and (d == 0).all()
