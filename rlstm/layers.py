@@ -29,7 +29,8 @@ def adopt(parent: Module, child: Module, prefix: str) -> None:
 
     ``parent`` must already hold entries ``prefix + name`` for every child parameter, laid out
     contiguously in the child's order (build the parent's spec with :func:`param_spec`). The
-    child's current values are copied in.
+    child's current values are copied in. A child that lists ``(prefix, module)`` pairs in a
+    ``submodules`` attribute has those re-pointed too.
     """
     names = list(child.params)
     if not names:
@@ -46,6 +47,8 @@ def adopt(parent: Module, child: Module, prefix: str) -> None:
     child.params = {n: parent.params[prefix + n] for n in names}
     child.grads = {n: parent.grads[prefix + n] for n in names}
     child.dtype = parent.flat_params.dtype
+    for sub_prefix, sub in getattr(child, "submodules", ()):  # nested modules follow
+        adopt(child, sub, sub_prefix)
 
 
 class Linear(Module):
@@ -104,8 +107,9 @@ class MLP(Module):
         for k, layer in enumerate(self.layers):
             spec += param_spec(layer, f"{k}.")
         self._allocate(spec, dtype)
-        for k, layer in enumerate(self.layers):
-            adopt(self, layer, f"{k}.")
+        self.submodules = [(f"{k}.", layer) for k, layer in enumerate(self.layers)]
+        for prefix, layer in self.submodules:
+            adopt(self, layer, prefix)
         self.out_features = sizes[-1]
 
     def _act(self, z: np.ndarray) -> np.ndarray:

@@ -138,7 +138,8 @@ def test_backward_matches_central_differences(obs_name, act_name, kw):
         p.flat_params[i] = old
         numeric[i] = (fp - fm) / (2 * eps)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
-    assert np.abs(analytic).max() > 1e-3
+    for name, g in p.grads.items():  # every parameter block takes part
+        assert np.abs(g).max() > 1e-6, name
 
 
 def test_backward_accumulates_and_none_terms():

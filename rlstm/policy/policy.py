@@ -431,7 +431,7 @@ class LSTMPolicy(Module):
     def load(cls, path) -> "LSTMPolicy":
         """Read a policy written by :meth:`save` (no pickle; bad files raise ``ValueError``)."""
         from ..io import load
-        obj = load(path)
+        obj = load(path, kind="LSTMPolicy")
         if not isinstance(obj, cls):
             raise ValueError(f"{path} holds a {type(obj).__name__}, not an {cls.__name__}")
         return obj
