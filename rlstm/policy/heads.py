@@ -88,6 +88,14 @@ class Categorical(Head):
 
     def act(self, z, mask, log_std, rng, deterministic):
         """Sample and return ``(actions, logp)`` in one pass (the rollout path)."""
+        if mask is None and not deterministic:  # fewest NumPy calls: this is the hot path
+            zm = z - z.max(axis=1, keepdims=True)
+            cdf = np.cumsum(np.exp(zm), axis=1)
+            total = cdf[:, -1]
+            v = (1.0 - rng.random(z.shape[0])) * total  # in (0, total]
+            a = np.minimum((cdf < v[:, None]).sum(axis=1), self.n - 1)
+            lp = zm.ravel()[a + np.arange(0, z.size, self.n)] - np.log(total)
+            return a + self.start, lp
         logp, p = _categorical(z, mask)
         a = _cat_sample(logp, p, mask, rng, deterministic)
         return a + self.start, logp[np.arange(a.shape[0]), a]

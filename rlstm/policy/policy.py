@@ -9,6 +9,7 @@ from gymnasium import spaces
 
 from .._validation import check_choice, check_int
 from ..layers import MLP, Linear, adopt, param_spec
+from .._kernels import lstm_step
 from ..lstm import LSTM
 from ..module import Module
 from .heads import make_heads, pack, unpack
@@ -176,6 +177,12 @@ class LSTMPolicy(Module):
                          and observation_space.dtype != np.uint8)
         self._mask_from_obs = (isinstance(observation_space, spaces.Dict)
                                and MASK_KEY in observation_space.spaces)
+        # act() calls the LSTM step kernel directly (the views stay valid: flat_params is
+        # only ever updated in place)
+        self._fast_core = type(self.core) is LSTM and self.shared_core
+        if self._fast_core:
+            self._core_layers = [self.core._layer(k)[:5] for k in range(self.num_layers)]
+            self._gates = {}
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict:
@@ -294,7 +301,10 @@ class LSTMPolicy(Module):
         if self.encoder is not None:
             x = self.encoder.forward(x)[0]
         actor, critic = self._split_state(state)
-        y, new_actor = self.core.step(x, actor)
+        if self._fast_core:
+            y, new_actor = self._lstm_step(x, actor)
+        else:
+            y, new_actor = self.core.step(x, actor)
         if critic is None:
             yv, new_state = y, self._core_state_tuple(new_actor)
         else:
@@ -313,6 +323,23 @@ class LSTMPolicy(Module):
         actions = leaves[0] if len(leaves) == 1 and not isinstance(
             self.action_space, (spaces.Tuple, spaces.Dict)) else pack(self.action_space, leaves)
         return actions, values, logp.astype(self.dtype, copy=False), new_state
+
+    def _lstm_step(self, x, state):
+        """``LSTM.step`` without re-validation (inputs were checked by :meth:`act`)."""
+        h0, c0 = state
+        B = x.shape[0]
+        h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
+        hn, cn = np.empty_like(h0), np.empty_like(c0)
+        gates = self._gates.get(B)
+        if gates is None:
+            gates = self._gates[B] = np.empty((B, 4 * self.hidden_size), dtype=self.dtype)
+        core = self.core
+        inp = x
+        for k, (w_ih, w_hh, b_ih, b_hh, peep) in enumerate(self._core_layers):
+            lstm_step(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k], core._peephole,
+                      core._identity, gates, hn[k], cn[k])
+            inp = hn[k]
+        return inp, (hn, cn)
 
     def _batch_of(self, obs) -> int:
         """B from the first leaf of ``obs`` (structure errors are left to the encoder)."""
