@@ -186,6 +186,47 @@ def test_step_does_not_modify_its_state(rng):
     np.testing.assert_array_equal(c0, keep[1])
 
 
+def test_step_returns_fresh_arrays(dtype, rng):
+    """Outputs of one step are not overwritten by the next (no reused internal buffers)."""
+    lstm = LSTM(3, 4, 2, dtype=dtype, seed=3)
+    x = rng.standard_normal((2, 3)).astype(dtype)
+    h1, s1 = lstm.step(x, None)
+    keep = h1.copy(), s1[0].copy(), s1[1].copy()
+    h2, s2 = lstm.step(x, s1)
+    assert not np.shares_memory(h1, h2) and not np.shares_memory(s1[0], s2[0])
+    for a, b in zip((h1, s1[0], s1[1]), keep):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(h2 - h1).max() > 1e-4
+
+
+def test_step_and_forward_follow_in_place_parameter_updates(dtype, rng):
+    """step()'s compiled plan reads flat_params live: in-place updates, load_state_dict,
+    set_flat_params and bind() are all seen, exactly as forward() sees them."""
+    lstm = LSTM(3, 4, 2, variant="peephole", dtype=dtype, seed=3)
+    x = rng.standard_normal((1, 2, 3)).astype(dtype)
+
+    def agree():
+        h_step, _ = lstm.step(x[0], None)
+        y, _ = lstm(x)
+        np.testing.assert_allclose(h_step, y[0], rtol=1e-5, atol=1e-6)
+        return h_step
+
+    before = agree()
+    lstm.flat_params[...] *= 2
+    after_scale = agree()
+    assert np.abs(after_scale - before).max() > 1e-3
+    lstm.set_flat_params(LSTM(3, 4, 2, variant="peephole", dtype=dtype, seed=4).flat_params)
+    after_set = agree()
+    assert np.abs(after_set - after_scale).max() > 1e-3
+    big_p, big_g = np.zeros(lstm.num_params + 5, dtype), np.zeros(lstm.num_params + 5, dtype)
+    lstm.bind(big_p[5:], big_g[5:])
+    np.testing.assert_array_equal(agree(), after_set)  # values were carried over
+    big_p[5:] *= -1
+    assert np.abs(agree() - after_set).max() > 1e-3
+    with pytest.raises(ValueError, match="contiguous 1-D"):
+        lstm.bind(big_p, big_g)
+
+
 def test_call_equals_forward(dtype, make_inputs, rng):
     lstm = LSTM(3, 5, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=4)
     x, state, resets = make_inputs(lstm, 6, 3, rng, resets=0.3)
@@ -327,6 +368,22 @@ def test_state_dict_round_trip():
 
 
 # --------------------------------------------------------------------------- known defects
+@pytest.mark.xfail(strict=True, reason="BUG: step()'s compiled fast path (exact-dtype C-contiguous "
+                   "tuple state) checks x_t for NaN/inf but not h and c: a NaN state runs and "
+                   "returns NaN, while the validating path and forward() raise ValueError")
+def test_step_refuses_a_nan_state():
+    lstm = LSTM(3, 4, 2, dtype=np.float64, seed=0)
+    for poison in (np.nan, np.inf):
+        for i in (0, 1):
+            state = list(lstm.initial_state(2))
+            state[i][1, 0, 2] = poison
+            with pytest.raises(ValueError, match="NaN or inf"):
+                lstm.forward(np.zeros((1, 2, 3)), tuple(state))
+            with pytest.raises(ValueError, match="NaN or inf"):
+                lstm.step(np.zeros((2, 3)), tuple(state))
+
+
+
 @pytest.mark.xfail(strict=True, reason="BUG: forward() with T=0 returns uninitialised memory "
                    "(np.empty) as the final state instead of the initial state (or an error)")
 def test_empty_sequence_returns_the_initial_state(rng):
