@@ -180,6 +180,8 @@ class LSTM(Module):
                 if keep:
                     cache.layers.append((inp, gates, cs, hprev, c0[k]))
             inp = y
+        if T == 0:  # nothing ran: the final state is the initial state
+            hn[...], cn[...] = h0, c0
         return inp.reshape(T, B, H * nd), (hn, cn), (cache if keep else None)
 
     def backward(self, dy, cache: RecurrentCache, dstate=None):
