@@ -367,11 +367,9 @@ def test_state_dict_round_trip():
     np.testing.assert_array_equal(a.flat_params, b.flat_params)
 
 
-# --------------------------------------------------------------------------- known defects
-@pytest.mark.xfail(strict=True, reason="BUG: step()'s compiled fast path (exact-dtype C-contiguous "
-                   "tuple state) checks x_t for NaN/inf but not h and c: a NaN state runs and "
-                   "returns NaN, while the validating path and forward() raise ValueError")
+# --------------------------------------------------------------------------- regressions
 def test_step_refuses_a_nan_state():
+    """step()'s compiled fast path (exact dtype, C-contiguous tuple state) checks h and c."""
     lstm = LSTM(3, 4, 2, dtype=np.float64, seed=0)
     for poison in (np.nan, np.inf):
         for i in (0, 1):
@@ -384,9 +382,8 @@ def test_step_refuses_a_nan_state():
 
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: forward() with T=0 returns uninitialised memory "
-                   "(np.empty) as the final state instead of the initial state (or an error)")
 def test_empty_sequence_returns_the_initial_state(rng):
+    """T = 0: nothing runs, the state passes through (it used to be uninitialised memory)."""
     lstm = LSTM(3, 4, 2, dtype=np.float64, seed=0)
     h0, c0 = rng.standard_normal((2, 2, 4)), rng.standard_normal((2, 2, 4))
     x = np.zeros((0, 2, 3))
