@@ -237,6 +237,21 @@ def test_call_equals_forward(dtype, make_inputs, rng):
     np.testing.assert_array_equal(c1, c2)
 
 
+def test_forward_and_backward_are_deterministic(dtype, make_inputs, rng):
+    """The same call twice gives bit-identical results (ES workers rely on it)."""
+    lstm = LSTM(5, 16, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=4)
+    x, state, resets = make_inputs(lstm, 9, 7, rng, resets=0.2)
+    dy = rng.standard_normal((9, 7, 32)).astype(dtype)
+    runs = []
+    for _ in range(2):
+        y, (h, c), cache = lstm.forward(x, state, resets)
+        lstm.zero_grad()
+        dx, (dh0, dc0) = lstm.backward(dy, cache)
+        runs.append((y, h, c, dx, dh0, dc0, lstm.flat_grads.copy()))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_forward_does_not_modify_inputs(make_inputs, rng):
     lstm = LSTM(3, 4, 2, bidirectional=True, dtype=np.float64, seed=5)
     x, (h0, c0), resets = make_inputs(lstm, 5, 2, rng, resets=0.3)
