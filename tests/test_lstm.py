@@ -65,6 +65,43 @@ def test_forward_backward_match_reference(case, dtype, tol, make_inputs, params6
         np.testing.assert_allclose(got[name], want[name], **tol(dtype), err_msg=name)
 
 
+@pytest.mark.parametrize("variant,act", [("vanilla", "tanh"), ("peephole", "tanh"),
+                                         ("peephole", "identity")])
+def test_one_cell_by_hand(variant, act, dtype, tol):
+    """One unit, two steps, written out with math: anchors kernel and reference alike."""
+    import math
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    f_act = math.tanh if act == "tanh" else (lambda c: c)
+    lstm = LSTM(1, 1, variant=variant, cell_activation=act, dtype=dtype)
+    lstm.params["weight_ih_l0"][:, 0] = [0.5, -0.3, 0.8, 0.2]    # i, f, g, o
+    lstm.params["weight_hh_l0"][:, 0] = [0.1, 0.4, -0.6, 0.7]
+    lstm.params["bias_ih_l0"][:] = [0.05, 0.1, -0.05, 0.0]
+    lstm.params["bias_hh_l0"][:] = [0.0, 0.2, 0.1, -0.1]
+    p = [0.0, 0.0, 0.0]
+    if variant == "peephole":
+        lstm.params["peephole_l0"][:] = [0.3, -0.2, 0.5]            # p_i, p_f, p_o
+        p = [float(v) for v in lstm.params["peephole_l0"]]         # as stored (float32 too)
+    h, c, want = 0.25, -0.5, []
+    for x in (1.0, -2.0):
+        z = [lstm.params["weight_ih_l0"][k, 0] * x + lstm.params["weight_hh_l0"][k, 0] * h
+             + lstm.params["bias_ih_l0"][k] + lstm.params["bias_hh_l0"][k] for k in range(4)]
+        z = [float(v) for v in z]
+        i, f, g = sig(z[0] + p[0] * c), sig(z[1] + p[1] * c), math.tanh(z[2])
+        c = f * c + i * g
+        o = sig(z[3] + p[2] * c)
+        h = o * f_act(c)
+        want.append(h)
+    y, (hn, cn) = lstm(np.array([[[1.0]], [[-2.0]]]), (np.full((1, 1, 1), 0.25),
+                                                       np.full((1, 1, 1), -0.5)))
+    np.testing.assert_allclose(y.ravel(), want, **tol(dtype))
+    np.testing.assert_allclose(cn.ravel(), [c], **tol(dtype))
+    ry, _, _ = ref.forward({k: v.astype(np.float64) for k, v in lstm.params.items()},
+                           np.array([[[1.0]], [[-2.0]]]), (np.full((1, 1, 1), 0.25),
+                                                            np.full((1, 1, 1), -0.5)),
+                           cell_activation=act)
+    np.testing.assert_allclose(ry.ravel(), want, rtol=1e-12)
+
+
 def test_reference_is_not_trivially_satisfied(make_inputs, params64, rng):
     """Guard against a vacuous comparison: outputs and every gradient are far from zero."""
     lstm, got, want = _run_both(CASES[7], np.float64, make_inputs, params64, rng)
