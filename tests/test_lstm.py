@@ -1,6 +1,8 @@
 """rlstm.LSTM against the pure-NumPy reference, central differences, step() and __call__."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -69,7 +71,6 @@ def test_forward_backward_match_reference(case, dtype, tol, make_inputs, params6
                                          ("peephole", "identity")])
 def test_one_cell_by_hand(variant, act, dtype, tol):
     """One unit, two steps, written out with math: anchors kernel and reference alike."""
-    import math
     sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
     f_act = math.tanh if act == "tanh" else (lambda c: c)
     lstm = LSTM(1, 1, variant=variant, cell_activation=act, dtype=dtype)
@@ -77,15 +78,14 @@ def test_one_cell_by_hand(variant, act, dtype, tol):
     lstm.params["weight_hh_l0"][:, 0] = [0.1, 0.4, -0.6, 0.7]
     lstm.params["bias_ih_l0"][:] = [0.05, 0.1, -0.05, 0.0]
     lstm.params["bias_hh_l0"][:] = [0.0, 0.2, 0.1, -0.1]
-    p = [0.0, 0.0, 0.0]
     if variant == "peephole":
         lstm.params["peephole_l0"][:] = [0.3, -0.2, 0.5]            # p_i, p_f, p_o
-        p = [float(v) for v in lstm.params["peephole_l0"]]         # as stored (float32 too)
+    P = {k: [float(e) for e in v.ravel()] for k, v in lstm.params.items()}  # as stored
+    p = P.get("peephole_l0", [0.0, 0.0, 0.0])
     h, c, want = 0.25, -0.5, []
     for x in (1.0, -2.0):
-        z = [lstm.params["weight_ih_l0"][k, 0] * x + lstm.params["weight_hh_l0"][k, 0] * h
-             + lstm.params["bias_ih_l0"][k] + lstm.params["bias_hh_l0"][k] for k in range(4)]
-        z = [float(v) for v in z]
+        z = [P["weight_ih_l0"][k] * x + P["weight_hh_l0"][k] * h + P["bias_ih_l0"][k]
+             + P["bias_hh_l0"][k] for k in range(4)]
         i, f, g = sig(z[0] + p[0] * c), sig(z[1] + p[1] * c), math.tanh(z[2])
         c = f * c + i * g
         o = sig(z[3] + p[2] * c)
