@@ -25,6 +25,9 @@ CASES = [
     (3, 0, 3, 4, 2, True, "peephole", "tanh", 0.3, True),     # B = 0: an empty batch
     (20, 8, 16, 32, 2, True, "peephole", "tanh", 0.1, True),
     (33, 5, 7, 17, 1, False, "vanilla", "tanh", 0.05, True),
+    (10, 1, 33, 64, 2, False, "peephole", "tanh", 0.1, True),  # B = 1: the GEMV paths
+    (4, 3, 5, 37, 1, False, "vanilla", "identity", 0.2, True),  # H not a SIMD multiple
+    (6, 16, 24, 128, 1, True, "vanilla", "tanh", 0.1, True),
 ]
 CASE_IDS = ["T{}B{}D{}H{}L{}{}-{}-{}-r{}{}".format(*c[:5], "bi" if c[5] else "", *c[6:9],
                                                    "-s" if c[9] else "") for c in CASES]
@@ -221,6 +224,22 @@ def test_step_does_not_modify_its_state(rng):
     lstm.step(rng.standard_normal((1, 3)), (h0, c0))
     np.testing.assert_array_equal(h0, keep[0])
     np.testing.assert_array_equal(c0, keep[1])
+
+
+def test_results_do_not_depend_on_the_blas_thread_count(dtype, tol, make_inputs, rng):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    lstm = LSTM(32, 64, 2, bidirectional=True, dtype=dtype, seed=5)
+    x, state, resets = make_inputs(lstm, 8, 16, rng, resets=0.1)
+    dy = rng.standard_normal((8, 16, 128)).astype(dtype)
+    runs = []
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            y, _, cache = lstm.forward(x, state, resets)
+            lstm.zero_grad()
+            dx, _ = lstm.backward(dy, cache)
+        runs.append((y, dx, lstm.flat_grads.copy()))
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, **tol(dtype))
 
 
 def test_step_returns_fresh_arrays(dtype, rng):
