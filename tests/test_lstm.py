@@ -367,16 +367,24 @@ def test_resets_accept_ints_and_lists(rng):
     np.testing.assert_array_equal(y_bool, y_list)
 
 
-def test_saturated_gates_stay_finite_and_exact(dtype, tol, params64, rng):
-    """Huge pre-activations (|z| ~ 1e4) must not overflow sigmoid/tanh into NaN."""
-    lstm = LSTM(3, 4, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=9)
-    x = (rng.standard_normal((5, 2, 3)) * 1e4).astype(dtype)
+@pytest.mark.parametrize("scale", [1e-40, 1e3, 1e4, 1e10, 1e30])
+def test_extreme_inputs_stay_finite_and_exact(scale, dtype, tol, params64, rng):
+    """Huge pre-activations must not overflow sigmoid/tanh into NaN; subnormal ones must not
+    lose accuracy. Gradients are compared relative to their largest entry."""
+    lstm = LSTM(3, 5, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=9)
+    x = (rng.standard_normal((6, 2, 3)) * scale).astype(dtype)
     y, (h, c), cache = lstm.forward(x)
     dx, _ = lstm.backward(np.ones_like(y), cache)
     assert np.isfinite(y).all() and np.isfinite(c).all() and np.isfinite(dx).all()
     assert np.isfinite(lstm.flat_grads).all()
-    ry, _, _ = ref.forward(params64(lstm), x.astype(np.float64))
+    ry, (rh, rc), rcache = ref.forward(params64(lstm), x.astype(np.float64))
+    rdx, _, rgrads = ref.backward(np.ones(ry.shape), rcache)
     np.testing.assert_allclose(y, ry, **tol(dtype))
+    np.testing.assert_allclose(c, rc, **tol(dtype))
+    rel = 1e-4 if dtype == np.float32 else 1e-12
+    for name, want in [("dx", rdx)] + [("d" + k, g) for k, g in rgrads.items()]:
+        got = dx if name == "dx" else lstm.grads[name[1:]]
+        assert np.abs(got - want).max() <= rel * max(1.0, np.abs(want).max()), name
 
 
 # --------------------------------------------------------------------------- parameters
