@@ -175,6 +175,32 @@ def test_gradients_by_central_differences(case, make_inputs, rng):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
+def test_reference_gradients_by_central_differences(rng):
+    """The reference stands on its own: its backward matches central differences too, so a
+    disagreement with the kernel says which one is wrong."""
+    params = {k: v for k, v in LSTM(2, 3, 2, bidirectional=True, variant="peephole",
+                                     dtype=np.float64, seed=1).state_dict().items()}
+    for k in params:
+        params[k][...] = rng.uniform(-1, 1, params[k].shape)
+    x = rng.standard_normal((4, 2, 2))
+    h0, c0 = rng.standard_normal((2, 4, 2, 3))
+    resets = np.array([[0, 0], [1, 0], [0, 1], [0, 0]], dtype=bool)
+    wy = rng.standard_normal((4, 2, 6))
+    wh, wc = rng.standard_normal((2, 4, 2, 3))
+
+    def loss():
+        y, (h, c), _ = ref.forward(params, x, (h0, c0), resets, "identity")
+        return float((wy * y).sum() + (wh * h).sum() + (wc * c).sum())
+
+    _, _, cache = ref.forward(params, x, (h0, c0), resets, "identity")
+    dx, (dh0, dc0), grads = ref.backward(wy, cache, (wh, wc))
+    checks = [("x", dx, x), ("h0", dh0, h0), ("c0", dc0, c0)]
+    checks += [(k, grads[k], params[k]) for k in params]
+    for name, analytic, arr in checks:
+        np.testing.assert_allclose(analytic, _central_difference(loss, arr), rtol=1e-6,
+                                   atol=1e-8, err_msg=name)
+
+
 def test_central_difference_catches_a_wrong_gradient(make_inputs, rng):
     """The check above can fail: a gradient off by 1e-4 in one entry is detected."""
     lstm = LSTM(2, 3, dtype=np.float64, seed=1)
