@@ -505,11 +505,6 @@ def test_empty_sequence_returns_the_initial_state(rng):
 
 
 # --------------------------------------------------------------------------- known defects
-@pytest.mark.xfail(strict=True, reason="HAZARD: the cache keeps views of the caller's x and c0 "
-                   "(no copy when already C-contiguous in the layer's dtype), so refilling a "
-                   "reused buffer between forward() and backward() silently corrupts dx and "
-                   "the weight gradients. Copy them into the cache, or document it and delete "
-                   "this test")
 def test_backward_is_unaffected_by_changing_the_inputs_after_forward(make_inputs, rng):
     lstm = LSTM(3, 4, dtype=np.float64, seed=0)
     x, state, _ = make_inputs(lstm, 5, 2, rng)

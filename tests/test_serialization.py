@@ -107,8 +107,6 @@ def test_save_refuses(tmp_path, arrays, kind, meta, exc, msg):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: meta can override the reserved header keys "
-                   "'format'/'version'/'kind', writing a file that cannot be loaded")
 def test_meta_cannot_override_the_reserved_header_keys(tmp_path):
     for meta in ({"version": VERSION + 1}, {"kind": "other"}, {"format": "npz"}):
         try:
@@ -146,9 +144,6 @@ def test_every_truncation_is_a_value_error(good_file, tmp_path):
             load_arrays(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: some corrupted bytes make zipfile raise "
-                   "NotImplementedError (e.g. 'That compression method is not supported'), which "
-                   "load_arrays lets through instead of a ValueError")
 def test_every_flipped_byte_is_a_value_error_or_loads_exactly(good_file, tmp_path):
     raw = good_file.read_bytes()
     want = _arrays()
@@ -218,10 +213,6 @@ def test_a_zip_that_is_not_an_npz(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-@pytest.mark.xfail(strict=True, reason="BUG: a zip member that is not an .npy comes back from "
-                   "np.load as bytes: for __header__ load_arrays raises AttributeError ('bytes' "
-                   "object has no attribute 'dtype'), for an array it returns bytes; both should "
-                   "be a ValueError")
 @pytest.mark.parametrize("member", [HEADER_KEY + ".npy", "w.npy"])
 def test_a_zip_whose_members_are_not_npy(tmp_path, member):
     header = np.frombuffer(json.dumps({"format": "rlstm", "version": VERSION,
@@ -233,19 +224,11 @@ def test_a_zip_whose_members_are_not_npy(tmp_path, member):
         load_arrays(tmp_path / "z.npz", kind="k")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a plain .npy file makes np.load return an "
-                   "ndarray, and `with` on it raises TypeError instead of ValueError")
 def test_a_plain_npy_file(tmp_path):
     np.save(tmp_path / "a.npy", np.arange(3))
     with pytest.raises(ValueError):
         load_arrays(tmp_path / "a.npy")
 
-
-def test_a_plain_npy_file_is_refused(tmp_path):
-    """Until the xfail above is fixed: refused (TypeError), at least, and nothing loaded."""
-    np.save(tmp_path / "a.npy", np.arange(3))
-    with pytest.raises((ValueError, TypeError)):
-        load_arrays(tmp_path / "a.npy")
 
 
 def test_a_pickle_is_refused_and_not_executed(tmp_path):
