@@ -32,7 +32,8 @@ from .optim import SGD, Adam, clip_grad_norm
 LOSSES = ("mse", "cross_entropy", "ctc")
 OPTIMIZERS = ("adam", "sgd")
 
-__all__ = ["SequenceModel", "fit", "mse_loss", "cross_entropy_loss", "TrainConfig"]
+__all__ = ["SequenceModel", "fit", "mse_loss", "cross_entropy_loss", "TrainConfig",
+           "chrono_init", "evaluate_loss"]
 
 
 # ---------------------------------------------------------------------------- losses
@@ -150,6 +151,25 @@ class SequenceModel(Module):
                      tuple(s[:, i:i + batch_size] for s in state))[0]
                 for i in range(0, x.shape[1], batch_size)]
         return np.concatenate(outs, axis=1)
+
+
+def chrono_init(lstm, max_lag: int, seed=None) -> None:
+    """Chrono initialisation (Tallec & Ollivier 2018) of an ``rlstm.LSTM``'s gate biases.
+
+    Forget-gate biases ``log(U(1, max_lag - 1))`` and input-gate biases their negatives, so the
+    memory starts with time constants up to ``max_lag`` steps: long lags are learned much
+    sooner. Works in place on every layer and direction (``bias_hh`` gate parts are zeroed).
+    """
+    max_lag = check_int("max_lag", max_lag, 3)
+    rng = np.random.default_rng(seed)
+    H = lstm.hidden_size
+    for name, b in lstm.params.items():
+        if name.startswith("bias_ih"):
+            bf = np.log(rng.uniform(1, max_lag - 1, H))
+            b[H:2 * H] = bf
+            b[:H] = -bf
+        elif name.startswith("bias_hh"):
+            b[:2 * H] = 0
 
 
 # ---------------------------------------------------------------------------- training
