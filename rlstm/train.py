@@ -144,6 +144,11 @@ class SequenceModel(Module):
         T, B, W = h.shape
         return self.readout._forward(h.reshape(T * B, W)).reshape(T, B, -1), state
 
+    def step(self, x_t, state=None):
+        """One time step: ``x_t`` ``(B, D)`` -> output ``(B, O)`` and the next state."""
+        h, state = self.core.step(x_t, state)
+        return self.readout._forward(h), state
+
     def predict(self, x, state=None, batch_size: int = 256) -> np.ndarray:
         """Outputs for ``x`` ``(T, N, D)``, in batches of ``batch_size`` sequences."""
         x = as_float_array(x, self.dtype, "x", ndim=3)
