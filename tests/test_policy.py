@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+import rlstm
+
 from rlstm.policy import LSTMPolicy
 from rlstm.policy.heads import unpack
 
@@ -332,3 +334,116 @@ def test_float32_policy_runs_and_matches_float64():
     np.testing.assert_allclose(lp32, lp_act, rtol=1e-4, atol=1e-4)
     p32.backward(np.ones((5, 3)), np.ones((5, 3)), np.ones((5, 3)), c)
     assert p32.flat_grads.dtype == np.float32 and np.isfinite(p32.flat_grads).all()
+
+
+def test_categorical_sampling_frequencies_match_probabilities():
+    p = LSTMPolicy(BOX, spaces.Discrete(4), hidden_size=4, seed=0, action_init_scale=0.0)
+    p.params["action.bias"][...] = [0.0, 1.0, -1.0, 0.5]
+    B = 40000
+    a, _, lp, _ = p.act(np.zeros((B, 3), np.float32), None, None, rng=np.random.default_rng(0))
+    probs = np.exp([0.0, 1.0, -1.0, 0.5]) / np.exp([0.0, 1.0, -1.0, 0.5]).sum()
+    freq = np.bincount(a, minlength=4) / B
+    assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / B)), (freq, probs)
+    np.testing.assert_allclose(lp, np.log(probs)[a], rtol=1e-5)
+
+
+class ElmanRNN(rlstm.Module):
+    """A minimal recurrent layer whose state is one array (like rlstm.GRU): h = tanh(...)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, dtype=np.float32, seed=None):
+        assert num_layers == 1
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, 1
+        self._allocate([("weight_ih_l0", (hidden_size, input_size)),
+                        ("weight_hh_l0", (hidden_size, hidden_size)),
+                        ("bias_l0", (hidden_size,))], dtype)
+        self.flat_params[...] = np.random.default_rng(seed).uniform(-0.5, 0.5,
+                                                                     self.flat_params.size)
+
+    def initial_state(self, B):
+        return np.zeros((1, B, self.hidden_size), self.dtype)
+
+    def step(self, x, h):
+        h = self.initial_state(x.shape[0]) if h is None else h
+        p = self.params
+        hn = np.tanh(x @ p["weight_ih_l0"].T + h[0] @ p["weight_hh_l0"].T + p["bias_l0"])
+        return hn, hn[None]
+
+    def forward(self, x, h=None, resets=None):
+        T, B, _ = x.shape
+        h = self.initial_state(B)[0] if h is None else h[0]
+        hs, hprev = [], []
+        for t in range(T):  # a test double: the loop is fine here
+            if resets is not None:
+                h = h * (1 - resets[t][:, None])
+            hprev.append(h)
+            h = self.step(x[t], h[None])[0]
+            hs.append(h)
+        y = np.stack(hs)
+        return y, y[-1][None], (x, y, np.stack(hprev), resets)
+
+    def backward(self, dy, cache, dstate=None):
+        x, y, hprev, resets = cache
+        p, g = self.params, self.grads
+        dx = np.zeros_like(x)
+        dh = np.zeros_like(y[0])
+        for t in range(x.shape[0] - 1, -1, -1):
+            da = (dy[t] + dh) * (1 - y[t] ** 2)
+            g["weight_ih_l0"] += da.T @ x[t]
+            g["weight_hh_l0"] += da.T @ hprev[t]
+            g["bias_l0"] += da.sum(0)
+            dx[t] = da @ p["weight_ih_l0"]
+            dh = da @ p["weight_hh_l0"]
+            if resets is not None:
+                dh = dh * (1 - resets[t][:, None])
+        return dx, dh[None]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_custom_core_with_single_array_state(shared):
+    rng = np.random.default_rng(0)
+    p = LSTMPolicy(BOX, ACT_SPACES["tuple"], hidden_size=4, seed=0, dtype=np.float64,
+                   core=ElmanRNN, shared_core=shared, action_init_scale=1.0)
+    st = p.initial_state(3)
+    assert len(st) == (1 if shared else 2) and st[0].shape == (1, 3, 4)
+    assert "core.weight_hh_l0" in p.params and p.core_type == "ElmanRNN"
+    obs, acts, es, s0, lp_act, v_act = rollout(p, BOX, 4, 3, rng)
+    lp, ent, v, cache = p.evaluate(obs, acts, s0, es)
+    np.testing.assert_allclose(lp, lp_act, rtol=1e-10)
+    np.testing.assert_allclose(v, v_act, rtol=1e-10)
+    a, b, c = rng.standard_normal((3, 4, 3))
+    p.zero_grad()
+    p.backward(a, b, c, cache)
+    i = p.flat_params.size // 3  # a weight of the core: spot-check by central difference
+    for i in (1, i, p.flat_params.size - 1):
+        old = p.flat_params[i]
+        f = []
+        for d in (1e-6, -1e-6):
+            p.flat_params[i] = old + d
+            lp, ent, v, _ = p.evaluate(obs, acts, s0, es)
+            f.append(np.sum(a * lp + b * ent + c * v))
+        p.flat_params[i] = old
+        assert p.flat_grads[i] == pytest.approx((f[0] - f[1]) / 2e-6, rel=1e-5, abs=1e-8)
+
+
+def test_gru_core_name_is_accepted_or_explained():
+    if hasattr(rlstm, "GRU"):
+        p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=4, core="gru", seed=0)
+        assert len(p.initial_state(2)) == 1
+    else:
+        with pytest.raises(ValueError, match="rlstm.GRU"):
+            LSTMPolicy(BOX, spaces.Discrete(2), core="gru")
+
+
+def test_act_on_a_gymnasium_vector_env():
+    import gymnasium as gym
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 4)
+    p = LSTMPolicy(envs.single_observation_space, envs.single_action_space, hidden_size=8,
+                   seed=0)
+    obs, _ = envs.reset(seed=0)
+    state, start = p.initial_state(4), np.ones(4, bool)
+    for _ in range(20):
+        action, value, logp, state = p.act(obs, state, start, rng=np.random.default_rng(0))
+        obs, reward, term, trunc, _ = envs.step(action)
+        start = term | trunc
+    assert action.shape == (4,) and value.shape == logp.shape == (4,)
+    envs.close()

@@ -85,16 +85,20 @@ class Categorical(Head):
     def __init__(self, space: spaces.Discrete):
         self.space, self.n, self.start = space, int(space.n), int(space.start)
         self.n_out = self.n_mask = self.n
+        self._offsets = {}  # B -> row offsets into the flattened logits
 
     def act(self, z, mask, log_std, rng, deterministic):
         """Sample and return ``(actions, logp)`` in one pass (the rollout path)."""
         if mask is None and not deterministic:  # fewest NumPy calls: this is the hot path
             zm = z - z.max(axis=1, keepdims=True)
-            cdf = np.cumsum(np.exp(zm), axis=1)
+            cdf = np.exp(zm).cumsum(axis=1)
             total = cdf[:, -1]
-            v = (1.0 - rng.random(z.shape[0])) * total  # in (0, total]
-            a = np.minimum((cdf < v[:, None]).sum(axis=1), self.n - 1)
-            lp = zm.ravel()[a + np.arange(0, z.size, self.n)] - np.log(total)
+            v = total * (1.0 - rng.random(z.shape[0]))  # in (0, total]: never past the end
+            a = (cdf < v[:, None]).sum(axis=1)
+            offsets = self._offsets.get(z.shape[0])
+            if offsets is None:
+                offsets = self._offsets[z.shape[0]] = np.arange(0, z.size, self.n)
+            lp = zm.ravel()[a + offsets] - np.log(total)
             return a + self.start, lp
         logp, p = _categorical(z, mask)
         a = _cat_sample(logp, p, mask, rng, deterministic)

@@ -291,7 +291,8 @@ class LSTMPolicy(Module):
         x = self._encode(obs, (B,), "obs")
         state = self._check_state(state, B, "state")
         if episode_start is not None:
-            es = np.asarray(episode_start)
+            es = episode_start if isinstance(episode_start, np.ndarray) else np.asarray(
+                episode_start)
             if es.shape != (B,):
                 raise ValueError(f"episode_start must have shape (B,) = ({B},), got {es.shape}")
             if es.any():
