@@ -447,3 +447,38 @@ def test_act_on_a_gymnasium_vector_env():
         start = term | trunc
     assert action.shape == (4,) and value.shape == logp.shape == (4,)
     envs.close()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_value_matches_act(shared):
+    p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, seed=0, shared_core=shared)
+    obs = np.random.default_rng(0).uniform(-1, 1, (5, 3))
+    st = tuple(np.random.default_rng(1).standard_normal(s.shape).astype(np.float32)
+               for s in p.initial_state(5))
+    es = np.array([True, False, False, True, False])
+    _, v, _, _ = p.act(obs, st, es)
+    np.testing.assert_array_equal(p.value(obs, st, es), v)
+
+
+def test_garbage_input_raises_type_or_value_error():
+    from hypothesis import given, settings, strategies as st
+    p = LSTMPolicy(OBS_SPACES["dict_of_tuple"], ACT_SPACES["dict_of_tuple"], hidden_size=4,
+                   seed=0)
+    leaf = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=3),
+                     st.lists(st.floats(allow_nan=True), max_size=4),
+                     st.builds(np.zeros, st.tuples(st.integers(0, 3), st.integers(0, 3))),
+                     st.builds(lambda n: np.array(["a"] * n), st.integers(0, 3)))
+    junk = st.recursive(leaf, lambda c: st.one_of(
+        st.lists(c, max_size=3).map(tuple), st.dictionaries(st.sampled_from(
+            ["pos", "inv", "deep", "k", "action_mask"]), c, max_size=4)), max_leaves=8)
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(junk, junk)
+    def check(obs, actions):
+        for call in (lambda: p.act(obs, None, None),
+                     lambda: p.evaluate(obs, actions, None, np.zeros((1, 2), bool))):
+            try:
+                call()
+            except (TypeError, ValueError):
+                pass
+    check()

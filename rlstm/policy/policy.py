@@ -325,6 +325,26 @@ class LSTMPolicy(Module):
             self.action_space, (spaces.Tuple, spaces.Dict)) else pack(self.action_space, leaves)
         return actions, values, logp.astype(self.dtype, copy=False), new_state
 
+    def value(self, obs, state, episode_start=None) -> np.ndarray:
+        """Values ``(B,)`` of ``obs`` from ``state`` without sampling (e.g. to bootstrap a
+        truncated episode from its final observation). The state is not advanced."""
+        B = self._batch_of(obs)
+        x = self._encode(obs, (B,), "obs")
+        state = self._check_state(state, B, "state")
+        if episode_start is not None:
+            es = np.asarray(episode_start, dtype=bool)
+            if es.shape != (B,):
+                raise ValueError(f"episode_start must have shape (B,) = ({B},), got {es.shape}")
+            state = tuple(s * (~es)[None, :, None] for s in state)
+        if self.encoder is not None:
+            x = self.encoder.forward(x)[0]
+        actor, critic = self._split_state(state)
+        if critic is None:
+            y = self._lstm_step(x, actor)[0] if self._fast_core else self.core.step(x, actor)[0]
+        else:
+            y = self.critic_core.step(x, critic)[0]
+        return self.value_net._forward(y)[:, 0]
+
     def _lstm_step(self, x, state):
         """``LSTM.step`` without re-validation (inputs were checked by :meth:`act`)."""
         h0, c0 = state
