@@ -37,6 +37,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    ap.add_argument("--out", default="adding_problem.rlstm", help="where to save the model")
+    ap.add_argument("--target", type=float, default=1e-3, help="stop at this test MSE")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -52,10 +54,11 @@ def main(argv=None):
                         threads=args.threads,
                         callback=lambda e, h: print(f"epoch {e + 1}: train {h['loss'][-1]:.4f} "
                                                     f"test {h['val_loss'][-1]:.4f}") or
-                        h["val_loss"][-1] < 1e-3)
-    rlstm.save(model, "adding_problem.rlstm")
+                        h["val_loss"][-1] < args.target)
+    rlstm.save(model, args.out)
     print(f"test MSE {history['val_loss'][-1]:.5f} after {time.perf_counter() - t0:.0f} s "
-          f"(baseline 0.167); model saved to adding_problem.rlstm")
+          f"(baseline 0.167); model saved to {args.out}")
+    return {"test_mse": history["val_loss"][-1], "baseline": float(np.mean((y_test - 1) ** 2))}
 
 
 if __name__ == "__main__":

@@ -127,6 +127,8 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"plot saved to {args.out}")
+    return {"precision": precision, "recall": recall, "events_detected": int(sum(hit)),
+            "events": len(events), "false_alarms": int((flagged & ~near).sum())}
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"plot saved to {args.out}")
+    return {"lstm": rmse(pred), "persistence": rmse(persistence), "seasonal": rmse(seasonal)}
 
 
 if __name__ == "__main__":
