@@ -482,3 +482,23 @@ def test_garbage_input_raises_type_or_value_error():
             except (TypeError, ValueError):
                 pass
     check()
+
+
+def test_single_env_fast_path_samples_the_same_distribution():
+    p = LSTMPolicy(BOX, spaces.Discrete(3, start=2), hidden_size=4, seed=0,
+                   action_init_scale=0.0, dtype=np.float64)
+    p.params["action.bias"][...] = [0.5, -0.5, 1.0]
+    probs = np.exp([0.5, -0.5, 1.0]) / np.exp([0.5, -0.5, 1.0]).sum()
+    rng = np.random.default_rng(0)
+    obs = np.zeros((1, 3))
+    n = 6000
+    acts = np.empty(n, int)
+    for i in range(n):
+        a, _, lp, _ = p.act(obs, None, None, rng=rng)
+        assert a.shape == (1,) and a.dtype == np.int64 and lp.shape == (1,)
+        assert lp[0] == pytest.approx(np.log(probs[a[0] - 2]), rel=1e-12)
+        acts[i] = a[0]
+    freq = np.bincount(acts - 2, minlength=3) / n
+    assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / n)), freq
+    rollout_obs, a_seq, es, s0, lp_act, _ = rollout(p, BOX, 7, 1, np.random.default_rng(1))
+    np.testing.assert_allclose(p.evaluate(rollout_obs, a_seq, s0, es)[0], lp_act, rtol=1e-12)
