@@ -102,20 +102,33 @@ def _seq_build(c: dict, size: int):
     return SequenceModel(**c)
 
 
-# kind -> (class name check, config getter, builder)
+def _linear_config(m) -> dict:
+    return {"in_features": m.in_features, "out_features": m.out_features,
+            "dtype": m.dtype.name}
+
+
+def _linear_build(c: dict, size: int):
+    _need(int(c["in_features"]) * int(c["out_features"]) <= size, "Linear too large")
+    return Linear(c["in_features"], c["out_features"], dtype=c["dtype"])
+
+
+def _mlp_config(m) -> dict:
+    return {"in_features": m.in_features, "hidden": list(m.hidden),
+            "activation": m.activation, "dtype": m.dtype.name}
+
+
+def _mlp_build(c: dict, size: int):
+    sizes = [int(c["in_features"])] + [int(h) for h in c["hidden"]]
+    _need(sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) <= size, "MLP too large")
+    return MLP(c["in_features"], c["hidden"], activation=c["activation"], dtype=c["dtype"])
+
+
+# kind -> (config getter, builder(config, saved parameter count))
 _REGISTRY: dict[str, tuple[Callable[[Any], dict], Callable[[dict, int], Module]]] = {
     "LSTM": (_lstm_config, _lstm_build),
     "GRU": (_gru_config, _gru_build),
-    "Linear": (lambda m: {"in_features": m.in_features, "out_features": m.out_features,
-                          "dtype": m.dtype.name},
-               lambda c, size: _need(c["in_features"] * c["out_features"] <= size, "Linear") or Linear(
-                   c["in_features"], c["out_features"], dtype=c["dtype"])),
-    "MLP": (lambda m: {"in_features": m.in_features, "hidden": list(m.hidden),
-                       "activation": m.activation, "dtype": m.dtype.name},
-            lambda c, size: _need(max([c["in_features"]] + list(c["hidden"])) ** 2 <= 2 ** 40
-                                  and c["in_features"] * c["hidden"][0] <= size, "MLP") or MLP(
-                c["in_features"], c["hidden"], activation=c["activation"],
-                          dtype=c["dtype"])),
+    "Linear": (_linear_config, _linear_build),
+    "MLP": (_mlp_config, _mlp_build),
     "LSTMPolicy": (_policy_config, _policy_build),
     "SequenceModel": (_seq_config, _seq_build),
 }

@@ -328,7 +328,8 @@ def fit(model: SequenceModel, x, y, *, validation: tuple | None = None, input_le
 
     Keyword arguments are the fields of :class:`TrainConfig` (``loss``, ``epochs``,
     ``batch_size``, ``lr``, ``optimizer``, ``clip_norm``, ``tbptt``, ``progress_bar``, ...).
-    ``validation=(x_val, y_val)`` adds ``val_loss`` per epoch. ``callback(epoch, history)``
+    ``validation=(x_val, y_val)`` (for CTC ``(x_val, y_val, input_lengths, target_lengths)``)
+    adds ``val_loss`` per epoch. ``callback(epoch, history)``
     runs after each epoch; returning ``True`` stops training. Returns the history: ``loss``
     (mean training loss per epoch), ``val_loss``, ``grad_norm`` (mean per epoch).
     """
@@ -351,9 +352,10 @@ def _fit(model, x, y, cfg, validation, input_lengths, target_lengths, callback) 
     data = _check_data(model, x, y, cfg, input_lengths, target_lengths, "training")
     val = None
     if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise TypeError("validation must be a tuple (x_val, y_val)")
-        val = validation
+        if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 4):
+            raise TypeError("validation must be a tuple (x_val, y_val), or for CTC (x_val, "
+                            "y_val, input_lengths, target_lengths)")
+        val = tuple(validation) + (None, None) * (len(validation) == 2)
     if cfg.optimizer == "adam":
         opt = Adam(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
@@ -389,8 +391,9 @@ def _fit(model, x, y, cfg, validation, input_lengths, target_lengths, callback) 
         history["loss"].append(float(np.mean(losses)))
         history["grad_norm"].append(float(np.mean(norms)))
         if val is not None:
-            history["val_loss"].append(evaluate_loss(model, val[0], val[1], cfg.loss,
-                                                     blank=cfg.blank))
+            history["val_loss"].append(evaluate_loss(
+                model, val[0], val[1], cfg.loss, input_lengths=val[2], target_lengths=val[3],
+                blank=cfg.blank))
         bar.set_postfix(loss=f"{history['loss'][-1]:.4g}")
         if callback is not None and callback(epoch, history):
             break

@@ -178,3 +178,28 @@ def test_sequence_model_save_load(tmp_path):
     assert isinstance(q, rlstm.SequenceModel) and q.config() == m.config()
     x = np.random.default_rng(0).standard_normal((5, 2, 2))
     np.testing.assert_array_equal(q.predict(x), m.predict(x))
+
+
+def test_ctc_plumbing_with_a_stand_in_loss(monkeypatch):
+    """fit passes logits, padded targets and lengths to rlstm.ctc_loss and descends on it."""
+    calls = []
+
+    def fake_ctc(logits, targets, input_lengths, target_lengths, blank=0):
+        calls.append((logits.shape, targets.shape, input_lengths.tolist(),
+                      target_lengths.tolist(), blank))
+        return 0.5 * (logits ** 2).sum(axis=(0, 2)), logits.copy()
+    monkeypatch.setattr(rlstm, "ctc_loss", fake_ctc, raising=False)
+    m = rlstm.SequenceModel(2, 4, 3, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 4, 2))
+    y = np.array([[1, 2], [1, 0], [2, 2], [1, 1]])
+    hist = rlstm.fit(m, x, y, loss="ctc", target_lengths=np.array([2, 1, 2, 2]),
+                     input_lengths=np.array([5, 4, 5, 3]), epochs=20, batch_size=4, blank=0,
+                     lr=0.05, shuffle=False,
+                     validation=(x, y, np.array([5, 4, 5, 3]), np.array([2, 1, 2, 2])))
+    assert calls[0] == ((5, 4, 3), (4, 2), [5, 4, 5, 3], [2, 1, 2, 2], 0)
+    assert hist["loss"][-1] < 0.2 * hist["loss"][0]
+    assert len(hist["val_loss"]) == 20
+    with pytest.raises(ValueError, match="tbptt"):
+        rlstm.fit(m, x, y, loss="ctc", target_lengths=np.array([2, 1, 2, 2]), tbptt=2)
+    with pytest.raises(ValueError, match="target_lengths"):
+        rlstm.fit(m, x, y, loss="ctc")
