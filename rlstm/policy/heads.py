@@ -21,6 +21,8 @@ import math
 import numpy as np
 from gymnasium import spaces
 
+from .spaces import leaf_paths
+
 LOG_2PI = float(np.log(2 * np.pi))
 
 __all__ = ["make_heads", "Categorical", "MultiCategorical", "Bernoulli", "DiagGaussian"]
@@ -92,16 +94,18 @@ class Categorical(Head):
 
     def act(self, z, mask, log_std, rng, deterministic):
         """Sample and return ``(actions, logp)`` in one pass (the rollout path)."""
-        if mask is None and not deterministic and z.shape[0] == 1 and self.n <= 64:
+        if not deterministic and z.shape[0] == 1 and self.n <= 64:
             # one env: plain floats beat a dozen NumPy calls on a (1, n) array
             row = z[0].tolist()
-            m = max(row)
+            allowed = [True] * self.n if mask is None else mask[0].tolist()
+            m = max(v for v, ok in zip(row, allowed) if ok)
             cdf, acc = [], 0.0
-            for v in row:  # over the n actions (not rows)
-                acc += math.exp(v - m)
+            for v, ok in zip(row, allowed):  # over the n actions (not rows)
+                if ok:
+                    acc += math.exp(v - m)
                 cdf.append(acc)
             u = acc * (1.0 - rng.random())
-            a = bisect.bisect_left(cdf, u)  # first index with cdf >= u > 0
+            a = bisect.bisect_left(cdf, u)  # first index with cdf >= u > 0: an allowed one
             lp = row[a] - m - math.log(acc)
             return (np.array([a + self.start], dtype=np.int64),
                     np.array([lp], dtype=z.dtype))
@@ -256,18 +260,9 @@ class DiagGaussian(Head):
         return dz, dls
 
 
-def action_leaves(space, path=()):
-    """``[(path, leaf_space), ...]`` in head order (Tuple index / Dict key paths)."""
-    if isinstance(space, spaces.Tuple):
-        return [x for k, s in enumerate(space.spaces) for x in action_leaves(s, path + (k,))]
-    if isinstance(space, spaces.Dict):
-        return [x for k, s in space.spaces.items() for x in action_leaves(s, path + (k,))]
-    return [(path, space)]
-
-
 def make_heads(space) -> list[Head]:
     heads = []
-    for _, s in action_leaves(space):
+    for _, s in leaf_paths(space, skip_mask=False):
         if isinstance(s, spaces.Discrete):
             heads.append(Categorical(s))
         elif isinstance(s, spaces.MultiDiscrete):

@@ -13,7 +13,7 @@ from .._kernels import lstm_step
 from ..lstm import LSTM
 from ..module import Module
 from .heads import make_heads, pack, unpack
-from .spaces import MASK_KEY, check_space, encode, flat_dim, split_mask
+from .spaces import MASK_KEY, Encoder, check_space, flat_dim, split_mask
 
 CORES = ("lstm", "gru")
 
@@ -173,6 +173,7 @@ class LSTMPolicy(Module):
                                  slice(s, s + h.n_log_std)))
             o, m, s = o + h.n_out, m + h.n_mask, s + h.n_log_std
         self._n_core_state = len(self._core_state_tuple(self.core.initial_state(1)))
+        self._encoder = Encoder(observation_space, self.dtype)
         self._box_obs = (isinstance(observation_space, spaces.Box)
                          and observation_space.dtype != np.uint8)
         self._mask_from_obs = (isinstance(observation_space, spaces.Dict)
@@ -245,7 +246,7 @@ class LSTMPolicy(Module):
             if not np.isfinite(x).all():
                 raise ValueError(f"{name} contains NaN or inf")
             return x
-        return encode(self.observation_space, obs, lead, self.dtype, name=name)
+        return self._encoder(obs, lead, name)
 
     def _mask(self, obs, mask, lead: tuple, name: str):
         if mask is None and self._mask_from_obs:
