@@ -19,6 +19,7 @@ OBS_SPACES = {
     "dict_of_tuple": spaces.Dict({"pos": BOX, "inv": spaces.Tuple((
         spaces.Discrete(2), spaces.MultiBinary(2))), "deep": spaces.Dict({"k": spaces.Discrete(3)})}),
     "image": spaces.Box(0, 255, (4, 4, 1), np.uint8),
+    "image_dict": spaces.Dict({"img": spaces.Box(0, 255, (6, 5, 2), np.uint8), "vec": BOX}),
 }
 ACT_SPACES = {
     "discrete": spaces.Discrete(3),
@@ -109,6 +110,9 @@ def test_act_and_evaluate_agree(obs_name, act_name):
     ("dict_of_tuple", "dict_of_tuple", {"mlp_hidden": (5,)}),
     ("tuple", "tuple", {"shared_core": False, "num_layers": 2}),
     ("multidiscrete", "discrete", {"core_kwargs": {"variant": "peephole"}}),
+    ("image", "discrete", {}),
+    ("image_dict", "box", {"mlp_hidden": (5,)}),
+    ("image", "multibinary", {"image_encoder": "flatten"}),
 ])
 def test_backward_matches_central_differences(obs_name, act_name, kw):
     rng = np.random.default_rng(2)

@@ -8,14 +8,16 @@ import numpy as np
 from gymnasium import spaces
 
 from .._validation import check_choice, check_int
-from ..layers import MLP, Linear, adopt, param_spec
+from .._validation import check_dtype
+from ..layers import MLP, ConvEncoder, Linear, adopt, param_spec
 from .._kernels import lstm_step
 from ..lstm import LSTM
 from ..module import Module
 from .heads import make_heads, pack, unpack
-from .spaces import MASK_KEY, Encoder, check_space, flat_dim, split_mask
+from .spaces import MASK_KEY, Encoder, check_space, flat_dim, is_image, split_mask
 
 CORES = ("lstm", "gru")
+IMAGE_ENCODERS = ("conv", "flatten")
 
 __all__ = ["LSTMPolicy", "PolicyCache"]
 
@@ -54,6 +56,7 @@ class PolicyCache:
     y: np.ndarray
     yv: np.ndarray
     head_caches: list
+    image_caches: list
 
 
 class LSTMPolicy(Module):
@@ -103,7 +106,8 @@ class LSTMPolicy(Module):
     def __init__(self, observation_space, action_space, hidden_size: int = 64,
                  num_layers: int = 1, dtype=np.float32, seed=None, *, core="lstm",
                  core_kwargs: dict | None = None, mlp_hidden=(), shared_core: bool = True,
-                 log_std_init: float = 0.0, action_init_scale: float = 0.01):
+                 log_std_init: float = 0.0, action_init_scale: float = 0.01,
+                 image_encoder: str = "conv"):
         check_space(observation_space, "observation_space")
         check_space(action_space, "action_space")
         self.observation_space, self.action_space = observation_space, action_space
@@ -131,15 +135,29 @@ class LSTMPolicy(Module):
         self.obs_dim = flat_dim(observation_space)
         if self.obs_dim == 0:
             raise ValueError("observation_space encodes to zero features")
+        self.image_encoder = check_choice("image_encoder", image_encoder, IMAGE_ENCODERS)
+        self._encoder = Encoder(observation_space, check_dtype(dtype))
+        # image leaves (uint8 Box, 3 dims) go through a small conv net each, unless "flatten"
+        images = ([(col, d, sub) for _, _, sub, col, d in self._encoder.leaves if is_image(sub)]
+                  if self.image_encoder == "conv" else [])
+        conv_rng = np.random.default_rng(seeds[0] + 1)
+        self.image_nets = [ConvEncoder(sub.shape, dtype=dtype, seed=conv_rng.integers(2 ** 63))
+                           for _, _, sub in images]
+        self._image_cols = [(col, col + d) for col, d, _ in images]
+        plain = np.ones(self.obs_dim, bool)
+        for a, b in self._image_cols:
+            plain[a:b] = False
+        self._plain_cols = np.flatnonzero(plain)
+        self.feature_dim = int(plain.sum()) + sum(n.out_features for n in self.image_nets)
         self.heads = make_heads(action_space)
         self.n_action = sum(h.n_out for h in self.heads)
         self.n_mask = sum(h.n_mask for h in self.heads)
         self.n_log_std = sum(h.n_log_std for h in self.heads)
 
         H = self.hidden_size
-        self.encoder = (MLP(self.obs_dim, self.mlp_hidden, dtype=dtype, seed=seeds[0])
+        self.encoder = (MLP(self.feature_dim, self.mlp_hidden, dtype=dtype, seed=seeds[0])
                         if self.mlp_hidden else None)
-        enc_out = self.mlp_hidden[-1] if self.mlp_hidden else self.obs_dim
+        enc_out = self.mlp_hidden[-1] if self.mlp_hidden else self.feature_dim
         self.core = self._core_cls(enc_out, H, self.num_layers, dtype=dtype, seed=seeds[1],
                                    **self.core_kwargs)
         self.critic_core = (None if self.shared_core else
@@ -149,7 +167,8 @@ class LSTMPolicy(Module):
                                  init_scale=self.action_init_scale)
         self.value_net = Linear(H, 1, dtype=dtype, seed=seeds[4])
 
-        children = [("encoder.", self.encoder), ("core.", self.core),
+        children = [(f"image{j}.", net) for j, net in enumerate(self.image_nets)]
+        children += [("encoder.", self.encoder), ("core.", self.core),
                     ("critic_core.", self.critic_core), ("action.", self.action_net)]
         spec = []
         for prefix, child in children:
@@ -173,7 +192,6 @@ class LSTMPolicy(Module):
                                  slice(s, s + h.n_log_std)))
             o, m, s = o + h.n_out, m + h.n_mask, s + h.n_log_std
         self._n_core_state = len(self._core_state_tuple(self.core.initial_state(1)))
-        self._encoder = Encoder(observation_space, self.dtype)
         self._box_obs = (isinstance(observation_space, spaces.Box)
                          and observation_space.dtype != np.uint8)
         self._mask_from_obs = (isinstance(observation_space, spaces.Dict)
@@ -192,7 +210,8 @@ class LSTMPolicy(Module):
                 "dtype": self.dtype.name, "core": self.core_type,
                 "core_kwargs": self.core_kwargs, "mlp_hidden": list(self.mlp_hidden),
                 "shared_core": self.shared_core, "log_std_init": self.log_std_init,
-                "action_init_scale": self.action_init_scale}
+                "action_init_scale": self.action_init_scale,
+                "image_encoder": self.image_encoder}
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -248,6 +267,17 @@ class LSTMPolicy(Module):
             return x
         return self._encoder(obs, lead, name)
 
+    def _features(self, x: np.ndarray):
+        """Encoded observations -> core input: image columns through their conv nets."""
+        if not self.image_nets:
+            return x, []
+        parts, caches = [x[:, self._plain_cols]], []
+        for net, (a, b) in zip(self.image_nets, self._image_cols):
+            f, c = net.forward(np.ascontiguousarray(x[:, a:b]))
+            parts.append(f)
+            caches.append(c)
+        return np.concatenate(parts, axis=1), caches
+
     def _mask(self, obs, mask, lead: tuple, name: str):
         if mask is None and self._mask_from_obs:
             mask = split_mask(self.observation_space, obs)
@@ -289,7 +319,7 @@ class LSTMPolicy(Module):
             B = state[0].shape[1]
         else:
             B = self._batch_of(obs)
-        x = self._encode(obs, (B,), "obs")
+        x = self._features(self._encode(obs, (B,), "obs"))[0]
         state = self._check_state(state, B, "state")
         if episode_start is not None:
             es = episode_start if isinstance(episode_start, np.ndarray) else np.asarray(
@@ -330,7 +360,7 @@ class LSTMPolicy(Module):
         """Values ``(B,)`` of ``obs`` from ``state`` without sampling (e.g. to bootstrap a
         truncated episode from its final observation). The state is not advanced."""
         B = self._batch_of(obs)
-        x = self._encode(obs, (B,), "obs")
+        x = self._features(self._encode(obs, (B,), "obs"))[0]
         state = self._check_state(state, B, "state")
         if episode_start is not None:
             es = np.asarray(episode_start, dtype=bool)
@@ -404,6 +434,7 @@ class LSTMPolicy(Module):
         acts = [h.check_actions(a, lead, name) for h, (a, name) in zip(self.heads, leaves)]
         state = self._check_state(state0, B, "state0")
         actor, critic = self._split_state(state)
+        x, image_caches = self._features(x)
         mlp_cache = None
         if self.encoder is not None:
             x, mlp_cache = self.encoder.forward(x)
@@ -428,7 +459,8 @@ class LSTMPolicy(Module):
             logp += lp
             ent += e
             head_caches.append(c)
-        cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches)
+        cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches,
+                            image_caches)
         return logp.reshape(T, B), ent.reshape(T, B), values.reshape(T, B), cache
 
     def backward(self, dlog_probs, dentropy, dvalues, cache: PolicyCache) -> None:
@@ -467,8 +499,13 @@ class LSTMPolicy(Module):
         else:
             dx = self.core.backward(dy.reshape(T, B, -1), cache.core_cache)[0]
             dx = dx + self.critic_core.backward(dyv.reshape(T, B, -1), cache.critic_cache)[0]
+        dx = dx.reshape(N, -1)
         if self.encoder is not None:
-            self.encoder.backward(dx.reshape(N, -1), cache.mlp_cache, need_dx=False)
+            dx = self.encoder.backward(dx, cache.mlp_cache, need_dx=bool(self.image_nets))
+        col = len(self._plain_cols)
+        for net, c in zip(self.image_nets, cache.image_caches):
+            net.backward(dx[:, col:col + net.out_features], c)
+            col += net.out_features
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
