@@ -139,7 +139,8 @@ def test_broken_and_malicious_files_rejected(tmp_path):
     rejects("parameters are")
     rewrite(good, bad, arrays=lambda d: {**d, "flat_params": d["flat_params"].astype(np.float64)})
     rejects("parameters are")
-    rewrite(good, bad, arrays=lambda d: {**d, "flat_params": np.full_like(d["flat_params"], np.nan)})
+    rewrite(good, bad, arrays=lambda d: {**d, "flat_params": np.full_like(d["flat_params"],
+                                                                          np.nan)})
     rejects("NaN")
     rewrite(good, bad, arrays=lambda d: {**d, "extra": np.zeros(2)})
     rejects("exactly one array")

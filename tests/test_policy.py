@@ -17,7 +17,8 @@ OBS_SPACES = {
     "multibinary": spaces.MultiBinary(3),
     "tuple": spaces.Tuple((BOX, spaces.Discrete(3))),
     "dict_of_tuple": spaces.Dict({"pos": BOX, "inv": spaces.Tuple((
-        spaces.Discrete(2), spaces.MultiBinary(2))), "deep": spaces.Dict({"k": spaces.Discrete(3)})}),
+        spaces.Discrete(2), spaces.MultiBinary(2))),
+        "deep": spaces.Dict({"k": spaces.Discrete(3)})}),
     "image": spaces.Box(0, 255, (4, 4, 1), np.uint8),
     "image_dict": spaces.Dict({"img": spaces.Box(0, 255, (6, 5, 2), np.uint8), "vec": BOX}),
 }

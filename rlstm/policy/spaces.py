@@ -23,7 +23,8 @@ MASK_KEY = "action_mask"
 SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary,
              spaces.Tuple, spaces.Dict)
 
-__all__ = ["Encoder", "leaf_paths", "flat_dim", "encode", "split_mask", "check_space", "space_to_json",
+__all__ = ["Encoder", "leaf_paths", "flat_dim", "encode", "split_mask", "check_space",
+           "space_to_json",
            "space_from_json", "MASK_KEY"]
 
 
