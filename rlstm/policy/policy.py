@@ -73,6 +73,7 @@ class LSTMPolicy(Module):
     order; ``E`` = encoder output size, ``H`` = hidden_size, ``n`` = action-layer columns,
     ``d`` = total Box action size)::
 
+        image{j}.conv{k}.weight, image{j}.conv{k}.bias   image part j, image_encoder="conv"
         encoder.{k}.weight (out_k, in_k), encoder.{k}.bias (out_k,)   only with mlp_hidden
         core.<layer names>        the core's own names, e.g. core.weight_ih_l0 (4H, E),
                                   core.weight_hh_l0 (4H, H), core.bias_ih_l0, core.bias_hh_l0
@@ -101,6 +102,8 @@ class LSTMPolicy(Module):
         shared_core: one core for actor and critic (default, as OpenAI Five), else two.
         log_std_init: initial log standard deviation of Gaussian heads.
         action_init_scale: scale of the initial action-layer weights (small = near-uniform).
+        image_encoder: ``"conv"`` (a small conv net per image part, ``image{j}.*`` parameters)
+            or ``"flatten"`` (pixels / 255 fed as they are).
     """
 
     def __init__(self, observation_space, action_space, hidden_size: int = 64,
@@ -140,7 +143,7 @@ class LSTMPolicy(Module):
         # image leaves (uint8 Box, 3 dims) go through a small conv net each, unless "flatten"
         images = ([(col, d, sub) for _, _, sub, col, d in self._encoder.leaves if is_image(sub)]
                   if self.image_encoder == "conv" else [])
-        conv_rng = np.random.default_rng(seeds[0] + 1)
+        conv_rng = np.random.default_rng([int(seeds[0]), 1])
         self.image_nets = [ConvEncoder(sub.shape, dtype=dtype, seed=conv_rng.integers(2 ** 63))
                            for _, _, sub in images]
         self._image_cols = [(col, col + d) for col, d, _ in images]
