@@ -10,6 +10,7 @@ rlstm model raises ``ValueError``.
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any, Callable
 
 import numpy as np
@@ -148,7 +149,11 @@ def save(obj: Module, path: str | os.PathLike) -> None:
 
 def load(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> Module:
     """Rebuild the module saved at ``path`` (optionally requiring its ``kind``)."""
-    arrays, header = load_arrays(path, kind or tuple(_REGISTRY))
+    try:
+        arrays, header = load_arrays(path, kind or tuple(_REGISTRY))
+    except (NotImplementedError, OverflowError, UnicodeDecodeError, struct.error) as e:
+        # a damaged zip directory can make zipfile raise these (e.g. "compression method")
+        raise ValueError(f"{path} is not a readable rlstm file: {e}") from e
     kind = header["kind"]
     config = header.get("config")
     if not isinstance(config, dict):
