@@ -15,12 +15,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .layers import MLP, Linear
+from .layers import MLP, Conv2d, Linear
 from .lstm import LSTM
 from .module import Module
 from .serialization import load_arrays, save_arrays
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "register"]
 
 
 def _lstm_config(m) -> dict:
@@ -124,15 +124,39 @@ def _mlp_build(c: dict, size: int):
     return MLP(c["in_features"], c["hidden"], activation=c["activation"], dtype=c["dtype"])
 
 
+def _conv_config(m) -> dict:
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels,
+            "kernel_size": m.kernel_size, "stride": m.stride, "dtype": m.dtype.name}
+
+
+def _conv_build(c: dict, size: int):
+    _need(int(c["in_channels"]) * int(c["out_channels"]) * int(c["kernel_size"]) ** 2 <= size,
+          "Conv2d too large")
+    return Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"],
+                  dtype=c["dtype"])
+
+
 # kind -> (config getter, builder(config, saved parameter count))
 _REGISTRY: dict[str, tuple[Callable[[Any], dict], Callable[[dict, int], Module]]] = {
     "LSTM": (_lstm_config, _lstm_build),
     "GRU": (_gru_config, _gru_build),
     "Linear": (_linear_config, _linear_build),
     "MLP": (_mlp_config, _mlp_build),
+    "Conv2d": (_conv_config, _conv_build),
     "LSTMPolicy": (_policy_config, _policy_build),
     "SequenceModel": (_seq_config, _seq_build),
 }
+
+
+def register(kind: str, config: Callable[[Any], dict],
+             build: Callable[[dict, int], Module]) -> None:
+    """Make the class named ``kind`` saveable: ``config(obj)`` returns its JSON-able
+    constructor arguments, ``build(config, num_saved_params)`` rebuilds it (and should refuse
+    sizes the saved parameter count cannot hold, before allocating). Only registered kinds are
+    ever constructed by :func:`load`."""
+    if not isinstance(kind, str) or not kind or not callable(config) or not callable(build):
+        raise TypeError("register(kind: str, config: callable, build: callable)")
+    _REGISTRY[kind] = (config, build)
 
 
 def save(obj: Module, path: str | os.PathLike) -> None:

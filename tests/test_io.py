@@ -55,7 +55,8 @@ def test_policy_round_trip_exact(tmp_path, dtype):
 def test_layer_round_trips(tmp_path):
     for m in (rlstm.LSTM(3, 4, 2, variant="peephole", dtype=np.float64, seed=0),
               rlstm.LSTM(3, 4, bidirectional=True, cell_activation="identity", seed=1),
-              rlstm.Linear(3, 2, seed=0), rlstm.MLP(3, (4, 2), activation="relu", seed=0)):
+              rlstm.Linear(3, 2, seed=0), rlstm.MLP(3, (4, 2), activation="relu", seed=0),
+              rlstm.layers.Conv2d(2, 3, 3, 2, dtype=np.float64, seed=0)):
         rlstm.save(m, tmp_path / "m")
         q = rlstm.load(tmp_path / "m")
         assert type(q) is type(m)
