@@ -570,3 +570,13 @@ def test_policy_gradient_learns_a_masked_contextual_bandit():
     assert (a == ctx).all()
     values = p.value({"ctx": ctx, "action_mask": np.ones((30, 4), bool)}, None)
     assert np.all(values > 0.5)
+
+
+def test_act_uses_the_direct_kernel_path_and_it_matches_lstm_step():
+    """The fast path is verified against LSTM.step at construction; it must be on for LSTMs
+    (if a kernel signature changes it switches itself off, and this test says so)."""
+    p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, num_layers=2, seed=0,
+                   core_kwargs={"variant": "peephole"})
+    assert p._fast_core
+    assert not LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, shared_core=False,
+                          seed=0)._fast_core

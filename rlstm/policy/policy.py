@@ -200,11 +200,20 @@ class LSTMPolicy(Module):
         self._mask_from_obs = (isinstance(observation_space, spaces.Dict)
                                and MASK_KEY in observation_space.spaces)
         # act() calls the LSTM step kernel directly (the views stay valid: flat_params is
-        # only ever updated in place)
+        # only ever updated in place); checked once against LSTM.step, else LSTM.step is used
         self._fast_core = type(self.core) is LSTM and self.shared_core
         if self._fast_core:
-            self._core_layers = [self.core._layer(k)[:5] for k in range(self.num_layers)]
             self._gates = {}
+            try:
+                self._core_layers = [self.core._layer(k)[:5] for k in range(self.num_layers)]
+                x = np.linspace(-1, 1, 2 * enc_out, dtype=self.dtype).reshape(2, enc_out)
+                st = tuple(np.full((self.num_layers, 2, H), 0.3, self.dtype) for _ in range(2))
+                fast, slow = self._lstm_step(x, st), self.core.step(x, st)
+                self._fast_core = all(np.array_equal(a, b) for a, b in
+                                      [(fast[0], slow[0]), (fast[1][0], slow[1][0]),
+                                       (fast[1][1], slow[1][1])])
+            except (TypeError, ValueError, AttributeError, IndexError):
+                self._fast_core = False
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict:
