@@ -572,11 +572,18 @@ def test_policy_gradient_learns_a_masked_contextual_bandit():
     assert np.all(values > 0.5)
 
 
-def test_act_uses_the_direct_kernel_path_and_it_matches_lstm_step():
-    """The fast path is verified against LSTM.step at construction; it must be on for LSTMs
-    (if a kernel signature changes it switches itself off, and this test says so)."""
+def test_act_advances_the_core_exactly_like_lstm_step():
+    """act() runs the core through LSTM.step (the compiled rollout path), state for state."""
     p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, num_layers=2, seed=0,
                    core_kwargs={"variant": "peephole"})
-    assert p._fast_core
-    assert not LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, shared_core=False,
-                          seed=0)._fast_core
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((3,) + BOX.shape).astype(np.float32)
+    state = p.initial_state(3)
+    state = tuple(s + 0.3 for s in state)
+    _, _, _, new_state = p.act(obs, state, np.zeros(3, bool), rng=np.random.default_rng(1))
+    x = p._encode(obs, (3,), "obs")
+    if p.encoder is not None:
+        x = p.encoder.forward(x)[0]
+    _, (h, c) = p.core.step(x, state)
+    np.testing.assert_array_equal(new_state[0], h)
+    np.testing.assert_array_equal(new_state[1], c)

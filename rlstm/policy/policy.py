@@ -10,7 +10,6 @@ from gymnasium import spaces
 from .._validation import check_choice, check_int
 from .._validation import check_dtype
 from ..layers import MLP, ConvEncoder, Linear, adopt, param_spec
-from .._kernels import lstm_step
 from ..lstm import LSTM
 from ..module import Module
 from .heads import make_heads, pack, unpack
@@ -199,21 +198,6 @@ class LSTMPolicy(Module):
                          and observation_space.dtype != np.uint8)
         self._mask_from_obs = (isinstance(observation_space, spaces.Dict)
                                and MASK_KEY in observation_space.spaces)
-        # act() calls the LSTM step kernel directly (the views stay valid: flat_params is
-        # only ever updated in place); checked once against LSTM.step, else LSTM.step is used
-        self._fast_core = type(self.core) is LSTM and self.shared_core
-        if self._fast_core:
-            self._gates = {}
-            try:
-                self._core_layers = [self.core._layer(k)[:5] for k in range(self.num_layers)]
-                x = np.linspace(-1, 1, 2 * enc_out, dtype=self.dtype).reshape(2, enc_out)
-                st = tuple(np.full((self.num_layers, 2, H), 0.3, self.dtype) for _ in range(2))
-                fast, slow = self._lstm_step(x, st), self.core.step(x, st)
-                self._fast_core = all(np.array_equal(a, b) for a, b in
-                                      [(fast[0], slow[0]), (fast[1][0], slow[1][0]),
-                                       (fast[1][1], slow[1][1])])
-            except (TypeError, ValueError, AttributeError, IndexError):
-                self._fast_core = False
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict:
@@ -345,10 +329,7 @@ class LSTMPolicy(Module):
         if self.encoder is not None:
             x = self.encoder.forward(x)[0]
         actor, critic = self._split_state(state)
-        if self._fast_core:
-            y, new_actor = self._lstm_step(x, actor)
-        else:
-            y, new_actor = self.core.step(x, actor)
+        y, new_actor = self.core.step(x, actor)
         if critic is None:
             yv, new_state = y, self._core_state_tuple(new_actor)
         else:
@@ -383,27 +364,10 @@ class LSTMPolicy(Module):
             x = self.encoder.forward(x)[0]
         actor, critic = self._split_state(state)
         if critic is None:
-            y = self._lstm_step(x, actor)[0] if self._fast_core else self.core.step(x, actor)[0]
+            y = self.core.step(x, actor)[0]
         else:
             y = self.critic_core.step(x, critic)[0]
         return self.value_net._forward(y)[:, 0]
-
-    def _lstm_step(self, x, state):
-        """``LSTM.step`` without re-validation (inputs were checked by :meth:`act`)."""
-        h0, c0 = state
-        B = x.shape[0]
-        h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
-        hn, cn = np.empty_like(h0), np.empty_like(c0)
-        gates = self._gates.get(B)
-        if gates is None:
-            gates = self._gates[B] = np.empty((B, 4 * self.hidden_size), dtype=self.dtype)
-        core = self.core
-        inp = x
-        for k, (w_ih, w_hh, b_ih, b_hh, peep) in enumerate(self._core_layers):
-            lstm_step(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k], core._peephole,
-                      core._identity, gates, hn[k], cn[k])
-            inp = hn[k]
-        return inp, (hn, cn)
 
     def _batch_of(self, obs) -> int:
         """B from the first leaf of ``obs`` (structure errors are left to the encoder)."""
