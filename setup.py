@@ -40,5 +40,17 @@ extensions = [
     )
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives,
-                            force=DEBUG, quiet=True))
+# Re-generate the C file whenever the build mode changes (debug <-> optimised): a stale
+# rlstm/_kernels.c would otherwise keep the other mode's directives.
+_mode_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rlstm", ".build-mode")
+_mode = "debug" if DEBUG else "release"
+try:
+    with open(_mode_file) as f:
+        _force = f.read().strip() != _mode
+except OSError:
+    _force = True
+ext_modules = cythonize(extensions, compiler_directives=directives, force=_force, quiet=True)
+with open(_mode_file, "w") as f:
+    f.write(_mode)
+
+setup(ext_modules=ext_modules)

@@ -134,3 +134,17 @@ cdef inline floating log1p_(floating x) noexcept nogil:
         return log1pf(x)
     else:
         return log1p(x)
+
+
+def activations(const floating[::1] x, floating[::1] sig, floating[::1] th,
+                floating[::1] ex):
+    """sig = sigmoid(x), th = tanh(x), ex = exp(x) with the kernels' own activations.
+
+    Exposed for the accuracy tests (tests/test_fastmath.py); not part of the public API.
+    """
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(x.shape[0]):
+            sig[i] = sigmoid(x[i])
+            th[i] = tanh_(x[i])
+            ex[i] = fexp(x[i])

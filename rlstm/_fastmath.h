@@ -8,7 +8,7 @@
  * Accuracy (measured by tests/test_fastmath.py against libm over dense grids):
  *   rl_expf / rl_exp: Cephes-style range reduction + polynomial, ~1-2 ulp.
  *   rl_tanhf: Cephes tanhf polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) above.
- *   rl_tanh:  Taylor series to x^15 for |x| < 0.1, the exp form above (a few ulp).
+ *   rl_tanh:  Cephes tanh rational x + x^3 P(x^2)/Q(x^2) for |x| < 0.625, the exp form above.
  * Inputs are clamped before exponentiation, so large |x| gives 0, 1 or +-1, never NaN or inf.
  */
 #ifndef RLSTM_FASTMATH_H
@@ -85,17 +85,15 @@ static inline float rl_tanhf(float x) {
 static inline double rl_tanh(double x) {
     double ax = x < 0 ? -x : x;
     double z = x * x;
-    double p = -929569.0 / 638512875.0;
-    p = p * z + 21844.0 / 6081075.0;
-    p = p * z - 1382.0 / 155925.0;
-    p = p * z + 62.0 / 2835.0;
-    p = p * z - 17.0 / 315.0;
-    p = p * z + 2.0 / 15.0;
-    p = p * z - 1.0 / 3.0;
-    double small = p * z * x + x;
+    /* Cephes tanh: x + x^3 P(x^2) / Q(x^2) for |x| < 0.625 */
+    double p = (-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z
+               - 1.61468768441708447952E3;
+    double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z
+               + 4.84406305325125486048E3;
+    double small = x + x * z * p / q;
     double big = 1.0 - 2.0 / (rl_exp(2.0 * ax) + 1.0);
     big = x < 0 ? -big : big;
-    return ax < 0.1 ? small : big;
+    return ax < 0.625 ? small : big;
 }
 
 #endif

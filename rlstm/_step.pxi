@@ -26,6 +26,12 @@ cdef inline bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
     return acc == 0
 
 
+cdef inline bint _finite(cnp.ndarray a, Py_ssize_t n, int typenum):
+    if typenum == cnp.NPY_FLOAT32:
+        return _all_finite(<float*>cnp.PyArray_DATA(a), n)
+    return _all_finite(<double*>cnp.PyArray_DATA(a), n)
+
+
 cdef void _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int H,
                        bint peephole, bint identity, const floating* x, const floating* h,
                        const floating* c, floating* gates, floating* hn, floating* cn,
@@ -118,11 +124,11 @@ cdef class StepPlan:
         else:
             xa, ha, ca = self.owner._step_inputs(x, state)
         B = xa.shape[0]
-        if self.typenum == cnp.NPY_FLOAT32:
-            if not _all_finite(<float*>cnp.PyArray_DATA(xa), B * self.D):
-                raise ValueError("x_t contains NaN or inf; clean the input (np.nan_to_num) first")
-        elif not _all_finite(<double*>cnp.PyArray_DATA(xa), B * self.D):
-            raise ValueError("x_t contains NaN or inf; clean the input (np.nan_to_num) first")
+        if not (_finite(xa, B * self.D, self.typenum)
+                and _finite(ha, L * B * H, self.typenum)
+                and _finite(ca, L * B * H, self.typenum)):
+            raise ValueError("x_t or the state (h, c) contains NaN or inf; clean the input "
+                             "(np.nan_to_num) or reset the state")
         dims[0] = L
         dims[1] = B
         dims[2] = H

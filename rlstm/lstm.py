@@ -166,7 +166,10 @@ class LSTM(Module):
         return y, state
 
     def _forward(self, x, state, resets, keep: bool):
+        x_in = x
         x = self._check_x(x)
+        if keep and x is x_in:  # the cache must not see later in-place changes to the input
+            x = x.copy()
         T, B, _ = x.shape
         h0, c0 = self._check_state(state, B)
         rs = as_resets(resets, T, B)
@@ -190,8 +193,10 @@ class LSTM(Module):
                                       self._peephole, self._identity, gates, cs, hprev,
                                       y, d * H, hn[k], cn[k], self._cell_rec)
                 if keep:
-                    cache.layers.append((inp, gates, cs, hprev, c0[k]))
+                    cache.layers.append((inp, gates, cs, hprev, c0[k].copy()))
             inp = y
+        if T == 0:  # nothing ran: the final state is the initial state
+            hn[...], cn[...] = h0, c0
         return inp.reshape(T, B, H * nd), (hn, cn), (cache if keep else None)
 
     def backward(self, dy, cache: RecurrentCache, dstate=None):

@@ -74,6 +74,21 @@ class Optimizer:
         return {"t": np.asarray(self.t), "lr": np.asarray(self.lr)}
 
     def load_state_dict(self, d) -> None:
+        """Restore :meth:`state_dict` output; every entry is checked before anything changes."""
+        expected = self.state_dict()
+        missing = [k for k in expected if k not in d]
+        if missing:
+            raise ValueError(f"optimizer state is missing {missing}")
+        staged = {}
+        for k, ref in expected.items():
+            a = np.asarray(d[k])
+            if a.shape != ref.shape or a.dtype.kind not in "fiu" or not np.isfinite(a).all():
+                raise ValueError(f"optimizer state {k!r} must be finite numbers of shape "
+                                 f"{ref.shape}, got {a.dtype} {a.shape}")
+            staged[k] = a
+        self._load(staged)
+
+    def _load(self, d) -> None:
         self.t = int(d["t"])
         self.lr = float(d["lr"])
 
@@ -104,8 +119,8 @@ class SGD(Optimizer):
     def state_dict(self):
         return {**super().state_dict(), "velocity": self.velocity.copy()}
 
-    def load_state_dict(self, d) -> None:
-        super().load_state_dict(d)
+    def _load(self, d) -> None:
+        super()._load(d)
         self.velocity[...] = d["velocity"]
 
 
@@ -131,15 +146,18 @@ class Adam(Optimizer):
         self.m += (1 - self.beta1) * g
         self.v *= self.beta2
         self.v += (1 - self.beta2) * (g * g)
-        step = self.lr * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
+        # p -= lr * m_hat / (sqrt(v_hat) + eps), with eps added to sqrt(v_hat) as torch does
+        bias1 = 1 - self.beta1 ** self.t
+        bias2 = 1 - self.beta2 ** self.t
+        denom = np.sqrt(self.v) / np.sqrt(bias2) + self.eps
         if self.weight_decay:
             self.params *= 1 - self.lr * self.weight_decay
-        self.params -= (step * self.m / (np.sqrt(self.v) + self.eps)).astype(self.params.dtype)
+        self.params -= ((self.lr / bias1) * self.m / denom).astype(self.params.dtype)
 
     def state_dict(self):
         return {**super().state_dict(), "m": self.m.copy(), "v": self.v.copy()}
 
-    def load_state_dict(self, d) -> None:
-        super().load_state_dict(d)
+    def _load(self, d) -> None:
+        super()._load(d)
         self.m[...] = d["m"]
         self.v[...] = d["v"]

@@ -49,7 +49,11 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], kind:
     path = os.fspath(path)
     if not isinstance(kind, str) or not kind:
         raise ValueError("kind must be a non-empty string")
-    header = {"format": FORMAT, "version": VERSION, "kind": kind, **_jsonable(dict(meta or {}))}
+    meta = _jsonable(dict(meta or {}))
+    reserved = {"format", "version", "kind"} & set(meta)
+    if reserved:
+        raise ValueError(f"metadata keys {sorted(reserved)} are reserved by the file format")
+    header = {"format": FORMAT, "version": VERSION, "kind": kind, **meta}
     payload = {}
     for name, arr in arrays.items():
         if name == HEADER_KEY:
@@ -85,18 +89,29 @@ def load_arrays(path: str | os.PathLike, kind: str | tuple[str, ...] | None = No
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as e:
+        raise ValueError(f"{path} is not a readable rlstm file (truncated or not an .npz): "
+                         f"{e}") from e
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a plain .npy array
+        raise ValueError(f"{path} is a single NumPy array, not an rlstm file")
+    try:
+        with data:
             if HEADER_KEY not in data.files:
                 raise ValueError(f"{path} is not an rlstm file (no header)")
-            raw = data[HEADER_KEY]
-            arrays = {k: data[k] for k in data.files if k != HEADER_KEY}
+            members = {k: data[k] for k in data.files}
     except ValueError as e:
         if "rlstm" in str(e):
             raise
         raise ValueError(f"{path} is not a readable rlstm file: {e}") from e
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise ValueError(f"{path} is not a readable rlstm file (truncated or not an .npz): "
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as e:
+        raise ValueError(f"{path} is not a readable rlstm file (truncated or corrupt): "
                          f"{e}") from e
+    bad = [k for k, v in members.items() if not isinstance(v, np.ndarray)]
+    if bad:  # np.load hands back raw bytes for members that are not .npy arrays
+        raise ValueError(f"{path} is corrupt: members {bad} are not NumPy arrays")
+    raw = members.pop(HEADER_KEY)
+    arrays = members
     try:
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError("bad header array")

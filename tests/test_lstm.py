@@ -1,6 +1,8 @@
 """rlstm.LSTM against the pure-NumPy reference, central differences, step() and __call__."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,9 @@ CASES = [
     (3, 0, 3, 4, 2, True, "peephole", "tanh", 0.3, True),     # B = 0: an empty batch
     (20, 8, 16, 32, 2, True, "peephole", "tanh", 0.1, True),
     (33, 5, 7, 17, 1, False, "vanilla", "tanh", 0.05, True),
+    (10, 1, 33, 64, 2, False, "peephole", "tanh", 0.1, True),  # B = 1: the GEMV paths
+    (4, 3, 5, 37, 1, False, "vanilla", "identity", 0.2, True),  # H not a SIMD multiple
+    (6, 16, 24, 128, 1, True, "vanilla", "tanh", 0.1, True),
 ]
 CASE_IDS = ["T{}B{}D{}H{}L{}{}-{}-{}-r{}{}".format(*c[:5], "bi" if c[5] else "", *c[6:9],
                                                    "-s" if c[9] else "") for c in CASES]
@@ -63,6 +68,41 @@ def test_forward_backward_match_reference(case, dtype, tol, make_inputs, params6
         assert got[name].dtype == dtype, name
         assert got[name].shape == want[name].shape, name
         np.testing.assert_allclose(got[name], want[name], **tol(dtype), err_msg=name)
+
+
+@pytest.mark.parametrize("variant,act", [("vanilla", "tanh"), ("peephole", "tanh"),
+                                         ("peephole", "identity")])
+def test_one_cell_by_hand(variant, act, dtype, tol):
+    """One unit, two steps, written out with math: anchors kernel and reference alike."""
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    f_act = math.tanh if act == "tanh" else (lambda c: c)
+    lstm = LSTM(1, 1, variant=variant, cell_activation=act, dtype=dtype)
+    lstm.params["weight_ih_l0"][:, 0] = [0.5, -0.3, 0.8, 0.2]    # i, f, g, o
+    lstm.params["weight_hh_l0"][:, 0] = [0.1, 0.4, -0.6, 0.7]
+    lstm.params["bias_ih_l0"][:] = [0.05, 0.1, -0.05, 0.0]
+    lstm.params["bias_hh_l0"][:] = [0.0, 0.2, 0.1, -0.1]
+    if variant == "peephole":
+        lstm.params["peephole_l0"][:] = [0.3, -0.2, 0.5]            # p_i, p_f, p_o
+    P = {k: [float(e) for e in v.ravel()] for k, v in lstm.params.items()}  # as stored
+    p = P.get("peephole_l0", [0.0, 0.0, 0.0])
+    h, c, want = 0.25, -0.5, []
+    for x in (1.0, -2.0):
+        z = [P["weight_ih_l0"][k] * x + P["weight_hh_l0"][k] * h + P["bias_ih_l0"][k]
+             + P["bias_hh_l0"][k] for k in range(4)]
+        i, f, g = sig(z[0] + p[0] * c), sig(z[1] + p[1] * c), math.tanh(z[2])
+        c = f * c + i * g
+        o = sig(z[3] + p[2] * c)
+        h = o * f_act(c)
+        want.append(h)
+    y, (hn, cn) = lstm(np.array([[[1.0]], [[-2.0]]]), (np.full((1, 1, 1), 0.25),
+                                                       np.full((1, 1, 1), -0.5)))
+    np.testing.assert_allclose(y.ravel(), want, **tol(dtype))
+    np.testing.assert_allclose(cn.ravel(), [c], **tol(dtype))
+    ry, _, _ = ref.forward({k: v.astype(np.float64) for k, v in lstm.params.items()},
+                           np.array([[[1.0]], [[-2.0]]]), (np.full((1, 1, 1), 0.25),
+                                                            np.full((1, 1, 1), -0.5)),
+                           cell_activation=act)
+    np.testing.assert_allclose(ry.ravel(), want, rtol=1e-12)
 
 
 def test_reference_is_not_trivially_satisfied(make_inputs, params64, rng):
@@ -135,6 +175,32 @@ def test_gradients_by_central_differences(case, make_inputs, rng):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
+def test_reference_gradients_by_central_differences(rng):
+    """The reference stands on its own: its backward matches central differences too, so a
+    disagreement with the kernel says which one is wrong."""
+    params = {k: v for k, v in LSTM(2, 3, 2, bidirectional=True, variant="peephole",
+                                     dtype=np.float64, seed=1).state_dict().items()}
+    for k in params:
+        params[k][...] = rng.uniform(-1, 1, params[k].shape)
+    x = rng.standard_normal((4, 2, 2))
+    h0, c0 = rng.standard_normal((2, 4, 2, 3))
+    resets = np.array([[0, 0], [1, 0], [0, 1], [0, 0]], dtype=bool)
+    wy = rng.standard_normal((4, 2, 6))
+    wh, wc = rng.standard_normal((2, 4, 2, 3))
+
+    def loss():
+        y, (h, c), _ = ref.forward(params, x, (h0, c0), resets, "identity")
+        return float((wy * y).sum() + (wh * h).sum() + (wc * c).sum())
+
+    _, _, cache = ref.forward(params, x, (h0, c0), resets, "identity")
+    dx, (dh0, dc0), grads = ref.backward(wy, cache, (wh, wc))
+    checks = [("x", dx, x), ("h0", dh0, h0), ("c0", dc0, c0)]
+    checks += [(k, grads[k], params[k]) for k in params]
+    for name, analytic, arr in checks:
+        np.testing.assert_allclose(analytic, _central_difference(loss, arr), rtol=1e-6,
+                                   atol=1e-8, err_msg=name)
+
+
 def test_central_difference_catches_a_wrong_gradient(make_inputs, rng):
     """The check above can fail: a gradient off by 1e-4 in one entry is detected."""
     lstm = LSTM(2, 3, dtype=np.float64, seed=1)
@@ -186,6 +252,63 @@ def test_step_does_not_modify_its_state(rng):
     np.testing.assert_array_equal(c0, keep[1])
 
 
+def test_results_do_not_depend_on_the_blas_thread_count(dtype, tol, make_inputs, rng):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    lstm = LSTM(32, 64, 2, bidirectional=True, dtype=dtype, seed=5)
+    x, state, resets = make_inputs(lstm, 8, 16, rng, resets=0.1)
+    dy = rng.standard_normal((8, 16, 128)).astype(dtype)
+    runs = []
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            y, _, cache = lstm.forward(x, state, resets)
+            lstm.zero_grad()
+            dx, _ = lstm.backward(dy, cache)
+        runs.append((y, dx, lstm.flat_grads.copy()))
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, **tol(dtype))
+
+
+def test_step_returns_fresh_arrays(dtype, rng):
+    """Outputs of one step are not overwritten by the next (no reused internal buffers)."""
+    lstm = LSTM(3, 4, 2, dtype=dtype, seed=3)
+    x = rng.standard_normal((2, 3)).astype(dtype)
+    h1, s1 = lstm.step(x, None)
+    keep = h1.copy(), s1[0].copy(), s1[1].copy()
+    h2, s2 = lstm.step(x, s1)
+    assert not np.shares_memory(h1, h2) and not np.shares_memory(s1[0], s2[0])
+    for a, b in zip((h1, s1[0], s1[1]), keep):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(h2 - h1).max() > 1e-4
+
+
+def test_step_and_forward_follow_in_place_parameter_updates(dtype, rng):
+    """step()'s compiled plan reads flat_params live: in-place updates, load_state_dict,
+    set_flat_params and bind() are all seen, exactly as forward() sees them."""
+    lstm = LSTM(3, 4, 2, variant="peephole", dtype=dtype, seed=3)
+    x = rng.standard_normal((1, 2, 3)).astype(dtype)
+
+    def agree():
+        h_step, _ = lstm.step(x[0], None)
+        y, _ = lstm(x)
+        np.testing.assert_allclose(h_step, y[0], rtol=1e-5, atol=1e-6)
+        return h_step
+
+    before = agree()
+    lstm.flat_params[...] *= 2
+    after_scale = agree()
+    assert np.abs(after_scale - before).max() > 1e-3
+    lstm.set_flat_params(LSTM(3, 4, 2, variant="peephole", dtype=dtype, seed=4).flat_params)
+    after_set = agree()
+    assert np.abs(after_set - after_scale).max() > 1e-3
+    big_p, big_g = np.zeros(lstm.num_params + 5, dtype), np.zeros(lstm.num_params + 5, dtype)
+    lstm.bind(big_p[5:], big_g[5:])
+    np.testing.assert_array_equal(agree(), after_set)  # values were carried over
+    big_p[5:] *= -1
+    assert np.abs(agree() - after_set).max() > 1e-3
+    with pytest.raises(ValueError, match="contiguous 1-D"):
+        lstm.bind(big_p, big_g)
+
+
 def test_call_equals_forward(dtype, make_inputs, rng):
     lstm = LSTM(3, 5, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=4)
     x, state, resets = make_inputs(lstm, 6, 3, rng, resets=0.3)
@@ -194,6 +317,21 @@ def test_call_equals_forward(dtype, make_inputs, rng):
     np.testing.assert_array_equal(y1, y2)
     np.testing.assert_array_equal(h1, h2)
     np.testing.assert_array_equal(c1, c2)
+
+
+def test_forward_and_backward_are_deterministic(dtype, make_inputs, rng):
+    """The same call twice gives bit-identical results (ES workers rely on it)."""
+    lstm = LSTM(5, 16, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=4)
+    x, state, resets = make_inputs(lstm, 9, 7, rng, resets=0.2)
+    dy = rng.standard_normal((9, 7, 32)).astype(dtype)
+    runs = []
+    for _ in range(2):
+        y, (h, c), cache = lstm.forward(x, state, resets)
+        lstm.zero_grad()
+        dx, (dh0, dc0) = lstm.backward(dy, cache)
+        runs.append((y, h, c, dx, dh0, dc0, lstm.flat_grads.copy()))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_forward_does_not_modify_inputs(make_inputs, rng):
@@ -255,16 +393,24 @@ def test_resets_accept_ints_and_lists(rng):
     np.testing.assert_array_equal(y_bool, y_list)
 
 
-def test_saturated_gates_stay_finite_and_exact(dtype, tol, params64, rng):
-    """Huge pre-activations (|z| ~ 1e4) must not overflow sigmoid/tanh into NaN."""
-    lstm = LSTM(3, 4, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=9)
-    x = (rng.standard_normal((5, 2, 3)) * 1e4).astype(dtype)
+@pytest.mark.parametrize("scale", [1e-40, 1e3, 1e4, 1e10, 1e30])
+def test_extreme_inputs_stay_finite_and_exact(scale, dtype, tol, params64, rng):
+    """Huge pre-activations must not overflow sigmoid/tanh into NaN; subnormal ones must not
+    lose accuracy. Gradients are compared relative to their largest entry."""
+    lstm = LSTM(3, 5, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=9)
+    x = (rng.standard_normal((6, 2, 3)) * scale).astype(dtype)
     y, (h, c), cache = lstm.forward(x)
     dx, _ = lstm.backward(np.ones_like(y), cache)
     assert np.isfinite(y).all() and np.isfinite(c).all() and np.isfinite(dx).all()
     assert np.isfinite(lstm.flat_grads).all()
-    ry, _, _ = ref.forward(params64(lstm), x.astype(np.float64))
+    ry, (rh, rc), rcache = ref.forward(params64(lstm), x.astype(np.float64))
+    rdx, _, rgrads = ref.backward(np.ones(ry.shape), rcache)
     np.testing.assert_allclose(y, ry, **tol(dtype))
+    np.testing.assert_allclose(c, rc, **tol(dtype))
+    rel = 1e-4 if dtype == np.float32 else 1e-12
+    for name, want in [("dx", rdx)] + [("d" + k, g) for k, g in rgrads.items()]:
+        got = dx if name == "dx" else lstm.grads[name[1:]]
+        assert np.abs(got - want).max() <= rel * max(1.0, np.abs(want).max()), name
 
 
 # --------------------------------------------------------------------------- parameters
@@ -326,10 +472,23 @@ def test_state_dict_round_trip():
     np.testing.assert_array_equal(a.flat_params, b.flat_params)
 
 
-# --------------------------------------------------------------------------- known defects
-@pytest.mark.xfail(strict=True, reason="BUG: forward() with T=0 returns uninitialised memory "
-                   "(np.empty) as the final state instead of the initial state (or an error)")
+# --------------------------------------------------------------------------- regressions
+def test_step_refuses_a_nan_state():
+    """step()'s compiled fast path (exact dtype, C-contiguous tuple state) checks h and c."""
+    lstm = LSTM(3, 4, 2, dtype=np.float64, seed=0)
+    for poison in (np.nan, np.inf):
+        for i in (0, 1):
+            state = list(lstm.initial_state(2))
+            state[i][1, 0, 2] = poison
+            with pytest.raises(ValueError, match="NaN or inf"):
+                lstm.forward(np.zeros((1, 2, 3)), tuple(state))
+            with pytest.raises(ValueError, match="NaN or inf"):
+                lstm.step(np.zeros((2, 3)), tuple(state))
+
+
+
 def test_empty_sequence_returns_the_initial_state(rng):
+    """T = 0: nothing runs, the state passes through (it used to be uninitialised memory)."""
     lstm = LSTM(3, 4, 2, dtype=np.float64, seed=0)
     h0, c0 = rng.standard_normal((2, 2, 4)), rng.standard_normal((2, 2, 4))
     x = np.zeros((0, 2, 3))
@@ -343,3 +502,20 @@ def test_empty_sequence_returns_the_initial_state(rng):
     y, (h, c) = lstm(x, (h0, c0))
     np.testing.assert_array_equal(h, h0)
     np.testing.assert_array_equal(c, c0)
+
+
+# --------------------------------------------------------------------------- known defects
+def test_backward_is_unaffected_by_changing_the_inputs_after_forward(make_inputs, rng):
+    lstm = LSTM(3, 4, dtype=np.float64, seed=0)
+    x, state, _ = make_inputs(lstm, 5, 2, rng)
+    dy = rng.standard_normal((5, 2, 4))
+    _, _, cache = lstm.forward(x, state)
+    lstm.backward(dy, cache)
+    want = lstm.flat_grads.copy()
+    lstm.zero_grad()
+    _, _, cache = lstm.forward(x, state)
+    x[...] = 0  # e.g. a rollout buffer refilled for the next batch
+    state[0][...] = 0
+    state[1][...] = 0
+    lstm.backward(dy, cache)
+    np.testing.assert_array_equal(lstm.flat_grads, want)

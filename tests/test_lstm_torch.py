@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 # torch runs its own kernels (oneDNN/MKL in float32), so float32 gets a little more room than
-# against the reference.
-TOLERANCES = {np.dtype(np.float32): dict(rtol=1e-4, atol=2e-5),
+# against the reference. Measured worst error: 7% of these in float32, 0.03% in float64.
+TOLERANCES = {np.dtype(np.float32): dict(rtol=5e-5, atol=2e-5),
               np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
 
 
