@@ -7,7 +7,8 @@
 #   beta[t, s]  = lp[t, l'_s] + lse(beta[t+1, s], beta[t+1, s+1], beta[t+1, s+2] if skip)
 # where the skip s-2 -> s is allowed only when l'_s is a label different from l'_{s-2}.
 #   loss = -lse(alpha[T-1, 2S], alpha[T-1, 2S-1])
-#   dloss/dlogits[t, c] = softmax[t, c] - exp(lse_{s: l'_s = c}(alpha[t,s] + beta[t,s]) + loss - lp[t,c])
+#   dloss/dlogits[t, c] = softmax[t, c]
+#                         - exp(lse_{s: l'_s = c}(alpha[t,s] + beta[t,s]) + loss - lp[t,c])
 # lse is max-subtracted; a -inf maximum gives -inf (no exp(-inf - -inf) = NaN).
 
 from libc.stdint cimport int64_t

@@ -117,7 +117,8 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                 else:
                     memcpy(&hprev[r, 0], &y[tp * B + b, yoff], H * sizeof(floating))
             if cell_rec:
-                # gates[t][:, i f] += c_{t-1} @ w_ch[:2H].T;  gates[t][:, o] += c_{t-1} @ w_ch[2H:].T
+                # gates[t][:, i f] += c_{t-1} @ w_ch[:2H].T
+                # gates[t][:, o] += c_{t-1} @ w_ch[2H:].T
                 matmul_wt_add(<int>B, <int>(2 * H), <int>H, &hprev[t * B, 0], <int>H,
                               &w_hh[0, 0], <int>H, &gates[t * B, 0], <int>G4, scratch)
                 matmul_wt_add(<int>B, <int>H, <int>H, &hprev[t * B, 0], <int>H,

@@ -154,8 +154,9 @@ class ConvLSTM(Module):
         if T == 0 or B == 0:
             y = np.zeros((T, B, F, Hh, Ww), dtype=dt)
             return y, (h0.copy(), c0.copy()), (RecurrentCache(self, T, B) if keep else None)
-        h0r, c0r = self._to_rows(h0).reshape(self.num_layers, B * P, F), \
-            self._to_rows(c0).reshape(self.num_layers, B * P, F)
+        # copies (never views of the caller's arrays: the cache keeps c0)
+        h0r = np.array(self._to_rows(h0).reshape(self.num_layers, B * P, F))
+        c0r = np.array(self._to_rows(c0).reshape(self.num_layers, B * P, F))
         hn = np.empty((self.num_layers, B * P, F), dtype=dt)
         cn = np.empty_like(hn)
         cache = RecurrentCache(self, T, B, resets=rs)

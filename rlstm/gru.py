@@ -103,7 +103,10 @@ class GRU(Module):
         return y, h
 
     def _forward(self, x, state, resets, keep: bool):
+        x_in = x
         x = self._check_x(x)
+        if keep and x is x_in:  # the cache must not see later in-place changes to the input
+            x = x.copy()
         T, B, _ = x.shape
         h0 = self._check_state(state, B)
         rs = as_resets(resets, T, B)

@@ -142,3 +142,16 @@ def test_reset_splits_the_sequence(dtype, tol, rng):
 def test_bad_input_gets_clear_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_cache_does_not_see_later_changes_to_the_state(rng):
+    m = ConvLSTM(2, 1, 3, dtype=np.float64, seed=0)   # F = 1: channel-last is a plain view
+    m.flat_params[...] = rng.uniform(-0.5, 0.5, m.num_params)
+    x = rng.standard_normal((3, 2, 2, 4, 4))
+    st = tuple(rng.standard_normal((1, 2, 1, 4, 4)) for _ in range(2))
+    dy = rng.standard_normal((3, 2, 1, 4, 4))
+    _, _, cache = m.forward(x, st)
+    want = m.backward(dy, cache)[0]
+    _, _, cache = m.forward(x, st)
+    st[1][...] += 1.0
+    np.testing.assert_array_equal(m.backward(dy, cache)[0], want)

@@ -153,3 +153,15 @@ def test_backward_checks_dy_shape_and_bidirectional_step():
         gru.backward(np.zeros((2, 1, 3)), cache)
     with pytest.raises(ValueError, match="unidirectional"):
         gru.step(np.zeros((1, 2)))
+
+
+def test_cache_does_not_see_later_changes_to_the_input(rng):
+    gru = GRU(2, 3, dtype=np.float64, seed=0)
+    x = rng.standard_normal((4, 2, 2))
+    _, _, cache = gru.forward(x)
+    dx1, _ = gru.backward(np.ones((4, 2, 3)), cache)
+    gru.zero_grad()
+    _, _, cache = gru.forward(x)
+    x += 1.0
+    dx2, _ = gru.backward(np.ones((4, 2, 3)), cache)
+    np.testing.assert_array_equal(dx1, dx2)

@@ -15,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 from rlstm import LSTM
 from rlstm.lstm import CELL_ACTIVATIONS, VARIANTS
 from rlstm.reference import lstm as ref
+from rlstm.reference import peephole_cell as ref_pc
 
 BAD = (ValueError, TypeError)
 REAL = ["float32", "float64", "float16", "int8", "int64", "uint8"]   # converted by the layer
@@ -112,6 +113,11 @@ def layers(draw, bidirectional=st.booleans()):
 
 
 # --------------------------------------------------------------------------- the API's rules
+def _reference(lstm):
+    """The reference module for the layer's variant (peephole_cell has its own)."""
+    return ref_pc if lstm.variant == "peephole_cell" else ref
+
+
 def _real(a):
     """What as_float_array accepts: real numbers (float/int), all finite."""
     try:
@@ -190,7 +196,8 @@ def test_constructor_fuzz(data):
     assert lstm.dtype == np.dtype(dtype)
     nd = 2 if bidirectional else 1
     per_dir = [4 * hidden_size * (input_size if k == 0 else nd * hidden_size)
-               + 4 * hidden_size * hidden_size + 8 * hidden_size
+               + (3 if variant == "peephole_cell" else 4) * hidden_size * hidden_size
+               + 8 * hidden_size
                + (3 * hidden_size if variant == "peephole" else 0) for k in range(num_layers)]
     assert lstm.num_params == nd * sum(per_dir)
     assert np.isfinite(lstm.flat_params).all() and not lstm.flat_grads.any()
@@ -223,7 +230,7 @@ def test_forward_backward_fuzz(data, lstm, tol):
     s64 = None if state is None else tuple(_as64(s, dt) for s in state)
     r = None if resets is None else np.asarray(resets).astype(bool)
     p64 = {k: v.astype(np.float64) for k, v in lstm.params.items()}
-    ry, (rh, rc), rcache = ref.forward(p64, x64, s64, r, lstm.cell_activation)
+    ry, (rh, rc), rcache = _reference(lstm).forward(p64, x64, s64, r, lstm.cell_activation)
     assert y.shape == (T, B, H * lstm.num_directions) and y.dtype == dt
     np.testing.assert_allclose(y, ry, **tol(dt))
     np.testing.assert_allclose(h, rh, **tol(dt))
@@ -243,7 +250,7 @@ def test_forward_backward_fuzz(data, lstm, tol):
     event("backward ran")
     assert valid
     ds64 = None if dstate is None else tuple(_as64(s, dt) for s in dstate)
-    rdx, (rdh0, rdc0), rgrads = ref.backward(_as64(dy, dt), rcache, ds64)
+    rdx, (rdh0, rdc0), rgrads = _reference(lstm).backward(_as64(dy, dt), rcache, ds64)
     np.testing.assert_allclose(dx, rdx, **tol(dt))
     np.testing.assert_allclose(dh0, rdh0, **tol(dt))
     np.testing.assert_allclose(dc0, rdc0, **tol(dt))
@@ -274,7 +281,8 @@ def test_step_fuzz(data, lstm, tol):
     dt = lstm.dtype
     p64 = {k: v.astype(np.float64) for k, v in lstm.params.items()}
     s64 = None if state is None else tuple(_as64(s, dt) for s in state)
-    ry, (rh, rc), _ = ref.forward(p64, _as64(x, dt)[None], s64, None, lstm.cell_activation)
+    ry, (rh, rc), _ = _reference(lstm).forward(p64, _as64(x, dt)[None], s64, None,
+                                               lstm.cell_activation)
     np.testing.assert_allclose(h_t, ry[0], **tol(dt))
     np.testing.assert_allclose(h, rh, **tol(dt))
     np.testing.assert_allclose(c, rc, **tol(dt))
