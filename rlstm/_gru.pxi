@@ -187,3 +187,112 @@ def gru_step(const floating[:, ::1] x, const floating[:, ::1] w_ih,
         for b in range(B):
             # ghn is not needed in a step: write it over gh's own n part (same values)
             _gru_cell_fwd(&gates[b, 0], &gh[b, 0], &h[b, 0], &gh[b, 2 * H], &h_out[b, 0], H)
+
+
+# ---------------------------------------------------------------------------- rollout path
+cdef void _gru_step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int H,
+                           const floating* x, const floating* h, floating* work,
+                           floating* hn, Py_ssize_t B) noexcept nogil:
+    """Advance every layer one step: gx = b_ih + x W_ih^T, gh = b_hh + h W_hh^T, the cell.
+
+    work holds 3 * B * 3H elements: gx rows, gh rows, the transposed-product scratch.
+    """
+    cdef int layer, d_in
+    cdef Py_ssize_t b, G3 = 3 * H, BH = B * H
+    cdef const floating* inp = x
+    cdef floating* gx = work
+    cdef floating* gh = work + B * G3
+    cdef floating* scratch = work + 2 * B * G3
+    cdef const floating* w_ih
+    cdef const floating* w_hh
+    cdef const floating* b_ih
+    cdef const floating* b_hh
+    for layer in range(L):
+        d_in = D if layer == 0 else H
+        w_ih = base + offs[4 * layer]
+        w_hh = base + offs[4 * layer + 1]
+        b_ih = base + offs[4 * layer + 2]
+        b_hh = base + offs[4 * layer + 3]
+        for b in range(B):
+            memcpy(gx + b * G3, b_ih, G3 * sizeof(floating))
+            memcpy(gh + b * G3, b_hh, G3 * sizeof(floating))
+        if d_in > 0:
+            matmul_wt_add(<int>B, <int>G3, d_in, inp, d_in, w_ih, d_in, gx, <int>G3, scratch)
+        matmul_wt_add(<int>B, <int>G3, H, h + layer * BH, H, w_hh, H, gh, <int>G3, scratch)
+        for b in range(B):
+            # the n part of gh is not needed after the step: ghn is written over it
+            _gru_cell_fwd(gx + b * G3, gh + b * G3, h + layer * BH + b * H,
+                          gh + b * G3 + 2 * H, hn + layer * BH + b * H, H)
+        inp = hn + layer * BH
+
+
+cdef class GRUStepPlan:
+    """Pointers into a GRU's flat parameters for the fast ``step()`` path (see StepPlan)."""
+    cdef object owner          # the GRU; its flat_params keep the pointers valid
+    cdef object flat
+    cdef Py_ssize_t* offs      # per layer: offsets of w_ih, w_hh, b_ih, b_hh
+    cdef int L, D, H, typenum
+
+    def __cinit__(self, owner, list offsets, int input_size, int hidden_size):
+        cdef Py_ssize_t i
+        self.owner = owner
+        self.flat = owner.flat_params
+        self.L = len(offsets) // 4
+        self.D = input_size
+        self.H = hidden_size
+        self.typenum = cnp.PyArray_TYPE(<cnp.ndarray>self.flat)
+        self.offs = <Py_ssize_t*>malloc(max(1, len(offsets)) * sizeof(Py_ssize_t))
+        if self.offs == NULL:
+            raise MemoryError()
+        for i in range(len(offsets)):
+            self.offs[i] = offsets[i]
+
+    def __dealloc__(self):
+        free(self.offs)
+
+    def step(self, x, state):
+        """``h_t, h = plan.step(x_t, h)`` for the owning GRU (see ``GRU.step``)."""
+        cdef cnp.ndarray xa, ha, hn, y
+        cdef Py_ssize_t B
+        cdef int L = self.L, H = self.H, nd3 = 3
+        cdef cnp.npy_intp dims[3]
+        cdef void* work
+        if (_is_exact(x, self.typenum, 2) and (<cnp.ndarray>x).shape[1] == self.D
+                and _is_exact(state, self.typenum, 3)
+                and (<cnp.ndarray>state).shape[0] == L
+                and (<cnp.ndarray>state).shape[1] == (<cnp.ndarray>x).shape[0]
+                and (<cnp.ndarray>state).shape[2] == H):
+            xa = <cnp.ndarray>x
+            ha = <cnp.ndarray>state
+        else:
+            xa, ha = self.owner._step_inputs(x, state)
+        B = xa.shape[0]
+        if not (_finite(xa, B * self.D, self.typenum) and _finite(ha, L * B * H, self.typenum)):
+            raise ValueError("x_t or the state h contains NaN or inf; clean the input "
+                             "(np.nan_to_num) or reset the state")
+        dims[0] = L
+        dims[1] = B
+        dims[2] = H
+        hn = cnp.PyArray_EMPTY(nd3, dims, self.typenum, 0)
+        y = cnp.PyArray_EMPTY(2, &dims[1], self.typenum, 0)
+        if B == 0:
+            return y, hn
+        work = malloc(3 * B * 3 * H * cnp.PyArray_ITEMSIZE(hn))
+        if work == NULL:
+            raise MemoryError()
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT32:
+                _gru_step_layers(<float*>cnp.PyArray_DATA(<cnp.ndarray>self.flat), self.offs, L,
+                                 self.D, H, <float*>cnp.PyArray_DATA(xa),
+                                 <float*>cnp.PyArray_DATA(ha), <float*>work,
+                                 <float*>cnp.PyArray_DATA(hn), B)
+            else:
+                _gru_step_layers(<double*>cnp.PyArray_DATA(<cnp.ndarray>self.flat), self.offs,
+                                 L, self.D, H, <double*>cnp.PyArray_DATA(xa),
+                                 <double*>cnp.PyArray_DATA(ha), <double*>work,
+                                 <double*>cnp.PyArray_DATA(hn), B)
+            memcpy(cnp.PyArray_DATA(y),
+                   <char*>cnp.PyArray_DATA(hn) + (L - 1) * B * H * cnp.PyArray_ITEMSIZE(hn),
+                   B * H * cnp.PyArray_ITEMSIZE(hn))
+        free(work)
+        return y, hn

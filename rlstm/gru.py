@@ -48,6 +48,19 @@ class GRU(Module):
         self._allocate(spec, check_dtype(dtype))
         self.reset_parameters(seed)
 
+    def _on_rebind(self) -> None:
+        # Offsets (in elements) of each layer's w_ih, w_hh, b_ih, b_hh within flat_params, for
+        # the compiled step() path. Only unidirectional layers step.
+        if self.bidirectional:
+            self._plan = None
+            return
+        base = self.flat_params.__array_interface__["data"][0]
+        item = self.flat_params.itemsize
+        offsets = [(self.params[f"{name}_l{layer}"].__array_interface__["data"][0] - base)
+                   // item for layer in range(self.num_layers)
+                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        self._plan = _kernels.GRUStepPlan(self, offsets, self.input_size, self.hidden_size)
+
     def _suffixes(self, layer: int) -> list[str]:
         base = f"_l{layer}"
         return [base, base + "_reverse"][:self.num_directions]
@@ -167,21 +180,18 @@ class GRU(Module):
     def step(self, x_t, state=None):
         """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t, h``.
 
-        ``state=None`` means zeros. Unidirectional layers only (a reverse direction needs the
-        future).
+        The rollout path: one compiled call for all layers. ``state=None`` means zeros.
+        Unidirectional layers only (a reverse direction needs the future).
         """
-        if self.bidirectional:
+        if self._plan is None:
             raise ValueError("step() needs a unidirectional GRU: the reverse direction of a "
                              "bidirectional one reads future inputs; use forward() instead")
-        x = self._check_x(x_t, "x_t", ndim=2)
-        B, H, dt = x.shape[0], self.hidden_size, self.dtype
-        h = self._check_state(state, B)
-        hn = np.empty_like(h)
-        gates = np.empty((B, 3 * H), dtype=dt)
-        gh = np.empty((B, 3 * H), dtype=dt)
-        inp = x
-        for layer in range(self.num_layers):
-            w_ih, w_hh, b_ih, b_hh = self._layer(layer)[0]
-            _kernels.gru_step(inp, w_ih, w_hh, b_ih, b_hh, h[layer], gates, gh, hn[layer])
-            inp = hn[layer]
-        return hn[-1].copy(), hn
+        return self._plan.step(x_t, state)
+
+    def _step_inputs(self, x_t, state):
+        """The validating path of step(): converted ``x, h`` or a clear error."""
+        x = as_float_array(x_t, self.dtype, "x_t", ndim=2, finite=False)
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (B, input_size={self.input_size}), "
+                             f"got {x.shape}")
+        return x, self._check_state(state, x.shape[0])

@@ -165,3 +165,30 @@ def test_cache_does_not_see_later_changes_to_the_input(rng):
     x += 1.0
     dx2, _ = gru.backward(np.ones((4, 2, 3)), cache)
     np.testing.assert_array_equal(dx1, dx2)
+
+
+def test_step_fast_path_follows_bind_and_converts_other_inputs(rng):
+    gru = GRU(3, 4, 2, seed=5)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    h = rng.standard_normal((2, 2, 4)).astype(np.float32)
+    want, want_h = gru.step(x, h)
+    flat, grads = np.zeros(gru.num_params + 7, np.float32), np.zeros(gru.num_params + 7,
+                                                                        np.float32)
+    gru.bind(flat[7:], grads[7:])                       # the compiled plan must follow
+    got, got_h = gru.step(x, h)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_h, want_h)
+    got64, _ = gru.step(x.astype(np.float64).tolist(), h.astype(np.float64))  # converted
+    np.testing.assert_allclose(got64, want, rtol=1e-6)
+    flat[7:] = 0                                          # parameters updated in place
+    np.testing.assert_array_equal(gru.step(x, h)[1], 0.5 * h)  # z = 1/2, n = 0
+
+
+@pytest.mark.parametrize("where", ["x", "h"])
+def test_step_refuses_nan(where, rng):
+    gru = GRU(3, 4, seed=0)
+    x = np.zeros((2, 3), np.float32)
+    h = np.zeros((1, 2, 4), np.float32)
+    (x if where == "x" else h)[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        gru.step(x, h)
