@@ -235,3 +235,38 @@ class ConvLSTM(Module):
         x = self._check_x(x_t, "x_t", ndim=4)
         y, state, _ = self._forward(x[None], state, None, keep=False)
         return y[0], state
+
+
+# ---------------------------------------------------------------------------- rlstm.save/load
+def _config(m: ConvLSTM) -> dict:
+    return {"in_channels": m.in_channels, "hidden_channels": m.hidden_channels,
+            "kernel_size": list(m.kernel_size), "peephole": m.peephole,
+            "spatial_shape": None if m.spatial_shape is None else list(m.spatial_shape),
+            "num_layers": m.num_layers, "dtype": m.dtype.name}
+
+
+def _build(c: dict, size: int) -> ConvLSTM:
+    """Rebuild from a header, refusing sizes that do not match the saved vector first."""
+    try:
+        C, F, L = int(c["in_channels"]), int(c["hidden_channels"]), int(c["num_layers"])
+        kh, kw = (int(k) for k in c["kernel_size"])
+        hw = c["spatial_shape"]
+        P = 1 if hw is None else int(hw[0]) * int(hw[1])
+        peephole = bool(c["peephole"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"not a ConvLSTM header: {e}") from e
+    count = sum(4 * F * ((C if k == 0 else F) + F) * kh * kw + 4 * F
+                + (3 * F * P if peephole else 0) for k in range(max(L, 0)))
+    if min(C + 1, F, L, kh, kw, P) < 1 or count != size:
+        raise ValueError("sizes in the header do not fit the saved parameters (ConvLSTM)")
+    return ConvLSTM(C, F, (kh, kw), peephole=peephole,
+                    spatial_shape=None if hw is None else tuple(int(v) for v in hw),
+                    num_layers=L, dtype=c["dtype"])
+
+
+def _register() -> None:
+    from .io import register
+    register("ConvLSTM", _config, _build)
+
+
+_register()

@@ -155,3 +155,16 @@ def test_cache_does_not_see_later_changes_to_the_state(rng):
     _, _, cache = m.forward(x, st)
     st[1][...] += 1.0
     np.testing.assert_array_equal(m.backward(dy, cache)[0], want)
+
+
+def test_save_and_load(tmp_path, rng):
+    import rlstm
+    for hw in [(4, 5), None]:
+        m = ConvLSTM(2, 3, (3, 1), spatial_shape=hw, num_layers=2, dtype=np.float64, seed=0)
+        m.flat_params[...] = rng.uniform(-1, 1, m.num_params)
+        rlstm.save(m, tmp_path / "c.npz")
+        m2 = rlstm.load(tmp_path / "c.npz")
+        assert isinstance(m2, ConvLSTM) and m2.spatial_shape == m.spatial_shape
+        np.testing.assert_array_equal(m2.flat_params, m.flat_params)
+        x = rng.standard_normal((2, 1, 2, 4, 5))
+        np.testing.assert_array_equal(m2(x)[0], m(x)[0])
