@@ -19,12 +19,14 @@ cdef void _im2col(const floating* src, Py_ssize_t nimg, Py_ssize_t C, Py_ssize_t
                   Py_ssize_t s_x, Py_ssize_t kh, Py_ssize_t kw, floating* cols) noexcept nogil:
     """cols[img*P + y*Ww + x, (c*kh + i)*kw + j] = src[img, c, y + i - kh//2, x + j - kw//2]
     (zero outside the image: same padding). One output row at a time, written in order."""
-    cdef Py_ssize_t K = C * kh * kw, img, c, i, j, y, xx, yy, xs, n
+    cdef Py_ssize_t K = C * kh * kw, img, c, i, j, y, xx, yy, n, j_lo, j_hi
     cdef floating* out = cols
     cdef const floating* s
     for img in range(nimg):
         for y in range(Hh):
             for xx in range(Ww):
+                j_lo = max(0, kw // 2 - xx)
+                j_hi = min(kw, Ww - xx + kw // 2)
                 n = 0
                 for c in range(C):
                     for i in range(kh):
@@ -33,10 +35,14 @@ cdef void _im2col(const floating* src, Py_ssize_t nimg, Py_ssize_t C, Py_ssize_t
                             for j in range(kw):
                                 out[n + j] = 0
                         else:
-                            s = src + img * s_img + c * s_c + yy * s_y
-                            for j in range(kw):
-                                xs = xx + j - kw // 2
-                                out[n + j] = s[xs * s_x] if 0 <= xs < Ww else 0
+                            # columns j in [j_lo, j_hi) fall inside the image
+                            s = src + img * s_img + c * s_c + yy * s_y + (xx - kw // 2) * s_x
+                            for j in range(j_lo):
+                                out[n + j] = 0
+                            for j in range(j_lo, j_hi):
+                                out[n + j] = s[j * s_x]
+                            for j in range(j_hi, kw):
+                                out[n + j] = 0
                         n += kw
                 out += K
 
@@ -46,22 +52,22 @@ cdef void _col2im_add(const floating* cols, Py_ssize_t nimg, Py_ssize_t C, Py_ss
                       Py_ssize_t s_x, Py_ssize_t kh, Py_ssize_t kw,
                       floating* dst) noexcept nogil:
     """The adjoint of _im2col: dst[img, c, y + i - kh//2, x + j - kw//2] += cols[...]."""
-    cdef Py_ssize_t K = C * kh * kw, img, c, i, j, y, xx, yy, xs, n
+    cdef Py_ssize_t K = C * kh * kw, img, c, i, j, y, xx, yy, n, j_lo, j_hi
     cdef const floating* inp = cols
     cdef floating* d
     for img in range(nimg):
         for y in range(Hh):
             for xx in range(Ww):
+                j_lo = max(0, kw // 2 - xx)
+                j_hi = min(kw, Ww - xx + kw // 2)
                 n = 0
                 for c in range(C):
                     for i in range(kh):
                         yy = y + i - kh // 2
                         if 0 <= yy < Hh:
-                            d = dst + img * s_img + c * s_c + yy * s_y
-                            for j in range(kw):
-                                xs = xx + j - kw // 2
-                                if 0 <= xs < Ww:
-                                    d[xs * s_x] += inp[n + j]
+                            d = dst + img * s_img + c * s_c + yy * s_y + (xx - kw // 2) * s_x
+                            for j in range(j_lo, j_hi):
+                                d[j * s_x] += inp[n + j]
                         n += kw
                 inp += K
 
