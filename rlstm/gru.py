@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _kernels
 from ._validation import as_float_array, as_resets, check_dtype, check_int, check_shape
-from .lstm import RecurrentCache, reverse_resets
+from .lstm import LSTM, RecurrentCache, reverse_resets
 from .module import Module
 
 _NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
@@ -61,15 +61,11 @@ class GRU(Module):
                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         self._plan = _kernels.GRUStepPlan(self, offsets, self.input_size, self.hidden_size)
 
-    def _suffixes(self, layer: int) -> list[str]:
-        base = f"_l{layer}"
-        return [base, base + "_reverse"][:self.num_directions]
-
-    def reset_parameters(self, seed=None) -> None:
-        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
-        rng = np.random.default_rng(seed)
-        k = 1.0 / np.sqrt(self.hidden_size)
-        self.flat_params[...] = rng.uniform(-k, k, size=self.flat_params.size)
+    # Shared with the LSTM, which has the same sizes, names and initialisation.
+    _suffixes = LSTM._suffixes
+    reset_parameters = LSTM.reset_parameters
+    _state_shape = LSTM._state_shape
+    _check_x = LSTM._check_x
 
     def _layer(self, k: int):
         layer, d = divmod(k, self.num_directions)
@@ -78,17 +74,6 @@ class GRU(Module):
         return ([self.params[n + sfx] for n in names], [self.grads[n + sfx] for n in names])
 
     # ------------------------------------------------------------------ validation
-    def _state_shape(self, B: int) -> tuple[int, int, int]:
-        return (self.num_layers * self.num_directions, B, self.hidden_size)
-
-    def _check_x(self, x, name: str = "x", ndim: int = 3) -> np.ndarray:
-        x = as_float_array(x, self.dtype, name, ndim=ndim)
-        if x.shape[-1] != self.input_size:
-            lead = "(T, B, " if ndim == 3 else "(B, "
-            raise ValueError(f"{name} must have shape {lead}input_size={self.input_size}), "
-                             f"got {x.shape}")
-        return x
-
     def _check_state(self, state, B: int, name: str = "state") -> np.ndarray:
         shape = self._state_shape(B)
         if state is None:
