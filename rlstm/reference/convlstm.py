@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lstm import sigmoid
+
 __all__ = ["forward", "backward", "conv2d_same"]
-
-
-def sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def conv2d_same(x, w):

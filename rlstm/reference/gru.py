@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lstm import _reset_before, sigmoid
+from .lstm import _suffix as _sfx
+
 __all__ = ["forward", "backward"]
-
-
-def sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def _structure(params):
@@ -33,16 +32,9 @@ def _structure(params):
     return num_layers, params["weight_hh_l0"].shape[1], "weight_ih_l0_reverse" in params
 
 
-def _sfx(layer, d):
-    return f"_l{layer}" + ("_reverse" if d == 1 else "")
-
-
 def _keep(resets, t, d, T, B):
-    if resets is None:
-        return np.ones((B, 1), dtype=bool)
-    if d == 0:
-        return ~resets[t][:, None]
-    return ~(resets[t + 1] if t + 1 < T else np.zeros(B, dtype=bool))[:, None]
+    """(B, 1) mask: rows whose state survives into step t of direction d."""
+    return ~_reset_before(resets, t, d, T, B)[:, None]
 
 
 def forward(params, x, h0=None, resets=None):

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .gru import _keep
+from .lstm import _suffix as _sfx
+from .lstm import sigmoid
+
 __all__ = ["forward", "backward"]
-
-
-def sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def _structure(params):
@@ -32,18 +32,6 @@ def _structure(params):
     while f"weight_ih_l{L}" in params:
         L += 1
     return L, params["weight_ch_l0"].shape[1], "weight_ih_l0_reverse" in params
-
-
-def _sfx(layer, d):
-    return f"_l{layer}" + ("_reverse" if d == 1 else "")
-
-
-def _keep(resets, t, d, T, B):
-    if resets is None:
-        return np.ones((B, 1), dtype=bool)
-    if d == 0:
-        return ~resets[t][:, None]
-    return ~(resets[t + 1] if t + 1 < T else np.zeros(B, dtype=bool))[:, None]
 
 
 def forward(params, x, state=None, resets=None, cell_activation: str = "tanh"):
