@@ -16,22 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import platform
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import rlstm
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from rlstm.benchmark import Row, median_time, set_threads
 
 
 def bench_gru(torch, repeats, dtype, T=64, B=32, D=256, H=256):
@@ -56,7 +46,7 @@ def bench_gru(torch, repeats, dtype, T=64, B=32, D=256, H=256):
     return median_time(ours, repeats), median_time(theirs, repeats)
 
 
-def bench_ctc(torch, repeats, T=200, B=32, C=30, S=40):
+def bench_ctc(torch, repeats, threads, T=200, B=32, C=30, S=40):
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((T, B, C)).astype(np.float32)
     targets = rng.integers(1, C, (B, S))
@@ -65,7 +55,7 @@ def bench_ctc(torch, repeats, T=200, B=32, C=30, S=40):
     tl[0] = S
 
     def ours():
-        rlstm.ctc_loss(logits, targets, il, tl, reduction="sum")
+        rlstm.ctc_loss(logits, targets, il, tl, reduction="sum", num_threads=threads)
 
     xt = torch.tensor(logits, requires_grad=True)
     args = (torch.tensor(targets), torch.tensor(il), torch.tensor(tl))
@@ -98,28 +88,34 @@ def bench_convlstm(repeats, T=16, B=8, C=16, F=32, HW=16, k=3):
     return flops / t_ours / 1e9, 2 * rows * 4 * F * (k_in + k_h) / t_gemm / 1e9
 
 
-def main():
+def main(argv=None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="BLAS and PyTorch threads (default: all cores)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per measurement")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads)
-    with threadpool_limits(args.threads):
-        print(f"threads: {args.threads} (BLAS and torch), repeats: {args.repeats}, "
-              f"torch {torch.__version__}, numpy {np.__version__}")
-        for dtype in (np.float32, np.float64):
-            ours, theirs = bench_gru(torch, args.repeats, dtype)
-            print(f"GRU train step T=64 B=32 D=H=256 {np.dtype(dtype).name}: rlstm "
-                  f"{ours * 1e3:.2f} ms, torch {theirs * 1e3:.2f} ms, ratio {theirs / ours:.2f}x")
-        ours, theirs = bench_ctc(torch, args.repeats)
-        print(f"CTC loss+grad T=200 B=32 C=30 S=40 float32: rlstm {ours * 1e3:.2f} ms, "
-              f"torch {theirs * 1e3:.2f} ms, ratio {theirs / ours:.2f}x")
-        g_ours, g_gemm = bench_convlstm(args.repeats)
-        print(f"ConvLSTM fwd+bwd T=16 B=8 C=16 F=32 16x16 k=3 float32: {g_ours:.1f} GFLOP/s; "
-              f"numpy sgemm same size {g_gemm:.1f} GFLOP/s; fraction {g_ours / g_gemm:.2f}")
+    set_threads(args.threads)
+    print(f"rlstm vs torch {torch.__version__}; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, {args.threads} thread(s) (BLAS and torch); median of "
+          f"{args.repeats} runs; ratio = torch / rlstm\n")
+    print("| case | rlstm | torch | speed-up | note |")
+    print("|---|---|---|---|---|")
+    rows = []
+    for dtype in (np.float32, np.float64):
+        ours, theirs = bench_gru(torch, args.repeats, dtype)
+        rows.append(Row(f"GRU train step T=64 B=32 D=H=256 {np.dtype(dtype).name}", ours,
+                        theirs, note="target >= 1.5x in float32"))
+        print(rows[-1].fmt(), flush=True)
+    ours, theirs = bench_ctc(torch, args.repeats, args.threads)
+    rows.append(Row("CTC loss + grad T=200 B=32 C=30 S=40 float32", ours, theirs,
+                    note="target >= 2x"))
+    print(rows[-1].fmt(), flush=True)
+    g_ours, g_gemm = bench_convlstm(args.repeats)
+    print(f"\nConvLSTM fwd+bwd T=16 B=8 C=16 F=32 16x16 k=3 float32: {g_ours:.1f} GFLOP/s; "
+          f"NumPy sgemm of the same size {g_gemm:.1f} GFLOP/s; fraction {g_ours / g_gemm:.2f}")
+    return rows
 
 
 if __name__ == "__main__":

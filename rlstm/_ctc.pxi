@@ -200,11 +200,14 @@ cdef floating _ctc_one(floating* lp, Py_ssize_t stride, Py_ssize_t T, Py_ssize_t
 def ctc_forward_backward(const floating[:, :, ::1] logits, const int64_t[::1] targets,
                          const int64_t[::1] offsets, const int64_t[::1] input_lengths,
                          const int64_t[::1] target_lengths, int64_t blank, bint zero_infinity,
-                         floating[::1] losses, floating[:, :, ::1] dlogits):
+                         floating[::1] losses, floating[:, :, ::1] dlogits,
+                         Py_ssize_t b0=0, Py_ssize_t b1=-1):
     """CTC negative log-likelihood per sequence and d(sum of losses)/d(logits).
 
     Sequence b reads targets[offsets[b] : offsets[b] + target_lengths[b]] and the first
-    input_lengths[b] steps; dlogits is zero beyond them (and for infinite losses).
+    input_lengths[b] steps; dlogits is zero beyond them (and for infinite losses). Only the
+    sequences b0 <= b < b1 (b1 = -1: to the end) are computed, so that threads can share a
+    batch; each call has its own workspace and releases the GIL.
     """
     cdef Py_ssize_t T = logits.shape[0], B = logits.shape[1], C = logits.shape[2]
     cdef Py_ssize_t b, t, Smax = 0, Tb, L, W
@@ -216,11 +219,15 @@ def ctc_forward_backward(const floating[:, :, ::1] logits, const int64_t[::1] ta
     cdef floating* em
     cdef floating* lin
     cdef int64_t* ext
+    if b1 < 0:
+        b1 = B
     if T == 0 or B == 0:
-        for b in range(B):
+        for b in range(b0, b1):
             losses[b] = 0 if (target_lengths[b] == 0 or zero_infinity) else INFINITY
         return
-    for b in range(B):
+    if b0 >= b1:
+        return
+    for b in range(b0, b1):
         Smax = max(Smax, target_lengths[b])
     L = 2 * Smax + 1
     W = L + 4
@@ -237,9 +244,9 @@ def ctc_forward_backward(const floating[:, :, ::1] logits, const int64_t[::1] ta
     em = skipb + L
     lin = em + L
     with nogil:
-        # dlogits = log_softmax(logits) first; each sequence then turns its rows into gradients
-        _log_softmax_rows(&logits[0, 0, 0], &dlogits[0, 0, 0], T * B, C, C)
-        for b in range(B):
+        for b in range(b0, b1):
+            # dlogits = log_softmax(logits) first; _ctc_one turns the rows into gradients
+            _log_softmax_rows(&logits[0, b, 0], &dlogits[0, b, 0], T, B * C, C)
             Tb = input_lengths[b]
             losses[b] = _ctc_one(&dlogits[0, b, 0], B * C, Tb, C, &targets[offsets[b]],
                                  target_lengths[b], blank, zero_infinity, alpha, beta, W,

@@ -2,15 +2,30 @@
 from __future__ import annotations
 
 import numbers
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import _kernels
-from ._validation import as_float_array, check_choice
+from ._validation import as_float_array, check_choice, check_int
 
 __all__ = ["ctc_loss"]
 
 REDUCTIONS = ("none", "sum", "mean")
+_WORK_PER_THREAD = 50_000     # alpha-beta cells (T * (2S + 1) summed over sequences)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                       thread_name_prefix="rlstm-ctc")
+        return _pool
 
 
 def _as_int_vector(name: str, value, B: int) -> np.ndarray:
@@ -24,7 +39,7 @@ def _as_int_vector(name: str, value, B: int) -> np.ndarray:
 
 
 def ctc_loss(logits, targets, input_lengths, target_lengths, blank: int = 0,
-             zero_infinity: bool = False, reduction: str = "none"):
+             zero_infinity: bool = False, reduction: str = "none", num_threads=None):
     """CTC negative log-likelihood and its gradient with respect to ``logits``.
 
     Parameters
@@ -40,6 +55,8 @@ def ctc_loss(logits, targets, input_lengths, target_lengths, blank: int = 0,
         and a zero gradient; with ``zero_infinity=True`` the loss is 0 instead. Never NaN.
     reduction : ``"none"`` (per-sequence losses, shape (B,)), ``"sum"``, or ``"mean"`` (each
         loss divided by its target length, then averaged over the batch, as PyTorch does).
+    num_threads : threads that share the batch (the kernel releases the GIL). ``None``: up to
+        ``os.cpu_count()``, fewer for small problems; pass 1 inside single-threaded workers.
 
     Returns
     -------
@@ -59,6 +76,8 @@ def ctc_loss(logits, targets, input_lengths, target_lengths, blank: int = 0,
     if not isinstance(zero_infinity, (bool, np.bool_)):
         raise TypeError(f"zero_infinity must be a bool, got {zero_infinity!r}")
     check_choice("reduction", reduction, REDUCTIONS)
+    if num_threads is not None:
+        num_threads = check_int("num_threads", num_threads, 1)
     in_len = _as_int_vector("input_lengths", input_lengths, B)
     tg_len = _as_int_vector("target_lengths", target_lengths, B)
     if in_len.size and (in_len.min() < 0 or in_len.max() > T):
@@ -94,8 +113,18 @@ def ctc_loss(logits, targets, input_lengths, target_lengths, blank: int = 0,
 
     losses = np.empty(B, dtype=dt)
     dlogits = np.empty((T, B, C), dtype=dt)
-    _kernels.ctc_forward_backward(x, flat_tg, offsets, in_len, tg_len, int(blank),
-                                  bool(zero_infinity), losses, dlogits)
+    args = (x, flat_tg, offsets, in_len, tg_len, int(blank), bool(zero_infinity), losses,
+            dlogits)
+    work = int(np.minimum(in_len, T).sum()) * (2 * int(tg_len.max(initial=0)) + 1)
+    n = min(num_threads or (os.cpu_count() or 1), B, max(1, work // _WORK_PER_THREAD))
+    if n <= 1:
+        _kernels.ctc_forward_backward(*args)
+    else:  # contiguous ranges of sequences, one per thread; results land in place
+        bounds = np.linspace(0, B, n + 1).astype(int)
+        jobs = [_executor().submit(_kernels.ctc_forward_backward, *args, int(lo), int(hi))
+                for lo, hi in zip(bounds[:-1], bounds[1:])]
+        for job in jobs:
+            job.result()
     if reduction == "none":
         return losses, dlogits
     if reduction == "sum":

@@ -167,3 +167,21 @@ def test_random_problems_match_the_reference(data):
         else:
             np.testing.assert_allclose(losses[b], want, rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(d[:il[b], b], grad, rtol=1e-9, atol=1e-12)
+
+
+def test_threads_share_the_batch_with_identical_results(rng):
+    logits, tg, il, tl = _problem(rng, 60, 13, 6, 8, np.float32)
+    one = ctc_loss(logits, tg, il, tl, num_threads=1)
+    many = ctc_loss(logits, tg, il, tl, num_threads=4)
+    import rlstm.ctc as ctc_module
+    old = ctc_module._WORK_PER_THREAD
+    ctc_module._WORK_PER_THREAD = 1          # force the threaded path for this small problem
+    try:
+        forced = ctc_loss(logits, tg, il, tl, num_threads=4)
+    finally:
+        ctc_module._WORK_PER_THREAD = old
+    for got in (many, forced):
+        np.testing.assert_array_equal(got[0], one[0])
+        np.testing.assert_array_equal(got[1], one[1])
+    with pytest.raises(ValueError, match="num_threads"):
+        ctc_loss(logits, tg, il, tl, num_threads=0)
