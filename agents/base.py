@@ -432,8 +432,6 @@ class OnPolicyAlgorithm:
     """
 
     config_class: type = OnPolicyConfig
-    #: ``(T, B)`` steps whose loss counts; REINFORCE narrows it to complete episodes
-    _use_complete_episodes = False
 
     def __init__(self, env, config=None, *, seed: int | None = None, **overrides):
         if config is None:

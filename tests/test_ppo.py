@@ -347,3 +347,21 @@ def test_tensorboard_scalars_are_written_when_a_writer_exists(tmp_path, monkeypa
     assert {"loss", "value_loss", "fps", "learning_rate"} <= tags
     without = PPO("CartPole-v1", seed=0, log_dir=str(tmp_path / "b"), tensorboard=False, **TINY)
     assert without.logger._tb is None
+
+
+def test_async_vector_env_gives_the_same_run_as_sync():
+    a = PPO("CartPole-v1", seed=5, vec_env="sync", **TINY).learn(32)
+    b = PPO("CartPole-v1", seed=5, vec_env="async", **TINY)
+    try:
+        b.learn(32)
+    finally:
+        b.close()
+    np.testing.assert_array_equal(a.policy.flat_params, b.policy.flat_params)
+    assert a.episode_returns == b.episode_returns
+
+
+def test_discrete_observation_space_is_not_normalized():
+    m = PPO("FrozenLake-v1", seed=0, **TINY).learn(16)
+    assert m.obs_rms is None
+    action, _ = m.predict(3)
+    assert m.action_space.contains(int(action))
