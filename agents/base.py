@@ -645,6 +645,7 @@ class OnPolicyAlgorithm:
         """
         if not _is_int(total_timesteps) or total_timesteps < 1:
             raise ValueError(f"total_timesteps must be an int >= 1, got {total_timesteps!r}")
+        self._require_env()
         cfg = self.config
         callbacks = _as_callbacks(callback)
         buf = RolloutBuffer(cfg.n_steps, cfg.n_envs, cfg.sequence_length, cfg.gamma,
@@ -654,7 +655,6 @@ class OnPolicyAlgorithm:
         next_ckpt = start_steps + cfg.checkpoint_freq if cfg.checkpoint_freq else None
         bar = tqdm(total=int(total_timesteps), disable=not progress_bar, unit="step",
                    dynamic_ncols=True, desc=type(self).__name__)
-        self._require_env()
         try:
             self._start_rollouts()
             for cb in callbacks:
@@ -663,14 +663,13 @@ class OnPolicyAlgorithm:
                 progress = (self.num_timesteps - start_steps) / total_timesteps
                 lr = cfg.learning_rate * (1.0 - progress if cfg.lr_schedule == "linear" else 1.0)
                 self.optimizer.lr = max(lr, 1e-12)
-                n_before = len(self.episode_returns)
                 self._collect_rollout(buf)
                 stats = self._update(buf, progress)
                 self.iterations += 1
                 stats["explained_variance"] = self._explained_variance(buf)
                 self._log_extra = {}
                 keep_going = all([cb.on_iteration(self) for cb in callbacks])
-                self._log_row(stats, t_start, start_steps, n_before)
+                self._log_row(stats, t_start, start_steps)
                 bar.update(min(self.num_timesteps, target) - bar.n - start_steps)
                 if self.episode_returns:
                     bar.set_postfix(ep_return=f"{np.mean(self.episode_returns[-100:]):.1f}",
@@ -693,7 +692,7 @@ class OnPolicyAlgorithm:
             cb.on_training_end(self)
         return self
 
-    def _log_row(self, stats: dict, t_start: float, start_steps: int, n_before: int) -> None:
+    def _log_row(self, stats: dict, t_start: float, start_steps: int) -> None:
         elapsed = time.perf_counter() - t_start
         recent = self.episode_returns[-100:]
         row = {"timesteps": self.num_timesteps, "iterations": self.iterations,

@@ -365,3 +365,14 @@ def test_discrete_observation_space_is_not_normalized():
     assert m.obs_rms is None
     action, _ = m.predict(3)
     assert m.action_space.contains(int(action))
+
+
+def test_model_loaded_without_env_predicts_but_needs_env_to_learn(tmp_path):
+    m = PPO(lambda: gym.make("CartPole-v1"), seed=0, **TINY)
+    m.save(tmp_path / "m.rlstm")
+    loaded = PPO.load(tmp_path / "m.rlstm")
+    action, _ = loaded.predict(np.zeros(4), deterministic=True)
+    assert action in (0, 1)
+    with pytest.raises(ValueError, match="pass env="):
+        loaded.learn(16)
+    PPO.load(tmp_path / "m.rlstm", env="CartPole-v1").learn(16)
