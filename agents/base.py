@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from rlstm.optim import Adam, clip_grad_norm
@@ -124,6 +125,10 @@ class OnPolicyConfig:
     ``learn`` and on Ctrl-C). Needs ``log_dir``."""
     tensorboard: bool = True
     """Write TensorBoard events to ``log_dir`` when tensorboard or tensorboardX is installed."""
+    blas_threads: int | None = 1
+    """BLAS threads during ``learn`` (threadpoolctl). RL batches are small: one thread is
+    fastest, and several threads can be many times slower on a busy machine. ``None``: leave
+    BLAS alone."""
 
     def __post_init__(self):
         self.validate()
@@ -167,6 +172,10 @@ class OnPolicyConfig:
         _check(self.autoreset_mode in ("next_step", "same_step"),
                f"autoreset_mode must be 'next_step' or 'same_step', got "
                f"{self.autoreset_mode!r}")
+        if self.blas_threads is not None and (not _is_int(self.blas_threads)
+                                              or self.blas_threads < 1):
+            raise ValueError(f"blas_threads must be an int >= 1 or None, got "
+                             f"{self.blas_threads!r}")
         if not _is_int(self.checkpoint_freq) or self.checkpoint_freq < 0:
             raise ValueError(f"checkpoint_freq must be an int >= 0, got {self.checkpoint_freq!r}")
         _check(self.checkpoint_freq == 0 or self.log_dir is not None,
@@ -423,8 +432,6 @@ class OnPolicyAlgorithm:
     """
 
     config_class: type = OnPolicyConfig
-    #: ``(T, B)`` steps whose loss counts; REINFORCE narrows it to complete episodes
-    _use_complete_episodes = False
 
     def __init__(self, env, config=None, *, seed: int | None = None, **overrides):
         if config is None:
@@ -623,6 +630,13 @@ class OnPolicyAlgorithm:
                                                                      "checkpoint.rlstm")
 
     def learn(self, total_timesteps: int, progress_bar: bool = False, callback=None):
+        """Train for ``total_timesteps`` more env steps; see :meth:`_learn`."""
+        if self.config.blas_threads is None:
+            return self._learn(total_timesteps, progress_bar, callback)
+        with threadpool_limits(self.config.blas_threads):
+            return self._learn(total_timesteps, progress_bar, callback)
+
+    def _learn(self, total_timesteps: int, progress_bar: bool = False, callback=None):
         """Train for ``total_timesteps`` more env steps (rounded up to whole rollouts).
 
         Calling it again continues the same run: weights, optimizer, normalization statistics
@@ -631,6 +645,7 @@ class OnPolicyAlgorithm:
         """
         if not _is_int(total_timesteps) or total_timesteps < 1:
             raise ValueError(f"total_timesteps must be an int >= 1, got {total_timesteps!r}")
+        self._require_env()
         cfg = self.config
         callbacks = _as_callbacks(callback)
         buf = RolloutBuffer(cfg.n_steps, cfg.n_envs, cfg.sequence_length, cfg.gamma,
@@ -640,7 +655,6 @@ class OnPolicyAlgorithm:
         next_ckpt = start_steps + cfg.checkpoint_freq if cfg.checkpoint_freq else None
         bar = tqdm(total=int(total_timesteps), disable=not progress_bar, unit="step",
                    dynamic_ncols=True, desc=type(self).__name__)
-        self._require_env()
         try:
             self._start_rollouts()
             for cb in callbacks:
@@ -649,14 +663,13 @@ class OnPolicyAlgorithm:
                 progress = (self.num_timesteps - start_steps) / total_timesteps
                 lr = cfg.learning_rate * (1.0 - progress if cfg.lr_schedule == "linear" else 1.0)
                 self.optimizer.lr = max(lr, 1e-12)
-                n_before = len(self.episode_returns)
                 self._collect_rollout(buf)
                 stats = self._update(buf, progress)
                 self.iterations += 1
                 stats["explained_variance"] = self._explained_variance(buf)
                 self._log_extra = {}
                 keep_going = all([cb.on_iteration(self) for cb in callbacks])
-                self._log_row(stats, t_start, start_steps, n_before)
+                self._log_row(stats, t_start, start_steps)
                 bar.update(min(self.num_timesteps, target) - bar.n - start_steps)
                 if self.episode_returns:
                     bar.set_postfix(ep_return=f"{np.mean(self.episode_returns[-100:]):.1f}",
@@ -679,7 +692,7 @@ class OnPolicyAlgorithm:
             cb.on_training_end(self)
         return self
 
-    def _log_row(self, stats: dict, t_start: float, start_steps: int, n_before: int) -> None:
+    def _log_row(self, stats: dict, t_start: float, start_steps: int) -> None:
         elapsed = time.perf_counter() - t_start
         recent = self.episode_returns[-100:]
         row = {"timesteps": self.num_timesteps, "iterations": self.iterations,

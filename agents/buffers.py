@@ -114,6 +114,7 @@ class RolloutBuffer:
         self.valid = np.ones((T, B), dtype=bool)
         self.final_values = np.zeros((T, B), dtype=np.float64)
         self.advantages = self.returns = None
+        self._sequences = {}
 
     @property
     def full(self) -> bool:
@@ -156,6 +157,7 @@ class RolloutBuffer:
         self.obs = tree_stack(self._obs)
         self.actions = tree_stack(self._actions)
         self.states = tree_stack(self._states)
+        self._sequences = {}
 
     def complete_episode_mask(self) -> np.ndarray:
         """``(T, B)``: True for steps whose episode ends within this rollout (for Monte-Carlo
@@ -198,11 +200,15 @@ class RolloutBuffer:
     def minibatches(self, n_minibatches: int, rng: np.random.Generator,
                     state_batch_axis: int = 1) -> Iterator[dict[str, Any]]:
         """Shuffle whole sequences and yield ``n_minibatches`` batches of them."""
-        seq = self.sequences(state_batch_axis)
+        if state_batch_axis not in self._sequences:  # once per rollout, not per epoch
+            self._sequences[state_batch_axis] = self.sequences(state_batch_axis)
+        seq = self._sequences[state_batch_axis]
         order = rng.permutation(self.n_sequences)
         for idx in np.array_split(order, n_minibatches):
-            idx = np.sort(idx)
-            yield select_sequences(seq, idx, state_batch_axis)
+            if idx.size == self.n_sequences:  # one minibatch: the whole rollout, no copy
+                yield seq
+            else:
+                yield select_sequences(seq, np.sort(idx), state_batch_axis)
 
 
 def select_sequences(seq: dict[str, Any], idx: np.ndarray, state_batch_axis: int = 1):

@@ -322,3 +322,57 @@ def test_evaluate_is_seeded_and_counts_whole_episodes():
     assert r1 == r2 and 8 <= r1[0] <= 500
     with pytest.raises(ValueError, match="n_episodes"):
         agents.evaluate(m, "CartPole-v1", n_episodes=0)
+
+
+def test_tensorboard_scalars_are_written_when_a_writer_exists(tmp_path, monkeypatch):
+    calls = []
+
+    class FakeWriter:
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            calls.append("closed")
+
+    import agents.base as base
+    monkeypatch.setattr(base, "_tensorboard_writer", lambda log_dir: FakeWriter())
+    m = PPO("CartPole-v1", seed=0, log_dir=str(tmp_path), **TINY).learn(32)
+    m.close()
+    steps = sorted({c[2] for c in calls if c != "closed"})
+    assert steps == [16, 32] and calls[-1] == "closed"
+    tags = {c[0] for c in calls if c != "closed"}
+    assert {"loss", "value_loss", "fps", "learning_rate"} <= tags
+    without = PPO("CartPole-v1", seed=0, log_dir=str(tmp_path / "b"), tensorboard=False, **TINY)
+    assert without.logger._tb is None
+
+
+def test_async_vector_env_gives_the_same_run_as_sync():
+    a = PPO("CartPole-v1", seed=5, vec_env="sync", **TINY).learn(32)
+    b = PPO("CartPole-v1", seed=5, vec_env="async", **TINY)
+    try:
+        b.learn(32)
+    finally:
+        b.close()
+    np.testing.assert_array_equal(a.policy.flat_params, b.policy.flat_params)
+    assert a.episode_returns == b.episode_returns
+
+
+def test_discrete_observation_space_is_not_normalized():
+    m = PPO("FrozenLake-v1", seed=0, **TINY).learn(16)
+    assert m.obs_rms is None
+    action, _ = m.predict(3)
+    assert m.action_space.contains(int(action))
+
+
+def test_model_loaded_without_env_predicts_but_needs_env_to_learn(tmp_path):
+    m = PPO(lambda: gym.make("CartPole-v1"), seed=0, **TINY)
+    m.save(tmp_path / "m.rlstm")
+    loaded = PPO.load(tmp_path / "m.rlstm")
+    action, _ = loaded.predict(np.zeros(4), deterministic=True)
+    assert action in (0, 1)
+    with pytest.raises(ValueError, match="pass env="):
+        loaded.learn(16)
+    PPO.load(tmp_path / "m.rlstm", env="CartPole-v1").learn(16)
