@@ -16,15 +16,18 @@ __all__ = ["ctc_loss"]
 REDUCTIONS = ("none", "sum", "mean")
 _WORK_PER_THREAD = 50_000     # alpha-beta cells (T * (2S + 1) summed over sequences)
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 _pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool
+    """The shared thread pool; a forked child (whose copy has no threads) makes its own."""
+    global _pool, _pool_pid
     with _pool_lock:
-        if _pool is None:
+        if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
                                        thread_name_prefix="rlstm-ctc")
+            _pool_pid = os.getpid()
         return _pool
 
 

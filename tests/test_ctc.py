@@ -185,3 +185,15 @@ def test_threads_share_the_batch_with_identical_results(rng):
         np.testing.assert_array_equal(got[1], one[1])
     with pytest.raises(ValueError, match="num_threads"):
         ctc_loss(logits, tg, il, tl, num_threads=0)
+
+
+def test_threaded_path_works_in_a_forked_child(rng):
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    logits, tg, il, tl = _problem(rng, 200, 32, 6, 10, np.float32)
+    il[:], tl[:] = 200, 10        # 200 * 32 * 21 alpha-beta cells: two threads share the batch
+    want = ctc_loss(logits, tg, il, tl, num_threads=2)[0]  # the parent's pool exists now
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(ctc_loss, (logits, tg, il, tl), {"num_threads": 2}).get(60)[0]
+    np.testing.assert_array_equal(got, want)
