@@ -283,26 +283,3 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
         _colsum_add(&dgates[0, 0], TB, G4, &db_ih[0])
         _colsum_add(&dgates[0, 0], TB, G4, &db_hh[0])
     free(zeros)
-
-
-def lstm_step(const floating[:, ::1] x, const floating[:, ::1] w_ih,
-              const floating[:, ::1] w_hh, const floating[::1] b_ih,
-              const floating[::1] b_hh, const floating[::1] peep,
-              const floating[:, ::1] h, const floating[:, ::1] c,
-              bint peephole, bint identity, floating[:, ::1] gates,
-              floating[:, ::1] h_out, floating[:, ::1] c_out):
-    """One time step of one layer: gates = b_ih + b_hh + x @ w_ih.T + h @ w_hh.T, then the cell."""
-    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], D = x.shape[1], G4 = 4 * H, b
-    cdef const floating* peep_p = &peep[0] if peep.shape[0] > 0 else NULL
-    if B == 0 or H == 0:
-        return
-    with nogil:
-        _add_bias_rows(&gates[0, 0], B, G4, &b_ih[0], &b_hh[0])
-        if D > 0:
-            matmul_wt(<int>B, <int>G4, <int>D, &x[0, 0], <int>D, &w_ih[0, 0], <int>D,
-                      <floating>1.0, &gates[0, 0], <int>G4)
-        matmul_wt(<int>B, <int>G4, <int>H, &h[0, 0], <int>H, &w_hh[0, 0], <int>H,
-                  <floating>1.0, &gates[0, 0], <int>G4)
-        for b in range(B):
-            _lstm_cell_fwd(&gates[b, 0], &c[b, 0], &c_out[b, 0], &h_out[b, 0], peep_p,
-                           peephole, identity, H)
