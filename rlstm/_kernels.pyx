@@ -13,3 +13,4 @@ then one ``.pxi`` per layer family.
 """
 include "_blas.pxi"
 include "_lstm.pxi"
+include "_population.pxi"
