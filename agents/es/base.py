@@ -1,0 +1,580 @@
+"""What every evolution trainer shares: the config, the rollout worker and the generation loop.
+
+A generation, top to bottom (``EvolutionTrainer._generation``):
+
+1. the strategy *asks* for members: a payload every member shares (center, step sizes) and one
+   small job per member (noise index and sign, a seed list, or a vector for CMA-ES);
+2. the trainer adds the center's own evaluation, episode seeds (antithetic pairs share theirs)
+   and which members record observation statistics, and the backend evaluates every job;
+3. the strategy is *told* the fitnesses and moves its center;
+4. the observation statistics recorded in step 2 are folded in and ship with the next payload.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from agents.backends import make_backend
+from agents.common import (RunningMeanStd, env_id, make_env_fn, rng_from_array,
+                           rng_state_to_array)
+from agents.noise import NoiseTable
+from rlstm._validation import check_dtype, check_int
+from rlstm.serialization import load_arrays, save_arrays
+
+__all__ = ["EvolutionConfig", "EvolutionTrainer", "Evaluator", "centered_ranks"]
+
+
+def centered_ranks(x: np.ndarray) -> np.ndarray:
+    """Fitness shaping of Salimans et al.: ranks scaled to [-0.5, 0.5] (ties get distinct ranks).
+
+    ``centered_ranks([1, 5, 3]) == [-0.5, 0.5, 0.0]``; the shape of ``x`` is kept.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    flat = x.reshape(-1)
+    if flat.size < 2:
+        return np.zeros_like(x)
+    ranks = np.empty(flat.size, dtype=np.float64)
+    ranks[np.argsort(flat, kind="stable")] = np.arange(flat.size)
+    return (ranks / (flat.size - 1) - 0.5).reshape(x.shape)
+
+
+@dataclass
+class EvolutionConfig:
+    """Settings every evolution trainer shares. Subclasses add the strategy's own."""
+
+    population_size: int = 64
+    """Members evaluated per generation (antithetic strategies round it up to an even number)."""
+    episodes_per_member: int = 1
+    """Episodes each member plays per generation; its fitness is their mean return."""
+    max_episode_steps: int | None = None
+    """Cap on episode length (None: the env's own TimeLimit, or 10000 steps without one)."""
+    center_episodes: int = 5
+    """Episodes of the center (the current solution) per generation, for logging and early stop."""
+    reward_threshold: float | None = None
+    """Stop ``learn`` once the center's mean return reaches this (None: never stop early)."""
+    hidden_size: int = 16
+    """LSTM units of the policy core (small nets evolve fastest)."""
+    num_layers: int = 1
+    """LSTM layers of the policy core."""
+    policy_kwargs: dict = field(default_factory=dict)
+    """More keyword arguments for ``rlstm.policy.LSTMPolicy``."""
+    dtype: str = "float32"
+    """Policy dtype: "float32" or "float64"."""
+    normalize_obs: bool = True
+    """Normalise Box observations by running statistics (shipped with the center)."""
+    obs_norm_fraction: float = 0.05
+    """Fraction of members whose rollouts feed the observation statistics (at least one)."""
+    noise_table_size: int = 2 ** 24
+    """Numbers in the shared noise table (float32; 2**24 is 64 MB, shared by forked workers)."""
+    noise_seed: int = 123
+    """Seed of the shared noise table (every worker rebuilds the same table from it)."""
+    log_every: int = 1
+    """Write a CSV/TensorBoard row every this many generations."""
+
+    def validate(self) -> None:
+        check_int("population_size", self.population_size, 2)
+        check_int("episodes_per_member", self.episodes_per_member, 1)
+        if self.max_episode_steps is not None:
+            check_int("max_episode_steps", self.max_episode_steps, 1)
+        check_int("center_episodes", self.center_episodes, 0)
+        check_int("hidden_size", self.hidden_size, 1)
+        check_int("num_layers", self.num_layers, 1)
+        check_dtype(self.dtype)
+        if not 0 < self.obs_norm_fraction <= 1:
+            raise ValueError(f"obs_norm_fraction must be in (0, 1], got "
+                             f"{self.obs_norm_fraction}; 0.01-0.1 is typical")
+        check_int("noise_table_size", self.noise_table_size, 1)
+        check_int("noise_seed", self.noise_seed, 0)
+        check_int("log_every", self.log_every, 1)
+        if not isinstance(self.policy_kwargs, dict):
+            raise TypeError("policy_kwargs must be a dict of LSTMPolicy keyword arguments")
+        if self.reward_threshold is not None and not np.isfinite(float(self.reward_threshold)):
+            raise ValueError("reward_threshold must be a finite number or None")
+
+
+# ---------------------------------------------------------------------------------- rollouts
+class Evaluator:
+    """The worker object: materialises members from small jobs and plays their episodes.
+
+    All members of one call, and all their episodes, run in lockstep: one
+    :class:`rlstm.population.PopulationPolicy` call per time step advances every member's LSTM
+    with its own weights. Only envs whose episode is still running are stepped.
+
+    A job is a tuple ``(kind, data, seeds, record)``:
+
+    - ``("center", None, ...)``: the payload's center;
+    - ``("noise", (index, sign), ...)``: ``center + sign * sigma * noise[index:index + n]``
+      (``sigma`` a scalar or a per-parameter vector, optionally times ``payload["mask"]``);
+    - ``("genome", indices, ...)``: ``base + sigma * sum_k noise[indices[k]:... + n]`` (GA);
+    - ``("vector", theta, ...)``: the vector itself (CMA-ES);
+
+    ``seeds`` are the episode seeds, ``record`` whether to return observation statistics.
+    A call returns, per job, ``(mean_return, steps, episode_returns, obs_stats_or_None)``.
+    """
+
+    def __init__(self, env_fn: Callable, template, noise_spec: dict,
+                 max_episode_steps: int, normalize_obs: bool):
+        self.env_fn = env_fn
+        self.template = template
+        self.noise_spec = noise_spec
+        self.max_episode_steps = int(max_episode_steps)
+        self.normalize_obs = bool(normalize_obs)
+        self._envs: list = []
+        self._noise = None
+        self._genomes: dict[tuple, np.ndarray] = {}
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_envs"], d["_noise"], d["_genomes"] = [], None, {}
+        return d
+
+    @property
+    def noise(self) -> NoiseTable:
+        if self._noise is None:
+            self._noise = NoiseTable(**self.noise_spec)
+        return self._noise
+
+    # -- members
+    def materialize(self, payload: dict, kind: str, data) -> np.ndarray:
+        n = payload["center"].size if "center" in payload else payload["base"].size
+        if kind == "center":
+            return payload["center"]
+        if kind == "noise":
+            index, sign = data
+            eps = self.noise.get(index, n)
+            step = payload["sigma"] * eps
+            if payload.get("mask") is not None:
+                step = step * payload["mask"]
+            return payload["center"] + sign * step
+        if kind == "genome":
+            return self.genome_params(payload["base"], payload["sigma"], tuple(data))
+        if kind == "vector":
+            return np.asarray(data, dtype=np.float64)
+        raise ValueError(f"unknown job kind {kind!r}")
+
+    def genome_params(self, base: np.ndarray, sigma: float, genome: tuple) -> np.ndarray:
+        """``base + sigma * sum(noise[i] for i in genome)``, reusing the parent's vector."""
+        key = (base.size, float(sigma), genome)
+        hit = self._genomes.get(key)
+        if hit is not None:
+            return hit
+        if not genome:
+            theta = np.asarray(base, dtype=np.float64).copy()
+        else:
+            parent = self.genome_params(base, sigma, genome[:-1])
+            theta = parent + sigma * self.noise.get(genome[-1], base.size)
+        if len(self._genomes) > 4096:
+            self._genomes.clear()
+        self._genomes[key] = theta
+        return theta
+
+    # -- episodes
+    def _env_pool(self, n: int) -> list:
+        while len(self._envs) < n:
+            self._envs.append(self.env_fn())
+        return self._envs[:n]
+
+    def evaluate(self, payload: dict, jobs: list) -> list:
+        from rlstm.population import PopulationPolicy
+
+        out: list = [None] * len(jobs)
+        by_count: dict[int, list[int]] = {}
+        for k, job in enumerate(jobs):  # members with equal episode counts run together
+            by_count.setdefault(len(job[2]), []).append(k)
+        n_params = self.template.flat_params.size
+        for E, ks in by_count.items():
+            P = len(ks)
+            params = np.empty((P, n_params), dtype=self.template.flat_params.dtype)
+            for row, k in enumerate(ks):
+                params[row] = self.materialize(payload, jobs[k][0], jobs[k][1])
+            seeds = np.asarray([jobs[k][2] for k in ks], dtype=np.int64).reshape(P * E)
+            record = np.repeat(np.asarray([bool(jobs[k][3]) for k in ks]), E)
+            returns, lengths, stats = self.rollout(params, seeds, record,
+                                                   payload.get("obs_mean"),
+                                                   payload.get("obs_std"))
+            returns, lengths = returns.reshape(P, E), lengths.reshape(P, E)
+            for row, k in enumerate(ks):
+                out[k] = (float(returns[row].mean()), int(lengths[row].sum()),
+                          returns[row].copy(), stats[row] if jobs[k][3] else None)
+        return out
+
+    def rollout(self, params: np.ndarray, seeds: np.ndarray, record: np.ndarray,
+                obs_mean=None, obs_std=None):
+        """Play one episode per row of ``seeds`` (members own ``len(seeds) // P`` rows each)."""
+        from rlstm.population import PopulationPolicy
+
+        P = params.shape[0]
+        n = seeds.size
+        E = n // P
+        envs = self._env_pool(n)
+        first = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]
+        obs = np.stack([np.asarray(o) for o in first])
+        pop = PopulationPolicy(self.template, params, batch_per_member=E)
+        state = pop.initial_state()
+        norm = self.normalize_obs and obs_mean is not None
+        returns = np.zeros(n, dtype=np.float64)
+        lengths = np.zeros(n, dtype=np.int64)
+        active = np.ones(n, dtype=bool)
+        dim = int(np.prod(obs.shape[1:])) if obs.dtype.kind in "fiu" else 0
+        s1 = np.zeros((P, dim))
+        s2 = np.zeros((P, dim))
+        cnt = np.zeros(P)
+        rec_rows = np.flatnonzero(record)
+        space = envs[0].action_space
+        box = hasattr(space, "low") and hasattr(space, "high") and space.dtype.kind == "f"
+        for _ in range(self.max_episode_steps):
+            if rec_rows.size and dim:
+                live = rec_rows[active[rec_rows]]
+                flat = obs[live].reshape(live.size, dim).astype(np.float64)
+                np.add.at(s1, live // E, flat)
+                np.add.at(s2, live // E, flat * flat)
+                np.add.at(cnt, live // E, 1)
+            x = (obs - obs_mean) / obs_std if norm else obs
+            if norm:
+                np.clip(x, -10.0, 10.0, out=x)
+            actions, state = pop.act(x, state)
+            if box:
+                actions = np.clip(actions, space.low, space.high)
+            for i in np.flatnonzero(active):
+                o, r, term, trunc, _ = envs[i].step(actions[i])
+                obs[i] = o
+                returns[i] += float(r)
+                lengths[i] += 1
+                if term or trunc:
+                    active[i] = False
+            if not active.any():
+                break
+        stats = [(cnt[k], s1[k], s2[k]) for k in range(P)]
+        return returns, lengths, stats
+
+
+# ---------------------------------------------------------------------------------- logging
+class _Logger:
+    """CSV rows, TensorBoard scalars when a writer is installed, and a learning-curve PNG."""
+
+    def __init__(self, log_dir: str | None):
+        self.log_dir = log_dir
+        self.rows: list[dict] = []
+        self._tb = None
+        if log_dir is not None:
+            os.makedirs(log_dir, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # optional
+                self._tb = SummaryWriter(log_dir)
+            except Exception:
+                self._tb = None
+
+    def log(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.log_dir is None:
+            return
+        path = os.path.join(self.log_dir, "progress.csv")
+        new = not os.path.exists(path)
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "timesteps":
+                    self._tb.add_scalar(f"es/{k}", v, row["timesteps"])
+            self._tb.flush()
+
+    def plot(self, path: str, title: str) -> None:
+        if not self.rows:
+            return
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        t = [r["timesteps"] for r in self.rows]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(t, [r["mean_return"] for r in self.rows], label="population mean")
+        ax.plot(t, [r["center_return"] for r in self.rows], label="center")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("episode return")
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------- trainer
+class EvolutionTrainer:
+    """Base of the evolution trainers: the agents interface of API.md around a strategy.
+
+    A strategy subclass sets ``config_cls`` and implements ``_init_strategy``, ``_ask``,
+    ``_tell``, ``_strategy_state`` / ``_load_strategy_state`` and the ``center`` property.
+    """
+
+    config_cls = EvolutionConfig
+    kind = "Evolution"
+
+    def __init__(self, env: Any = "CartPole-v1", config: EvolutionConfig | None = None, *,
+                 seed: int | None = None, backend: str | None = None,
+                 n_workers: int | None = None, address: str | None = None,
+                 log_dir: str | None = None, verbose: int = 0, **overrides):
+        if config is None:
+            config = self.config_cls()
+        if not isinstance(config, self.config_cls):
+            raise TypeError(f"config must be a {self.config_cls.__name__}, got "
+                            f"{type(config).__name__}")
+        names = {f.name for f in dataclasses.fields(config)}
+        bad = sorted(set(overrides) - names)
+        if bad:
+            raise TypeError(f"unknown {self.config_cls.__name__} fields {bad}; valid: "
+                            f"{sorted(names)}")
+        self.config = dataclasses.replace(config, **overrides)
+        self.config.validate()
+        if seed is not None:
+            check_int("seed", seed, 0)
+        self.seed = seed
+        self.env = env
+        self.env_fn = make_env_fn(env)
+        self.env_id = env_id(env)
+        self.backend_name, self.n_workers, self.address = backend, n_workers, address
+        if backend is not None and backend not in ("serial", "process", "ray"):
+            raise ValueError(f"backend must be 'serial', 'process' or 'ray', got {backend!r}")
+        self.log_dir, self.verbose = log_dir, verbose
+
+        probe = self.env_fn()
+        self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        cap = self.config.max_episode_steps
+        if cap is None:
+            spec = getattr(probe, "spec", None)
+            cap = (spec.max_episode_steps if spec is not None and spec.max_episode_steps
+                   else 10000)
+        self.max_episode_steps = int(cap)
+        probe.close()
+
+        from rlstm.policy import LSTMPolicy
+        cfg = self.config
+        self.policy = LSTMPolicy(self.observation_space, self.action_space,
+                                 hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                                 dtype=np.dtype(cfg.dtype), seed=seed, **cfg.policy_kwargs)
+        self.num_params = int(self.policy.flat_params.size)
+        self.rng = np.random.default_rng(seed)
+        self.noise = NoiseTable(cfg.noise_table_size, cfg.noise_seed, np.float32)
+        self.noise.check_dim(self.num_params)
+        box_obs = getattr(self.observation_space, "dtype", None) is not None and \
+            self.observation_space.dtype.kind == "f" and self.observation_space.shape
+        self.obs_rms = RunningMeanStd(self.observation_space.shape) \
+            if (cfg.normalize_obs and box_obs) else None
+        self.generation = 0
+        self.num_timesteps = 0
+        self.best_return = -np.inf
+        self.last_center_return = -np.inf
+        self.solved = False
+        self._backend = None
+        self._logger = _Logger(log_dir)
+        self._init_strategy()
+        self._sync_policy()
+
+    # ------------------------------------------------------------------ strategy hooks
+    def _init_strategy(self) -> None:
+        raise NotImplementedError
+
+    def _ask(self) -> tuple[dict, list, list, Any]:
+        """Return ``(payload, member_jobs as (kind, data), seed_group per member, ctx)``."""
+        raise NotImplementedError
+
+    def _tell(self, ctx: Any, fitness: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _strategy_state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _load_strategy_state(self, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    @property
+    def center(self) -> np.ndarray:
+        """The current solution (float64), loaded into :attr:`policy` after each generation."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ plumbing
+    def _sync_policy(self) -> None:
+        self.policy.flat_params[...] = self.center.astype(self.policy.flat_params.dtype)
+
+    def _obs_payload(self) -> dict:
+        if self.obs_rms is None:
+            return {}
+        return {"obs_mean": self.obs_rms.mean.astype(self.policy.flat_params.dtype),
+                "obs_std": np.sqrt(self.obs_rms.var + 1e-8).astype(self.policy.flat_params.dtype)}
+
+    def _evaluator(self) -> Evaluator:
+        return Evaluator(self.env_fn, self.policy, self.noise.spec(), self.max_episode_steps,
+                         self.obs_rms is not None)
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            kwargs = {"address": self.address} if self.backend_name == "ray" else {}
+            self._backend = make_backend(self.backend_name, self._evaluator(), self.n_workers,
+                                         **kwargs)
+        return self._backend
+
+    def close(self) -> None:
+        """Stop the worker processes / actors (a later ``learn`` starts new ones)."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    # ------------------------------------------------------------------ one generation
+    def _generation(self) -> dict:
+        cfg = self.config
+        payload, members, groups, ctx = self._ask()
+        payload.update(self._obs_payload())
+        E = cfg.episodes_per_member
+        groups = np.asarray(groups, dtype=np.int64)
+        n_groups = int(groups.max()) + 1 if groups.size else 0
+        group_seeds = self.rng.integers(0, 2 ** 31 - 1, size=(n_groups, E))
+        n = len(members)
+        record = self.rng.random(n) < cfg.obs_norm_fraction
+        record[self.rng.integers(n)] = True
+        jobs = [(kind, data, group_seeds[g].tolist(), bool(rec))
+                for (kind, data), g, rec in zip(members, groups, record)]
+        if cfg.center_episodes:
+            jobs.append(("center", None,
+                         self.rng.integers(0, 2 ** 31 - 1, size=cfg.center_episodes).tolist(),
+                         False))
+        jobs = [(k, d, s, r) if k != "center" else (k, d, s, r) for k, d, s, r in jobs]
+        results = self._map(payload, jobs)
+        fitness = np.array([r[0] for r in results[:n]])
+        steps = int(sum(r[1] for r in results))
+        center_return = results[n][0] if cfg.center_episodes else float(fitness.max())
+        self._tell(ctx, fitness)
+        if self.obs_rms is not None:
+            for r in results[:n]:
+                if r[3] is not None and r[3][0] > 0:
+                    c, s1, s2 = r[3]
+                    mean = s1 / c
+                    var = np.maximum(s2 / c - mean * mean, 0.0)
+                    self.obs_rms.update_from_moments(mean.reshape(self.obs_rms.mean.shape),
+                                                     var.reshape(self.obs_rms.var.shape), c)
+        self._sync_policy()
+        self.generation += 1
+        self.num_timesteps += steps
+        self.last_center_return = float(center_return)
+        self.best_return = max(self.best_return, float(fitness.max()))
+        return {"generation": self.generation, "timesteps": self.num_timesteps,
+                "mean_return": float(fitness.mean()), "max_return": float(fitness.max()),
+                "min_return": float(fitness.min()), "center_return": float(center_return),
+                "steps": steps}
+
+    def _map(self, payload: dict, jobs: list) -> list:
+        """Center jobs need ``center`` in the payload even for strategies that ship a base."""
+        if "center" not in payload:
+            payload = {**payload, "center": self.center}
+        return self.backend.map(payload, jobs)
+
+    # ------------------------------------------------------------------ public API
+    def learn(self, total_timesteps: int, progress_bar: bool = False,
+              callback: Callable | None = None):
+        """Evolve for ``total_timesteps`` more environment steps (or until the threshold).
+
+        ``callback(trainer, row)`` runs after each generation; returning ``False`` stops.
+        """
+        total_timesteps = check_int("total_timesteps", total_timesteps, 1)
+        from tqdm.auto import tqdm
+        target = self.num_timesteps + total_timesteps
+        start, t0 = self.num_timesteps, time.perf_counter()
+        bar = tqdm(total=total_timesteps, disable=not progress_bar, unit="step",
+                   desc=type(self).__name__)
+        try:
+            while self.num_timesteps < target:
+                row = self._generation()
+                row["time_s"] = round(time.perf_counter() - t0, 3)
+                bar.update(min(row["steps"], target - bar.n - start + start))
+                bar.set_postfix(center=f"{row['center_return']:.1f}",
+                                mean=f"{row['mean_return']:.1f}")
+                if self.generation % self.config.log_every == 0:
+                    self._logger.log(row)
+                if self.verbose:
+                    print(json.dumps(row))
+                if callback is not None and callback(self, row) is False:
+                    break
+                thr = self.config.reward_threshold
+                if thr is not None and row["center_return"] >= thr:
+                    self.solved = True
+                    break
+        finally:
+            bar.close()
+        if self.log_dir is not None:
+            self._logger.plot(os.path.join(self.log_dir, "learning_curve.png"),
+                              f"{type(self).__name__} on {self.env_id or 'env'}")
+        return self
+
+    def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
+        """``action, state`` for one observation or a batch (normalised like in training)."""
+        x = np.asarray(obs)
+        single = x.shape == tuple(self.observation_space.shape)
+        if single:
+            x = x[None]
+        if self.obs_rms is not None:
+            x = np.clip((x - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8), -10, 10)
+        B = x.shape[0]
+        if state is None:
+            state = self.policy.initial_state(B)
+        starts = np.zeros(B, dtype=bool) if episode_start is None else \
+            np.asarray(episode_start, dtype=bool).reshape(B)
+        actions, _, _, state = self.policy.act(x, state, starts, deterministic=deterministic,
+                                               rng=self.rng if not deterministic else None)
+        return (actions[0] if single else actions), state
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str) -> None:
+        """Everything needed to continue the run: center, optimizer state, normalisation
+        statistics, generation, timesteps and RNG state (pickle-free, ``rlstm.serialization``)."""
+        arrays = {"policy_params": self.policy.flat_params,
+                  "rng": rng_state_to_array(self.rng)}
+        if self.obs_rms is not None:
+            arrays.update(self.obs_rms.state_dict("obs_rms_"))
+        for k, v in self._strategy_state().items():
+            arrays["strategy_" + k] = v
+        cfg = dataclasses.asdict(self.config)
+        meta = {"config": cfg, "env_id": self.env_id, "seed": self.seed,
+                "generation": self.generation, "num_timesteps": self.num_timesteps,
+                "best_return": None if not np.isfinite(self.best_return) else self.best_return,
+                "max_episode_steps": self.max_episode_steps}
+        save_arrays(path, arrays, kind=self.kind, meta=meta)
+
+    @classmethod
+    def load(cls, path: str, env: Any = None, *, backend: str | None = None,
+             n_workers: int | None = None, address: str | None = None,
+             log_dir: str | None = None):
+        """Rebuild a trainer from :meth:`save`; ``env`` is needed unless saved by id."""
+        arrays, header = load_arrays(path, kind=cls.kind)
+        env = env if env is not None else header.get("env_id")
+        if env is None:
+            raise ValueError(f"{path} was trained on an env given as a callable or class; pass "
+                             f"env= to load it")
+        cfg_dict = header.get("config")
+        if not isinstance(cfg_dict, dict):
+            raise ValueError(f"{path} has no trainer config in its header")
+        names = {f.name for f in dataclasses.fields(cls.config_cls)}
+        config = cls.config_cls(**{k: v for k, v in cfg_dict.items() if k in names})
+        model = cls(env, config, seed=header.get("seed"), backend=backend,
+                    n_workers=n_workers, address=address, log_dir=log_dir)
+        if arrays["policy_params"].shape != model.policy.flat_params.shape:
+            raise ValueError(f"{path} holds {arrays['policy_params'].size} policy parameters, "
+                             f"the rebuilt policy has {model.num_params}")
+        model._load_strategy_state({k[len("strategy_"):]: v for k, v in arrays.items()
+                                    if k.startswith("strategy_")})
+        if model.obs_rms is not None:
+            model.obs_rms.load_state_dict(arrays, "obs_rms_")
+        model.rng = rng_from_array(arrays["rng"])
+        model.generation = int(header["generation"])
+        model.num_timesteps = int(header["num_timesteps"])
+        best = header.get("best_return")
+        model.best_return = -np.inf if best is None else float(best)
+        model._sync_policy()
+        return model
