@@ -55,7 +55,9 @@ class CMAES(EvolutionTrainer):
         opts = {"popsize": cfg.population_size, "seed": cma_seed, "verbose": -9,
                 "verb_disp": 0, "verb_log": 0, "CMA_diagonal": bool(self.diagonal),
                 "tolfun": 0, "tolx": 0, "tolfunhist": 0, "tolstagnation": 10 ** 9,
-                "maxiter": 10 ** 9}
+                "maxiter": 10 ** 9,
+                # CSA keeps all its state in arrays (TPA keeps injected samples in lists)
+                "AdaptSigma": cma.sigma_adaptation.CMAAdaptSigmaCSA}
         self.es = cma.CMAEvolutionStrategy(self.policy.flat_params.astype(np.float64),
                                            cfg.sigma_init, opts)
         self._mean = np.array(self.es.mean, dtype=np.float64)
@@ -73,33 +75,47 @@ class CMAES(EvolutionTrainer):
         self.es.tell(cands, (-fitness).tolist())  # pycma minimises
         self._mean = np.array(self.es.mean, dtype=np.float64)
 
-    # pycma's state: mean, step size, paths, covariance (or its diagonal) and the global RNG
+    # pycma's state: every numeric attribute of the strategy, its sampler and its step-size
+    # adaptation (mean, sigma, paths, covariance or its diagonal, counters), plus NumPy's
+    # global generator, which pycma samples from.
+    _PARTS = (("es_", lambda es: es), ("sm_", lambda es: es.sm),
+              ("as_", lambda es: es.adapt_sigma))
+
     def _strategy_state(self) -> dict:
-        es = self.es
+        out = {}
+        for prefix, get in self._PARTS:
+            for k, v in vars(get(self.es)).items():
+                if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+                    out[prefix + k] = v.copy()
+                elif isinstance(v, (bool, int, float, np.number)) and not isinstance(v, str):
+                    out[prefix + k] = np.asarray(v)
         rng = np.random.get_state()
-        out = {"mean": np.array(es.mean), "sigma": np.asarray(es.sigma),
-               "pc": np.array(es.pc), "ps": np.array(es.adapt_sigma.ps),
-               "countiter": np.asarray(es.countiter), "countevals": np.asarray(es.countevals),
-               "np_rng_key": rng[1].astype(np.uint32), "np_rng_pos": np.asarray(rng[2]),
-               "np_rng_gauss": np.asarray([rng[3], rng[4]], dtype=np.float64)}
-        out["C"] = np.array(es.sm.C)
+        out.update({"np_rng_key": rng[1].astype(np.uint32), "np_rng_pos": np.asarray(rng[2]),
+                    "np_rng_gauss": np.asarray([rng[3], rng[4]], dtype=np.float64),
+                    "mean": np.array(self.es.mean, dtype=np.float64)})
         return out
 
     def _load_strategy_state(self, a: dict) -> None:
-        es = self.es
-        es.mean[...] = a["mean"]
-        es.sigma = float(a["sigma"])
-        es.pc[...] = a["pc"]
-        es.adapt_sigma.ps[...] = a["ps"]
-        es.countiter = int(a["countiter"])
-        es.countevals = int(a["countevals"])
-        C = np.asarray(a["C"], dtype=np.float64)
-        if C.ndim == 2:
-            es.sm.C[...] = C
-            es.sm.update_now(-1) if hasattr(es.sm, "update_now") else None
-        else:
-            es.sm.C[...] = C
+        # one throw-away iteration creates pycma's lazily made attributes; everything numeric
+        # is then overwritten, the global RNG included
+        x = self.es.ask()
+        self.es.tell(x, [0.0] * len(x))
+        for prefix, get in self._PARTS:
+            obj = get(self.es)
+            for k, v in vars(obj).items():
+                key = prefix + k
+                if key not in a:
+                    continue
+                if isinstance(v, np.ndarray):
+                    setattr(obj, k, np.array(a[key], dtype=v.dtype))
+                elif isinstance(v, bool):
+                    setattr(obj, k, bool(a[key]))
+                elif isinstance(v, (int, np.integer)):
+                    setattr(obj, k, int(a[key]))
+                else:
+                    setattr(obj, k, float(a[key]))
         np.random.set_state(("MT19937", a["np_rng_key"].astype(np.uint32),
                              int(a["np_rng_pos"]), int(a["np_rng_gauss"][0]),
                              float(a["np_rng_gauss"][1])))
-        self._mean = np.array(es.mean, dtype=np.float64)
+        self.es.mean = np.array(a["mean"], dtype=np.float64)
+        self._mean = np.array(self.es.mean, dtype=np.float64)
