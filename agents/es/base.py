@@ -131,9 +131,21 @@ class Evaluator:
         self._genomes: dict[tuple, np.ndarray] = {}
 
     def __getstate__(self):
+        """For Ray (cloudpickle): the template travels as its recipe, because pickling a
+        module's arrays separately would break their views into ``flat_params``."""
         d = dict(self.__dict__)
         d["_envs"], d["_noise"], d["_genomes"] = [], None, {}
+        t = d.pop("template")
+        d["_template_recipe"] = (t.observation_space, t.action_space, t.config(),
+                                 t.flat_params.copy())
         return d
+
+    def __setstate__(self, d):
+        from rlstm.policy import LSTMPolicy
+        obs_space, act_space, config, flat = d.pop("_template_recipe")
+        self.__dict__.update(d)
+        self.template = LSTMPolicy(obs_space, act_space, **config)
+        self.template.flat_params[...] = flat
 
     @property
     def noise(self) -> NoiseTable:

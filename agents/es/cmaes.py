@@ -79,7 +79,8 @@ class CMAES(EvolutionTrainer):
     # adaptation (mean, sigma, paths, covariance or its diagonal, counters), plus NumPy's
     # global generator, which pycma samples from.
     _PARTS = (("es_", lambda es: es), ("sm_", lambda es: es.sm),
-              ("as_", lambda es: es.adapt_sigma))
+              ("as_", lambda es: es.adapt_sigma), ("sv_", lambda es: es.sigma_vec),
+              ("fit_", lambda es: es.fit))
 
     def _strategy_state(self) -> dict:
         out = {}

@@ -1,0 +1,237 @@
+"""Evolution trainers: fitness shaping, gradient estimates, noise table, GA genomes, backends,
+resume, save/load, and (slow) learning CartPole."""
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import agents.es as es
+from agents.backends import split_jobs
+from agents.es import (CMAES, GA, PGPE, SNES, Evaluator, OpenAIES, centered_ranks, es_gradient,
+                       nes_utilities)
+from agents.noise import NoiseTable
+
+SMALL = dict(population_size=8, center_episodes=1, max_episode_steps=40,
+             noise_table_size=50_000)
+TRAINERS = [(OpenAIES, {}), (PGPE, {}), (SNES, {}), (GA, {"truncation": 3}),
+            (CMAES, {}), (CMAES, {"diagonal_above": 0})]
+
+
+# ------------------------------------------------------------------ numbers by hand
+def test_centered_ranks_hand_cases():
+    np.testing.assert_allclose(centered_ranks([1.0, 5.0, 3.0]), [-0.5, 0.5, 0.0])
+    np.testing.assert_allclose(centered_ranks([[1.0, 2.0], [3.0, 0.0]]),
+                               [[-1 / 6, 1 / 6], [0.5, -0.5]])
+    np.testing.assert_array_equal(centered_ranks([7.0]), [0.0])
+    r = centered_ranks(np.random.default_rng(0).normal(size=11))
+    assert r.sum() == pytest.approx(0.0) and r.min() == -0.5 and r.max() == 0.5
+
+
+def test_antithetic_gradient_hand_case():
+    noise = NoiseTable(size=10, seed=0)
+    t = noise.table.astype(np.float64)
+    # returns: pair 0 (+1, -2) -> ranks of [1, 2, 3, 0] are [1, 2, 3, 0] / 3 - 0.5
+    g = es_gradient(noise, [0, 4], [1.0, 3.0], [2.0, 0.0], 3)
+    w = np.array([(1 / 3 - 0.5) - (2 / 3 - 0.5), (1.0 - 0.5) - (0 - 0.5)])  # [-1/3, 1]
+    want = (w[0] * t[0:3] + w[1] * t[4:7]) / 4
+    np.testing.assert_allclose(g, want, rtol=1e-12)
+    np.testing.assert_allclose(w, [-1 / 3, 1.0])
+
+
+def test_antithetic_estimate_points_uphill():
+    # f(theta) = a . theta: ranks are monotone in eps . a, so g must correlate with a
+    noise = NoiseTable(size=200_000, seed=1)
+    a = np.array([3.0, -1.0, 0.5, 0.0])
+    rng = np.random.default_rng(0)
+    idx = noise.sample_index(rng, 4, 500)
+    eps = noise.batch(idx, 4).astype(np.float64)
+    g = es_gradient(noise, idx, eps @ a, -(eps @ a), 4)
+    cos = g @ a / np.linalg.norm(g) / np.linalg.norm(a)
+    assert cos > 0.95
+
+
+def test_nes_utilities_hand_case():
+    u = nes_utilities(4)
+    raw = np.array([np.log(3), np.log(3) - np.log(2), 0.0, 0.0])
+    np.testing.assert_allclose(u, raw / raw.sum() - 0.25)
+    assert u.sum() == pytest.approx(0.0)
+
+
+# ------------------------------------------------------------------ noise table
+def test_noise_table_index_arithmetic():
+    t = NoiseTable(size=10, seed=5)
+    np.testing.assert_array_equal(t.get(3, 4), t.table[3:7])
+    np.testing.assert_array_equal(t.batch([0, 6], 4), np.stack([t.table[0:4], t.table[6:10]]))
+    idx = t.sample_index(np.random.default_rng(0), 7, 2000)
+    assert idx.min() == 0 and idx.max() == 3  # the last slice ends exactly at the table's end
+    assert set(np.unique(idx)) == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="out of range"):
+        t.get(4, 7)
+    with pytest.raises(ValueError, match="noise indices"):
+        t.batch([-1], 2)
+    with pytest.raises(ValueError, match="noise_table_size"):
+        t.check_dim(11)
+    np.testing.assert_allclose(t.weighted_sum([1, 2], [2.0, -1.0], 3),
+                               2 * t.table[1:4].astype(float) - t.table[2:5])
+    # the same (size, seed) gives the same table in every process
+    np.testing.assert_array_equal(NoiseTable(size=10, seed=5).table,
+                                  np.random.default_rng(5).standard_normal(10, np.float32))
+
+
+def test_split_jobs_is_contiguous_and_balanced():
+    parts = split_jobs(list(range(10)), 3)
+    assert [len(p) for p in parts] == [3, 4, 3] or [len(p) for p in parts] == [3, 3, 4]
+    assert sum(parts, []) == list(range(10))
+    assert split_jobs([1, 2], 5) == [[1], [2]]
+
+
+# ------------------------------------------------------------------ GA genomes
+def test_ga_seed_lists_rebuild_the_stored_weights():
+    m = GA("CartPole-v1", seed=0, backend="serial", truncation=3, **SMALL)
+    for _ in range(3):
+        m._generation()
+    assert len(m.elite) >= 1
+    worker = Evaluator(m.env_fn, m.policy, m.noise.spec(), 40, False)
+    rebuilt = worker.genome_params(m._base, m.config.sigma, m.elite)
+    np.testing.assert_array_equal(rebuilt, m.center)
+    np.testing.assert_array_equal(m.genome_params(m.elite), m.center)
+    manual = m._base.copy()
+    for i in m.elite:  # the mutation sigma * eps is formed in the table's float32
+        manual = manual + (np.float32(m.config.sigma) * m.noise.table[i:i + m.num_params])
+    np.testing.assert_allclose(m.center, manual, rtol=0, atol=1e-12)
+    # a genome job and the vector it stands for play the same episode identically
+    payload = {"base": m._base, "sigma": m.config.sigma, "center": m.center}
+    r1 = worker.evaluate(payload, [("genome", m.elite, [7, 8], False)])
+    r2 = worker.evaluate(payload, [("vector", m.center, [7, 8], False)])
+    assert r1[0][:2] == r2[0][:2]
+
+
+# ------------------------------------------------------------------ reproducibility
+def test_serial_and_process_give_the_same_run():
+    runs = []
+    for backend in ("serial", "process"):
+        m = OpenAIES("CartPole-v1", seed=4, backend=backend, n_workers=2, **SMALL)
+        rows = [m._generation() for _ in range(3)]
+        m.close()
+        runs.append((m.center.copy(), [r["mean_return"] for r in rows], m.num_timesteps,
+                     m.obs_rms.mean.copy()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1:3] == runs[1][1:3]
+    np.testing.assert_array_equal(runs[0][3], runs[1][3])
+
+
+@pytest.mark.parametrize("cls,kw", TRAINERS)
+def test_resume_continues_the_same_run(cls, kw, tmp_path):
+    straight = cls("CartPole-v1", seed=3, backend="serial", **SMALL, **kw)
+    for _ in range(4):
+        straight._generation()
+    first = cls("CartPole-v1", seed=3, backend="serial", **SMALL, **kw)
+    for _ in range(2):
+        first._generation()
+    path = tmp_path / "ckpt.npz"
+    first.save(path)
+    resumed = cls.load(path, backend="serial")
+    assert resumed.generation == 2 and resumed.num_timesteps == first.num_timesteps
+    for _ in range(2):
+        resumed._generation()
+    np.testing.assert_array_equal(resumed.center, straight.center)
+    np.testing.assert_array_equal(resumed.policy.flat_params, straight.policy.flat_params)
+    assert resumed.num_timesteps == straight.num_timesteps
+    if straight.obs_rms is not None:
+        np.testing.assert_array_equal(resumed.obs_rms.var, straight.obs_rms.var)
+
+
+def test_learn_continues_logs_and_stops(tmp_path):
+    m = OpenAIES("CartPole-v1", seed=0, backend="serial", log_dir=str(tmp_path), **SMALL)
+    m.learn(500)
+    t1, g1 = m.num_timesteps, m.generation
+    assert t1 >= 500 and g1 >= 1
+    m.learn(300, callback=lambda model, row: False)  # a callback returning False stops
+    assert m.generation == g1 + 1 and m.num_timesteps > t1
+    m2 = OpenAIES("CartPole-v1", seed=0, backend="serial", reward_threshold=1.0, **SMALL)
+    m2.learn(100_000)
+    assert m2.solved and m2.generation == 1
+    lines = open(tmp_path / "progress.csv").read().strip().splitlines()
+    assert lines[0].startswith("generation,timesteps") and len(lines) == 1 + m.generation
+    assert os.path.getsize(tmp_path / "learning_curve.png") > 1000
+
+
+def test_predict_single_and_batch():
+    m = OpenAIES("CartPole-v1", seed=0, backend="serial", **SMALL)
+    a, s = m.predict(np.zeros(4, np.float32))
+    assert np.ndim(a) == 0 and a in (0, 1)
+    a, s = m.predict(np.zeros((3, 4), np.float32), s if False else None)
+    assert a.shape == (3,)
+    a2, _ = m.predict(np.zeros((3, 4), np.float32), s, episode_start=np.ones(3, bool))
+    np.testing.assert_array_equal(a, a2)
+
+
+# ------------------------------------------------------------------ checks and files
+def test_bad_config_and_files(tmp_path):
+    with pytest.raises(ValueError, match="even"):
+        OpenAIES("CartPole-v1", population_size=7)
+    with pytest.raises(TypeError, match="unknown OpenAIESConfig fields"):
+        OpenAIES("CartPole-v1", learning_rat=0.1)
+    with pytest.raises(ValueError, match="backend"):
+        OpenAIES("CartPole-v1", backend="threads")
+    with pytest.raises(ValueError, match="truncation"):
+        GA("CartPole-v1", population_size=4, truncation=5)
+    with pytest.raises(ValueError, match="noise_table_size"):
+        OpenAIES("CartPole-v1", noise_table_size=100)
+    bogus = tmp_path / "x.npz"
+    np.savez(bogus, a=np.zeros(3))
+    with pytest.raises(ValueError, match="not an rlstm file"):
+        OpenAIES.load(bogus)
+    m = GA("CartPole-v1", seed=0, backend="serial", truncation=3, **SMALL)
+    m.save(tmp_path / "ga.npz")
+    with pytest.raises(ValueError, match="GA"):
+        OpenAIES.load(tmp_path / "ga.npz")
+
+
+# ------------------------------------------------------------------ Ray
+def test_ray_backend_replaces_a_killed_worker():
+    ray = pytest.importorskip("ray")
+    import signal
+    serial = OpenAIES("CartPole-v1", seed=6, backend="serial", **SMALL)
+    on_ray = OpenAIES("CartPole-v1", seed=6, backend="ray", n_workers=2, **SMALL)
+    try:
+        serial._generation()
+        on_ray._generation()
+        backend = on_ray.backend
+        pid = ray.get(backend.actors[0].pid.remote())
+        os.kill(pid, signal.SIGKILL)  # the worker dies between generations
+        serial._generation()
+        on_ray._generation()  # its chunk is redone on a fresh actor
+        assert backend.replaced >= 1
+        np.testing.assert_array_equal(serial.center, on_ray.center)
+        assert serial.num_timesteps == on_ray.num_timesteps
+    finally:
+        on_ray.close()
+        ray.shutdown()
+
+
+# ------------------------------------------------------------------ learning (slow)
+def _evaluate(model, n=10):
+    env = gym.make("CartPole-v1")
+    total = []
+    for ep in range(n):
+        obs, _ = env.reset(seed=1000 + ep)
+        state, ret, done = None, 0.0, False
+        while not done:
+            a, state = model.predict(obs, state)
+            obs, r, term, trunc, _ = env.step(int(a))
+            ret += r
+            done = term or trunc
+        total.append(ret)
+    return float(np.mean(total))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", [OpenAIES, GA, CMAES])
+def test_solves_cartpole(cls):
+    m = cls("CartPole-v1", seed=0, backend="process", n_workers=2, reward_threshold=490)
+    m.learn(1_000_000)
+    m.close()
+    assert m.num_timesteps <= 1_000_000 + 70_000
+    assert _evaluate(m) >= 475
