@@ -1,0 +1,465 @@
+"""``LSTMPolicy``: observation encoder -> recurrent core -> action heads + value head."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from .._validation import check_choice, check_int
+from ..layers import MLP, Linear, adopt, param_spec
+from .._kernels import lstm_step
+from ..lstm import LSTM
+from ..module import Module
+from .heads import make_heads, pack, unpack
+from .spaces import MASK_KEY, check_space, encode, flat_dim, split_mask
+
+CORES = ("lstm", "gru")
+
+__all__ = ["LSTMPolicy", "PolicyCache"]
+
+
+def core_class(core: Any):
+    """``"lstm"`` -> :class:`rlstm.LSTM`, ``"gru"`` -> ``rlstm.GRU`` (when built), or a class."""
+    if isinstance(core, str):
+        check_choice("core", core, CORES)
+        if core == "lstm":
+            return LSTM
+        import rlstm
+        cls = getattr(rlstm, "GRU", None)
+        if cls is None:
+            raise ValueError("core='gru' needs rlstm.GRU, which this version of rlstm does not "
+                             "have; use core='lstm'")
+        return cls
+    if isinstance(core, type) and issubclass(core, Module) and hasattr(core, "step"):
+        return core
+    raise TypeError(f"core must be 'lstm', 'gru' or an rlstm recurrent layer class with "
+                    f"forward/backward/step, got {core!r}")
+
+
+def core_name(cls) -> str:
+    return {"LSTM": "lstm", "GRU": "gru"}.get(cls.__name__, cls.__name__)
+
+
+@dataclass
+class PolicyCache:
+    """What :meth:`LSTMPolicy.evaluate` keeps for :meth:`LSTMPolicy.backward`. Opaque."""
+    owner: object
+    T: int
+    B: int
+    mlp_cache: Any
+    core_cache: Any
+    critic_cache: Any
+    y: np.ndarray
+    yv: np.ndarray
+    head_caches: list
+
+
+class LSTMPolicy(Module):
+    """A recurrent actor-critic for any Gymnasium observation and action spaces.
+
+    Layout: the observation is encoded part by part (``rlstm.policy.spaces``: Box flattened,
+    discrete parts one-hot, Tuple/Dict concatenated, a Dict's ``action_mask`` key kept apart),
+    optionally passed through an MLP (tanh), then through a recurrent core (``rlstm.LSTM`` by
+    default) whose output feeds one linear action layer (split between the action heads, one
+    per leaf of the action space) and one linear value head. With ``shared_core=False`` the
+    value head reads its own core of the same kind (a separate critic).
+
+    Parameters (``policy.params``; all views into ONE vector ``policy.flat_params``, in this
+    order; ``E`` = encoder output size, ``H`` = hidden_size, ``n`` = action-layer columns,
+    ``d`` = total Box action size)::
+
+        encoder.{k}.weight (out_k, in_k), encoder.{k}.bias (out_k,)   only with mlp_hidden
+        core.<layer names>        the core's own names, e.g. core.weight_ih_l0 (4H, E),
+                                  core.weight_hh_l0 (4H, H), core.bias_ih_l0, core.bias_hh_l0
+        critic_core.<layer names> only with shared_core=False
+        action.weight (n, H), action.bias (n,)    columns split across heads in action order
+        log_std (d,)              only when the action space has a Box part
+        value.weight (1, H), value.bias (1,)
+
+    ``policy.core`` (and ``policy.critic_core``) is the recurrent layer itself, so a batched
+    population evaluator can read its ``params`` by the core's own names.
+
+    The recurrent state is a tuple of arrays, each ``(num_layers, B, H)``: ``(h, c)`` for an
+    LSTM core, ``(h,)`` for a GRU core, followed by the critic core's arrays when
+    ``shared_core=False``. Select rows with ``tuple(s[:, rows] for s in state)``.
+
+    Args:
+        observation_space, action_space: Gymnasium spaces (Box, Discrete, MultiDiscrete,
+            MultiBinary, Tuple and Dict, nested).
+        hidden_size: units of the recurrent core.
+        num_layers: stacked recurrent layers.
+        dtype: ``np.float32`` or ``np.float64``.
+        seed: initialisation seed; also seeds the sampling generator used when ``rng=None``.
+        core: ``"lstm"``, ``"gru"`` or an rlstm recurrent layer class.
+        core_kwargs: extra keyword arguments for the core (e.g. ``{"variant": "peephole"}``).
+        mlp_hidden: sizes of an MLP encoder before the core (``()`` means none).
+        shared_core: one core for actor and critic (default, as OpenAI Five), else two.
+        log_std_init: initial log standard deviation of Gaussian heads.
+        action_init_scale: scale of the initial action-layer weights (small = near-uniform).
+    """
+
+    def __init__(self, observation_space, action_space, hidden_size: int = 64,
+                 num_layers: int = 1, dtype=np.float32, seed=None, *, core="lstm",
+                 core_kwargs: dict | None = None, mlp_hidden=(), shared_core: bool = True,
+                 log_std_init: float = 0.0, action_init_scale: float = 0.01):
+        check_space(observation_space, "observation_space")
+        check_space(action_space, "action_space")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        if not isinstance(shared_core, (bool, np.bool_)):
+            raise TypeError(f"shared_core must be a bool, got {shared_core!r}")
+        self.shared_core = bool(shared_core)
+        self.core_kwargs = dict(core_kwargs or {})
+        if "bidirectional" in self.core_kwargs and self.core_kwargs["bidirectional"]:
+            raise ValueError("a policy core cannot be bidirectional (act() cannot see the future)")
+        self.log_std_init = float(log_std_init)
+        self.action_init_scale = float(action_init_scale)
+        if not np.isfinite(self.log_std_init) or not np.isfinite(self.action_init_scale):
+            raise ValueError("log_std_init and action_init_scale must be finite numbers")
+        mlp_hidden = (mlp_hidden,) if isinstance(mlp_hidden, (int, np.integer)) else mlp_hidden
+        self.mlp_hidden = tuple(check_int("mlp_hidden size", h, 1) for h in mlp_hidden)
+        self._core_cls = core_class(core)
+        self.core_type = core_name(self._core_cls)
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        seeds = rng.integers(2 ** 63, size=5)
+        self.rng = np.random.default_rng(rng.integers(2 ** 63))
+
+        self.obs_dim = flat_dim(observation_space)
+        if self.obs_dim == 0:
+            raise ValueError("observation_space encodes to zero features")
+        self.heads = make_heads(action_space)
+        self.n_action = sum(h.n_out for h in self.heads)
+        self.n_mask = sum(h.n_mask for h in self.heads)
+        self.n_log_std = sum(h.n_log_std for h in self.heads)
+
+        H = self.hidden_size
+        self.encoder = (MLP(self.obs_dim, self.mlp_hidden, dtype=dtype, seed=seeds[0])
+                        if self.mlp_hidden else None)
+        enc_out = self.mlp_hidden[-1] if self.mlp_hidden else self.obs_dim
+        self.core = self._core_cls(enc_out, H, self.num_layers, dtype=dtype, seed=seeds[1],
+                                   **self.core_kwargs)
+        self.critic_core = (None if self.shared_core else
+                            self._core_cls(enc_out, H, self.num_layers, dtype=dtype,
+                                           seed=seeds[2], **self.core_kwargs))
+        self.action_net = Linear(H, self.n_action, dtype=dtype, seed=seeds[3],
+                                 init_scale=self.action_init_scale)
+        self.value_net = Linear(H, 1, dtype=dtype, seed=seeds[4])
+
+        children = [("encoder.", self.encoder), ("core.", self.core),
+                    ("critic_core.", self.critic_core), ("action.", self.action_net)]
+        spec = []
+        for prefix, child in children:
+            if child is not None:
+                spec += param_spec(child, prefix)
+        if self.n_log_std:
+            spec.append(("log_std", (self.n_log_std,)))
+        spec += param_spec(self.value_net, "value.")
+        self._allocate(spec, dtype)
+        for prefix, child in children + [("value.", self.value_net)]:
+            if child is not None:
+                adopt(self, child, prefix)
+        if self.n_log_std:
+            self.params["log_std"][...] = self.log_std_init
+        self._log_std = self.params["log_std"] if self.n_log_std else None
+        # column slices of the action layer, the mask and log_std, per head
+        self._slices = []
+        o = m = s = 0
+        for h in self.heads:
+            self._slices.append((slice(o, o + h.n_out), slice(m, m + h.n_mask),
+                                 slice(s, s + h.n_log_std)))
+            o, m, s = o + h.n_out, m + h.n_mask, s + h.n_log_std
+        self._n_core_state = len(self._core_state_tuple(self.core.initial_state(1)))
+        self._box_obs = (isinstance(observation_space, spaces.Box)
+                         and observation_space.dtype != np.uint8)
+        self._mask_from_obs = (isinstance(observation_space, spaces.Dict)
+                               and MASK_KEY in observation_space.spaces)
+        # act() calls the LSTM step kernel directly (the views stay valid: flat_params is
+        # only ever updated in place)
+        self._fast_core = type(self.core) is LSTM and self.shared_core
+        if self._fast_core:
+            self._core_layers = [self.core._layer(k)[:5] for k in range(self.num_layers)]
+            self._gates = {}
+
+    # ------------------------------------------------------------------ configuration
+    def config(self) -> dict:
+        """Constructor arguments (JSON-able, spaces excluded): what ``rlstm.save`` stores."""
+        return {"hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "dtype": self.dtype.name, "core": self.core_type,
+                "core_kwargs": self.core_kwargs, "mlp_hidden": list(self.mlp_hidden),
+                "shared_core": self.shared_core, "log_std_init": self.log_std_init,
+                "action_init_scale": self.action_init_scale}
+
+    # ------------------------------------------------------------------ state
+    @staticmethod
+    def _core_state_tuple(s) -> tuple:
+        return (s,) if isinstance(s, np.ndarray) else tuple(s)
+
+    def _split_state(self, state):
+        k = self._n_core_state
+        actor = state[:k] if k > 1 else state[0]
+        critic = None if self.shared_core else (state[k:] if k > 1 else state[k])
+        return actor, critic
+
+    def initial_state(self, batch_size: int) -> tuple:
+        """Zero recurrent state for ``batch_size`` rows (see the class docstring for layout)."""
+        B = check_int("batch_size", batch_size, 1)
+        n = self._n_core_state * (1 if self.shared_core else 2)
+        return tuple(np.zeros((self.num_layers, B, self.hidden_size), dtype=self.dtype)
+                     for _ in range(n))
+
+    def _check_state(self, state, B: int, name: str) -> tuple:
+        n = self._n_core_state * (1 if self.shared_core else 2)
+        if state is None:
+            return self.initial_state(B)
+        if not isinstance(state, (tuple, list)) or len(state) != n:
+            raise TypeError(f"{name} must be a tuple of {n} arrays of shape "
+                            f"({self.num_layers}, B, {self.hidden_size}) as returned by "
+                            f"initial_state(B), or None")
+        shape = (self.num_layers, B, self.hidden_size)
+        out = []
+        for s in state:
+            if not (isinstance(s, np.ndarray) and s.dtype == self.dtype):
+                s = np.asarray(s)
+                if s.dtype.kind not in "fiu":
+                    raise TypeError(f"{name} must hold real numbers, got dtype {s.dtype}")
+                s = s.astype(self.dtype)
+            if s.shape != shape:
+                raise ValueError(f"{name} arrays must have shape {shape}, got {s.shape}")
+            out.append(s)
+        return tuple(out)
+
+    # ------------------------------------------------------------------ inputs
+    def _encode(self, obs, lead: tuple, name: str) -> np.ndarray:
+        if self._box_obs:
+            x = obs if isinstance(obs, np.ndarray) else np.asarray(obs)
+            shape = lead + self.observation_space.shape
+            if x.shape != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {np.shape(x)}")
+            if x.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+            x = np.ascontiguousarray(x.reshape(-1, self.obs_dim), dtype=self.dtype)
+            if not np.isfinite(x).all():
+                raise ValueError(f"{name} contains NaN or inf")
+            return x
+        return encode(self.observation_space, obs, lead, self.dtype, name=name)
+
+    def _mask(self, obs, mask, lead: tuple, name: str):
+        if mask is None and self._mask_from_obs:
+            mask = split_mask(self.observation_space, obs)
+        if mask is None:
+            return None
+        if self.n_mask == 0:
+            raise ValueError(f"{name} given, but the action space has no Discrete or "
+                             f"MultiDiscrete part to mask")
+        m = np.asarray(mask)
+        if m.dtype.kind not in "biu":
+            raise TypeError(f"{name} must be boolean (True = allowed), got dtype {m.dtype}")
+        shape = lead + (self.n_mask,)
+        if m.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} (one column per discrete action, "
+                             f"heads in action-space order), got {m.shape}")
+        m = m.reshape(-1, self.n_mask).astype(bool)
+        for h, (_, ms, _) in zip(self.heads, self._slices):
+            if h.n_mask:
+                parts = ([(0, h.n_mask)] if not hasattr(h, "offsets") else
+                         [(int(a), int(b)) for a, b in zip(h.offsets[:-1], h.offsets[1:])])
+                for a, b in parts:
+                    if not m[:, ms.start + a:ms.start + b].any(axis=1).all():
+                        raise ValueError(f"{name} forbids every action of a head in some row; "
+                                         f"each row must allow at least one action per head")
+        return m
+
+    # ------------------------------------------------------------------ rollout
+    def act(self, obs, state, episode_start, deterministic: bool = False, rng=None,
+            action_mask=None):
+        """One step for a batch of ``B`` envs.
+
+        Returns ``actions`` (the action-space structure, batched, exactly as sampled), ``values``
+        ``(B,)``, ``log_probs`` ``(B,)`` and the next state. Where ``episode_start[b]`` is set,
+        row ``b``'s state is zeroed first. ``rng`` is a ``numpy.random.Generator`` (default: the
+        policy's own, seeded by ``seed``). ``action_mask`` ``(B, n_mask)`` overrides a Dict
+        observation's ``action_mask`` key.
+        """
+        if isinstance(state, (tuple, list)) and state and isinstance(state[0], np.ndarray):
+            B = state[0].shape[1]
+        else:
+            B = self._batch_of(obs)
+        x = self._encode(obs, (B,), "obs")
+        state = self._check_state(state, B, "state")
+        if episode_start is not None:
+            es = np.asarray(episode_start)
+            if es.shape != (B,):
+                raise ValueError(f"episode_start must have shape (B,) = ({B},), got {es.shape}")
+            if es.any():
+                keep = (~es.astype(bool)).astype(self.dtype)[None, :, None]
+                state = tuple(s * keep for s in state)
+        mask = self._mask(obs, action_mask, (B,), "action_mask")
+        if self.encoder is not None:
+            x = self.encoder.forward(x)[0]
+        actor, critic = self._split_state(state)
+        if self._fast_core:
+            y, new_actor = self._lstm_step(x, actor)
+        else:
+            y, new_actor = self.core.step(x, actor)
+        if critic is None:
+            yv, new_state = y, self._core_state_tuple(new_actor)
+        else:
+            yv, new_critic = self.critic_core.step(x, critic)
+            new_state = self._core_state_tuple(new_actor) + self._core_state_tuple(new_critic)
+        z = self.action_net._forward(y)
+        values = self.value_net._forward(yv)[:, 0]
+        rng = self.rng if rng is None else rng
+        leaves, logp = [], None
+        for h, (zs, ms, ls) in zip(self.heads, self._slices):
+            a, lp = h.act(z[:, zs], None if (mask is None or not h.n_mask) else mask[:, ms],
+                          None if self._log_std is None else self._log_std[ls], rng,
+                          deterministic)
+            leaves.append(a)
+            logp = lp if logp is None else logp + lp
+        actions = leaves[0] if len(leaves) == 1 and not isinstance(
+            self.action_space, (spaces.Tuple, spaces.Dict)) else pack(self.action_space, leaves)
+        return actions, values, logp.astype(self.dtype, copy=False), new_state
+
+    def _lstm_step(self, x, state):
+        """``LSTM.step`` without re-validation (inputs were checked by :meth:`act`)."""
+        h0, c0 = state
+        B = x.shape[0]
+        h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
+        hn, cn = np.empty_like(h0), np.empty_like(c0)
+        gates = self._gates.get(B)
+        if gates is None:
+            gates = self._gates[B] = np.empty((B, 4 * self.hidden_size), dtype=self.dtype)
+        core = self.core
+        inp = x
+        for k, (w_ih, w_hh, b_ih, b_hh, peep) in enumerate(self._core_layers):
+            lstm_step(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k], core._peephole,
+                      core._identity, gates, hn[k], cn[k])
+            inp = hn[k]
+        return inp, (hn, cn)
+
+    def _batch_of(self, obs) -> int:
+        """B from the first leaf of ``obs`` (structure errors are left to the encoder)."""
+        space, leaf = self.observation_space, obs
+        while isinstance(space, (spaces.Dict, spaces.Tuple)):
+            if isinstance(space, spaces.Dict):
+                key = next((k for k in space.spaces if k != MASK_KEY), None)
+                if not isinstance(leaf, dict) or key not in leaf:
+                    return 1
+                space, leaf = space.spaces[key], leaf[key]
+            else:
+                if not isinstance(leaf, (tuple, list)) or not leaf:
+                    return 1
+                space, leaf = space.spaces[0], leaf[0]
+        shape = np.shape(leaf)
+        if len(shape) != len(space.shape) + 1:
+            raise ValueError(f"obs must be batched: shape (B,) + {space.shape} as a vector env "
+                             f"returns it, got {shape} (add a leading axis for one env)")
+        return int(shape[0])
+
+    # ------------------------------------------------------------------ training
+    def evaluate(self, obs_seq, actions_seq, state0, episode_starts, action_masks=None):
+        """Log-probabilities, entropies and values of a ``(T, B)`` batch of sequences.
+
+        ``state0`` is the state before the first step (``None``: zeros); ``episode_starts``
+        ``(T, B)`` zeroes the state of a row before that step. One pass through the core, no
+        loop over time. Returns ``log_probs``, ``entropy``, ``values`` (each ``(T, B)``) and a
+        cache for :meth:`backward`.
+        """
+        es = np.asarray(episode_starts)
+        if es.ndim != 2:
+            raise ValueError(f"episode_starts must have shape (T, B), got {es.shape}")
+        T, B = es.shape
+        if T == 0 or B == 0:
+            raise ValueError("episode_starts must have T >= 1 and B >= 1")
+        lead = (T, B)
+        x = self._encode(obs_seq, lead, "obs_seq")
+        mask = self._mask(obs_seq, action_masks, lead, "action_masks")
+        leaves = unpack(self.action_space, actions_seq, "actions_seq")
+        acts = [h.check_actions(a, lead, name) for h, (a, name) in zip(self.heads, leaves)]
+        state = self._check_state(state0, B, "state0")
+        actor, critic = self._split_state(state)
+        mlp_cache = None
+        if self.encoder is not None:
+            x, mlp_cache = self.encoder.forward(x)
+        x3 = x.reshape(T, B, -1)
+        y, _, core_cache = self.core.forward(x3, actor, resets=es)
+        y = y.reshape(T * B, -1)
+        critic_cache = None
+        if self.critic_core is not None:
+            yv, _, critic_cache = self.critic_core.forward(x3, critic, resets=es)
+            yv = yv.reshape(T * B, -1)
+        else:
+            yv = y
+        z = self.action_net._forward(y)
+        values = self.value_net._forward(yv)[:, 0]
+        logp = np.zeros(T * B, dtype=self.dtype)
+        ent = np.zeros(T * B, dtype=self.dtype)
+        head_caches = []
+        for h, a, (zs, ms, ls) in zip(self.heads, acts, self._slices):
+            lp, e, c = h.log_prob_entropy(
+                z[:, zs], a, None if (mask is None or not h.n_mask) else mask[:, ms],
+                None if self._log_std is None else self._log_std[ls])
+            logp += lp
+            ent += e
+            head_caches.append(c)
+        cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches)
+        return logp.reshape(T, B), ent.reshape(T, B), values.reshape(T, B), cache
+
+    def backward(self, dlog_probs, dentropy, dvalues, cache: PolicyCache) -> None:
+        """Add the gradient of ``sum(dlog_probs*log_probs + dentropy*entropy + dvalues*values)``
+        into :attr:`flat_grads` (``None`` for a term means zero)."""
+        if not isinstance(cache, PolicyCache) or cache.owner is not self:
+            raise ValueError("cache must be the cache returned by this policy's evaluate()")
+        T, B = cache.T, cache.B
+        N = T * B
+
+        def coef(d, name):
+            if d is None:
+                return np.zeros(N, dtype=self.dtype)
+            arr = np.asarray(d)
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+            if arr.shape != (T, B):
+                raise ValueError(f"{name} must have shape (T, B) = ({T}, {B}), got {arr.shape}")
+            arr = arr.reshape(N).astype(self.dtype)
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or inf")
+            return arr
+
+        dlp, de, dv = (coef(dlog_probs, "dlog_probs"), coef(dentropy, "dentropy"),
+                       coef(dvalues, "dvalues"))
+        dz = np.empty((N, self.n_action), dtype=self.dtype)
+        for h, c, (zs, _, ls) in zip(self.heads, cache.head_caches, self._slices):
+            dz[:, zs], dls = h.backward(dlp, de, c)
+            if dls is not None:
+                self.grads["log_std"][ls] += dls
+        dy = self.action_net.backward(dz, cache.y)
+        dyv = self.value_net.backward(dv[:, None], cache.yv)
+        if self.critic_core is None:
+            dy += dyv
+            dx = self.core.backward(dy.reshape(T, B, -1), cache.core_cache)[0]
+        else:
+            dx = self.core.backward(dy.reshape(T, B, -1), cache.core_cache)[0]
+            dx = dx + self.critic_core.backward(dyv.reshape(T, B, -1), cache.critic_cache)[0]
+        if self.encoder is not None:
+            self.encoder.backward(dx.reshape(N, -1), cache.mlp_cache, need_dx=False)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the policy (spaces, constructor arguments, parameters) with ``rlstm.save``."""
+        from ..io import save
+        save(self, path)
+
+    @classmethod
+    def load(cls, path) -> "LSTMPolicy":
+        """Read a policy written by :meth:`save` (no pickle; bad files raise ``ValueError``)."""
+        from ..io import load
+        obj = load(path, kind="LSTMPolicy")
+        if not isinstance(obj, cls):
+            raise ValueError(f"{path} holds a {type(obj).__name__}, not an {cls.__name__}")
+        return obj
+

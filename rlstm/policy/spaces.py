@@ -1,0 +1,225 @@
+"""Observation encoding for any Gymnasium space, and spaces to/from JSON (for save files).
+
+An observation batch with leading dims ``lead`` (``(B,)`` from a vector env, ``(T, B)`` in a
+rollout buffer) becomes one float array ``(prod(lead), D)``:
+
+- ``Box``: flattened. A ``uint8`` Box with 3 dims (an image) is flattened and scaled by 1/255
+  (no conv encoder yet; see docs/policy.md).
+- ``Discrete(n, start)``: one-hot of ``obs - start`` (n columns).
+- ``MultiDiscrete(nvec, start)``: one one-hot block per entry (``sum(nvec)`` columns).
+- ``MultiBinary(n)``: the bits as 0/1 floats.
+- ``Tuple`` / ``Dict``: each part encoded in order (``Dict`` in its key order) and concatenated.
+  The key ``action_mask`` of a ``Dict`` observation is not encoded: it is the action mask.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+MASK_KEY = "action_mask"
+SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary,
+             spaces.Tuple, spaces.Dict)
+
+__all__ = ["flat_dim", "encode", "split_mask", "check_space", "space_to_json",
+           "space_from_json", "MASK_KEY"]
+
+
+def check_space(space: Any, name: str) -> None:
+    """Raise ``TypeError`` unless ``space`` is a supported (possibly nested) Gymnasium space."""
+    if not isinstance(space, SUPPORTED):
+        raise TypeError(f"{name} must be a gymnasium.spaces Box, Discrete, MultiDiscrete, "
+                        f"MultiBinary, Tuple or Dict (nested), got {type(space).__name__}")
+    if isinstance(space, spaces.Tuple):
+        for k, s in enumerate(space.spaces):
+            check_space(s, f"{name}[{k}]")
+    elif isinstance(space, spaces.Dict):
+        for k, s in space.spaces.items():
+            check_space(s, f"{name}[{k!r}]")
+    elif isinstance(space, spaces.Box):
+        if space.dtype.kind not in "fiu":
+            raise TypeError(f"{name}: Box dtype must be numeric, got {space.dtype}")
+    if isinstance(space, (spaces.Box, spaces.MultiBinary, spaces.MultiDiscrete)) and \
+            int(np.prod(space.shape)) == 0:
+        raise ValueError(f"{name} has no elements (shape {space.shape})")
+
+
+def is_image(space) -> bool:
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def flat_dim(space) -> int:
+    """Number of encoded columns for ``space`` (``action_mask`` of a Dict excluded)."""
+    if isinstance(space, spaces.Box):
+        return int(np.prod(space.shape))
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    if isinstance(space, spaces.MultiBinary):
+        return int(np.prod(space.shape))
+    if isinstance(space, spaces.Tuple):
+        return sum(flat_dim(s) for s in space.spaces)
+    if isinstance(space, spaces.Dict):
+        return sum(flat_dim(s) for k, s in space.spaces.items() if k != MASK_KEY)
+    raise TypeError(f"unsupported space {type(space).__name__}")
+
+
+def _lead_array(x, space, lead: tuple, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    shape = lead + tuple(space.shape)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (leading {lead} then the space's "
+                         f"{tuple(space.shape)}), got {arr.shape}")
+    return arr
+
+
+def _one_hot(idx: np.ndarray, n: int, out: np.ndarray, name: str) -> None:
+    """Write one-hot rows of ``idx`` (N,) into ``out`` (N, n) (already zero)."""
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"{name} holds values outside the space (0..{n - 1} after start)")
+    out[np.arange(idx.shape[0]), idx] = 1
+
+
+def encode(space, obs, lead: tuple, dtype, out: np.ndarray | None = None,
+           name: str = "obs") -> np.ndarray:
+    """Encode a batch with leading shape ``lead`` into ``(prod(lead), flat_dim(space))``."""
+    N = int(np.prod(lead))
+    if out is None:
+        out = np.zeros((N, flat_dim(space)), dtype=dtype)
+    col = 0
+    for sub, x, sub_name in _leaves(space, obs, name):
+        d = flat_dim(sub)
+        block = out[:, col:col + d]
+        if isinstance(sub, spaces.Box):
+            arr = _lead_array(x, sub, lead, sub_name).reshape(N, d)
+            if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+                raise ValueError(f"{sub_name} contains NaN or inf")
+            if is_image(sub):
+                np.multiply(arr, 1.0 / 255.0, out=block, casting="unsafe")
+            else:
+                block[...] = arr
+        elif isinstance(sub, spaces.Discrete):
+            arr = _lead_array(x, sub, lead, sub_name)
+            if arr.dtype.kind == "f":
+                raise TypeError(f"{sub_name} must hold integers for a Discrete space")
+            _one_hot(arr.reshape(N).astype(np.int64) - int(sub.start), int(sub.n), block,
+                     sub_name)
+        elif isinstance(sub, spaces.MultiDiscrete):
+            arr = _lead_array(x, sub, lead, sub_name)
+            if arr.dtype.kind == "f":
+                raise TypeError(f"{sub_name} must hold integers for a MultiDiscrete space")
+            arr = arr.reshape(N, -1).astype(np.int64) - np.asarray(
+                getattr(sub, "start", 0)).reshape(-1) * np.ones(1, np.int64)
+            c = 0
+            for j, n in enumerate(np.asarray(sub.nvec).reshape(-1)):
+                _one_hot(arr[:, j], int(n), block[:, c:c + int(n)], f"{sub_name}[..., {j}]")
+                c += int(n)
+        else:  # MultiBinary
+            arr = _lead_array(x, sub, lead, sub_name).reshape(N, d)
+            block[...] = arr != 0
+        col += d
+    return out
+
+
+def _leaves(space, obs, name):
+    """Yield ``(leaf_space, leaf_obs, name)`` in encoding order (``action_mask`` skipped)."""
+    if isinstance(space, spaces.Tuple):
+        if not isinstance(obs, (tuple, list)) or len(obs) != len(space.spaces):
+            raise TypeError(f"{name} must be a tuple of {len(space.spaces)} arrays for a Tuple "
+                            f"space, got {type(obs).__name__}")
+        for k, (s, o) in enumerate(zip(space.spaces, obs)):
+            yield from _leaves(s, o, f"{name}[{k}]")
+    elif isinstance(space, spaces.Dict):
+        if not isinstance(obs, dict):
+            raise TypeError(f"{name} must be a dict with keys {list(space.spaces)} for a Dict "
+                            f"space, got {type(obs).__name__}")
+        for k, s in space.spaces.items():
+            if k == MASK_KEY:
+                continue
+            if k not in obs:
+                raise ValueError(f"{name} is missing the key {k!r}")
+            yield from _leaves(s, obs[k], f"{name}[{k!r}]")
+    else:
+        yield space, obs, name
+
+
+def split_mask(space, obs):
+    """The ``action_mask`` entry of a Dict observation (top level), or None."""
+    if isinstance(space, spaces.Dict) and MASK_KEY in space.spaces and isinstance(obs, dict):
+        return obs.get(MASK_KEY)
+    return None
+
+
+# ---------------------------------------------------------------------------- JSON
+def _arr_json(a: np.ndarray):
+    a = np.asarray(a)
+    if a.size and (a == a.flat[0]).all():
+        v = a.flat[0].item()
+        return {"fill": v if np.isfinite(v) else str(v)}
+    return {"values": [v if np.isfinite(v) else str(v) for v in a.reshape(-1).tolist()]}
+
+
+def _arr_from_json(d, shape, dtype) -> np.ndarray:
+    if "fill" in d:
+        return np.full(shape, float(d["fill"]), dtype=np.float64).astype(dtype)
+    vals = np.array([float(v) for v in d["values"]], dtype=np.float64)
+    return vals.reshape(shape).astype(dtype)
+
+
+def space_to_json(space) -> dict:
+    """A JSON-able description of a supported space (bounds, shapes, dtypes, nesting)."""
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": space.dtype.str,
+                "low": _arr_json(space.low), "high": _arr_json(space.high)}
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist(),
+                "start": np.asarray(getattr(space, "start", 0)).tolist()}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_json(s) for s in space.spaces]}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "keys": list(space.spaces),
+                "spaces": [space_to_json(s) for s in space.spaces.values()]}
+    raise TypeError(f"cannot save a space of type {type(space).__name__}")
+
+
+def space_from_json(d, depth: int = 0):
+    """Inverse of :func:`space_to_json`; anything malformed is a ``ValueError``."""
+    if depth > 32:
+        raise ValueError("space description nested too deeply")
+    try:
+        t = d["type"]
+        if t == "Box":
+            shape = tuple(int(s) for s in d["shape"])
+            dtype = np.dtype(str(d["dtype"]))
+            if dtype.kind not in "fiu" or len(shape) > 8 or any(s < 0 for s in shape) or \
+                    int(np.prod(shape)) > 10 ** 7:
+                raise ValueError("bad Box")
+            return spaces.Box(_arr_from_json(d["low"], shape, np.float64).astype(dtype),
+                              _arr_from_json(d["high"], shape, np.float64).astype(dtype),
+                              shape=shape, dtype=dtype)
+        if t == "Discrete":
+            return spaces.Discrete(int(d["n"]), start=int(d["start"]))
+        if t == "MultiDiscrete":
+            return spaces.MultiDiscrete(np.asarray(d["nvec"], dtype=np.int64),
+                                        start=np.asarray(d["start"], dtype=np.int64))
+        if t == "MultiBinary":
+            n = d["n"]
+            return spaces.MultiBinary(int(n) if isinstance(n, int) else [int(v) for v in n])
+        if t == "Tuple":
+            return spaces.Tuple([space_from_json(s, depth + 1) for s in d["spaces"]])
+        if t == "Dict":
+            keys = [str(k) for k in d["keys"]]
+            return spaces.Dict({k: space_from_json(s, depth + 1)
+                                for k, s in zip(keys, d["spaces"], strict=True)})
+    except (KeyError, TypeError, ValueError, OverflowError, AssertionError) as e:
+        raise ValueError(f"malformed space description: {e}") from e
+    raise ValueError(f"malformed space description: unknown type {d.get('type')!r}"
+                     if isinstance(d, dict) else "malformed space description")
