@@ -1,2 +1,12 @@
 """rlstm agents: trainers that learn Gymnasium tasks with LSTM policies, without labels."""
-from .es import CMAES, GA, PGPE, SNES, Evolino, EvolinoSequence, OpenAIES  # noqa: E402,F401
+from . import envs  # noqa: F401  (registers the rlstm/ Gymnasium namespace)
+from .a2c import A2C
+from .evaluation import evaluate
+from .ppo import PPO
+from .reinforce import REINFORCE
+
+__all__ = ["PPO", "A2C", "REINFORCE", "evaluate"]
+
+from .es import CMAES, GA, PGPE, SNES, Evolino, EvolinoSequence, OpenAIES  # noqa: E402
+
+__all__ += ["OpenAIES", "PGPE", "SNES", "CMAES", "GA", "Evolino", "EvolinoSequence"]

@@ -1,1 +1,181 @@
-"""Environments that need memory, registered under the ``rlstm/`` Gymnasium namespace."""
+"""Environments that need memory, registered under the ``rlstm/`` Gymnasium namespace.
+
+Importing ``agents`` (or ``agents.envs``) registers:
+
+==============================================  =============================================
+id                                              what it is
+==============================================  =============================================
+``rlstm/CartPoleNoVel-v1``                      CartPole-v1 observing only (x, theta)
+``rlstm/PendulumNoVel-v1``                      Pendulum-v1 observing only (cos, sin) of theta
+``rlstm/MountainCarContinuousNoVel-v0``         MountainCarContinuous-v0 observing only position
+``rlstm/LunarLanderNoVel-v3``                   LunarLander-v3 without the three velocities
+                                                (only when box2d is installed)
+``rlstm/TMaze-v0``                              Bakker's (2002) T-maze, ``corridor_length=10``
+==============================================  =============================================
+
+A velocity-masked task is partially observable: the agent has to infer the velocities from the
+positions it has seen, which an LSTM can and a feed-forward policy cannot.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["MaskObservation", "TMazeEnv", "NAMESPACE", "registered_ids"]
+
+NAMESPACE = "rlstm"
+
+
+class MaskObservation(gym.ObservationWrapper):
+    """Keep only the observation entries listed in ``keep`` (a 1-D ``Box`` observation).
+
+    ``MaskObservation(gym.make("CartPole-v1"), keep=(0, 2))`` hides both velocities.
+    """
+
+    def __init__(self, env: gym.Env, keep: Sequence[int]):
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+            raise TypeError(f"MaskObservation needs a 1-D Box observation space, got {space}")
+        keep = np.asarray(keep, dtype=np.intp)
+        if keep.ndim != 1 or keep.size == 0 or keep.min() < 0 or keep.max() >= space.shape[0]:
+            raise ValueError(f"keep must list indices in [0, {space.shape[0]}), got {keep}")
+        self.keep = keep
+        self.observation_space = spaces.Box(space.low[keep], space.high[keep],
+                                            dtype=space.dtype)
+
+    def observation(self, observation):
+        return np.asarray(observation, dtype=self.observation_space.dtype)[self.keep]
+
+
+def _masked(env_id: str, keep: Sequence[int]):
+    """An entry point building ``env_id`` without its time limit (``register`` adds it back)."""
+    def make(**kwargs) -> gym.Env:
+        env = gym.make(env_id, max_episode_steps=None, disable_env_checker=True, **kwargs)
+        # gym.make(max_episode_steps=None) keeps the spec's limit: unwrap it so that exactly one
+        # TimeLimit (the one of the rlstm/ spec) ends episodes.
+        while isinstance(env, (gym.wrappers.TimeLimit, gym.wrappers.OrderEnforcing,
+                               gym.wrappers.PassiveEnvChecker)):
+            env = env.env
+        return MaskObservation(env, keep)
+    return make
+
+
+class TMazeEnv(gym.Env):
+    """The T-maze of Bakker (2002), "Reinforcement learning with long short-term memory".
+
+    The agent starts at the left end of a corridor of ``corridor_length`` cells that ends in a
+    T-junction. Only on the first step does the observation say where the goal is (up or down);
+    to be rewarded at the junction the agent must remember it for the whole corridor.
+
+    Observations are 3 bits: ``(0, 1, 1)`` = goal up and ``(1, 1, 0)`` = goal down (start cell
+    only), ``(1, 0, 1)`` in the corridor, ``(0, 1, 0)`` at the junction. Actions: 0 north,
+    1 east, 2 south, 3 west. Moving into a wall costs ``-0.1`` and leaves the agent where it
+    is. Going north or south at the junction ends the episode with ``+4`` on the goal side and
+    ``-0.1`` on the other. Episodes are truncated after ``max_episode_steps`` steps (default
+    ``4 * (corridor_length + 1)``).
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+    GOAL_REWARD, WRONG_REWARD, WALL_REWARD = 4.0, -0.1, -0.1
+
+    def __init__(self, corridor_length: int = 10, max_episode_steps: int | None = None,
+                 render_mode: str | None = None):
+        if isinstance(corridor_length, bool) or not isinstance(corridor_length, (int, np.integer)):
+            raise TypeError(f"corridor_length must be an int, got {corridor_length!r}")
+        if corridor_length < 1:
+            raise ValueError(f"corridor_length must be >= 1, got {corridor_length}")
+        self.corridor_length = int(corridor_length)
+        self.max_episode_steps = (4 * (self.corridor_length + 1) if max_episode_steps is None
+                                  else int(max_episode_steps))
+        if self.max_episode_steps < self.corridor_length + 1:
+            raise ValueError(f"max_episode_steps must be >= corridor_length + 1 = "
+                             f"{self.corridor_length + 1} so the junction can be reached")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(3,), dtype=np.float32)
+        self.action_space = spaces.Discrete(4)
+        self._pos, self._goal_up, self._t = 0, True, 0
+
+    def _obs(self) -> np.ndarray:
+        if self._pos == 0:
+            bits = (0, 1, 1) if self._goal_up else (1, 1, 0)
+        elif self._pos == self.corridor_length:
+            bits = (0, 1, 0)
+        else:
+            bits = (1, 0, 1)
+        return np.array(bits, dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._pos, self._t = 0, 0
+        self._goal_up = bool(self.np_random.integers(2))
+        return self._obs(), {"goal_up": self._goal_up}
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an int in [0, 4), got {action!r}")
+        action = int(action)
+        self._t += 1
+        reward, terminated = 0.0, False
+        at_junction = self._pos == self.corridor_length
+        if action in (0, 2):  # north / south
+            if at_junction:
+                terminated = True
+                reward = self.GOAL_REWARD if (action == 0) == self._goal_up else self.WRONG_REWARD
+            else:
+                reward = self.WALL_REWARD
+        elif action == 1:  # east
+            if at_junction:
+                reward = self.WALL_REWARD
+            else:
+                self._pos += 1
+        else:  # west
+            if self._pos == 0:
+                reward = self.WALL_REWARD
+            else:
+                self._pos -= 1
+        truncated = not terminated and self._t >= self.max_episode_steps
+        return self._obs(), reward, terminated, truncated, {"goal_up": self._goal_up}
+
+    def render(self):
+        if self.render_mode == "ansi":
+            row = ["."] * (self.corridor_length + 1)
+            row[self._pos] = "A"
+            goal = "^" if self._goal_up else "v"
+            return "".join(row) + " goal " + goal
+        return None
+
+
+_REGISTRY = [
+    ("CartPoleNoVel-v1", _masked("CartPole-v1", (0, 2)), 500, 475.0),
+    ("PendulumNoVel-v1", _masked("Pendulum-v1", (0, 1)), 200, None),
+    ("MountainCarContinuousNoVel-v0", _masked("MountainCarContinuous-v0", (0,)), 999, 90.0),
+]
+if importlib.util.find_spec("Box2D") is not None:
+    _REGISTRY.append(("LunarLanderNoVel-v3", _masked("LunarLander-v3", (0, 1, 4, 6, 7)), 1000,
+                      200.0))
+
+
+def _register() -> None:
+    for name, entry, steps, threshold in _REGISTRY:
+        env_id = f"{NAMESPACE}/{name}"
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry, max_episode_steps=steps,
+                         reward_threshold=threshold)
+    if f"{NAMESPACE}/TMaze-v0" not in gym.registry:
+        # TMazeEnv truncates by itself, so its limit follows corridor_length.
+        gym.register(f"{NAMESPACE}/TMaze-v0", entry_point=TMazeEnv, reward_threshold=3.9)
+
+
+def registered_ids() -> list[str]:
+    """Every id this module registers (LunarLander only when box2d is installed)."""
+    return [f"{NAMESPACE}/{name}" for name, *_ in _REGISTRY] + [f"{NAMESPACE}/TMaze-v0"]
+
+
+_register()

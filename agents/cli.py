@@ -1,0 +1,237 @@
+"""The ``rlstm`` command line.
+
+    rlstm train [ALGO] [ENV] [--timesteps N] [--seed S] [--out DIR] [--set key=value ...]
+    rlstm evaluate PATH [ENV] [--episodes N] [--render out.gif]
+    rlstm bench [...]
+
+``rlstm train`` with no arguments trains recurrent PPO on the velocity-masked CartPole
+(``rlstm/CartPoleNoVel-v1``, 100k steps) with a progress bar, then writes ``model.rlstm``,
+``progress.csv`` and ``learning_curve.png`` under ``--out`` (default
+``runs/<algo>-<env>-<seed>``) and prints the final evaluation.
+
+Algorithms are looked up in :data:`ALGORITHMS` (name -> ``"module:Class"``); adding one is one
+line there. A trainer class may set ``default_timesteps`` and ``default_env``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import sys
+from typing import Sequence
+
+__all__ = ["ALGORITHMS", "main", "load_algorithm", "load_model"]
+
+ALGORITHMS: dict[str, str] = {
+    "ppo": "agents.ppo:PPO",
+    "a2c": "agents.a2c:A2C",
+    "reinforce": "agents.reinforce:REINFORCE",
+}
+DEFAULT_ENV = "rlstm/CartPoleNoVel-v1"
+DEFAULT_TIMESTEPS = 100_000
+
+
+def load_algorithm(name: str):
+    """The trainer class registered as ``name`` (case-insensitive)."""
+    key = name.lower()
+    if key not in ALGORITHMS:
+        raise SystemExit(f"rlstm: unknown algorithm {name!r}; choose one of "
+                         f"{', '.join(sorted(ALGORITHMS))}")
+    module, cls = ALGORITHMS[key].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def load_model(path: str, env=None):
+    """Load any saved trainer: the file's header says which class it is."""
+    from rlstm.serialization import load_arrays
+    _, header = load_arrays(path)
+    kind = header.get("kind")
+    for spec in ALGORITHMS.values():
+        module, cls_name = spec.split(":")
+        if cls_name == kind:
+            cls = getattr(importlib.import_module(module), cls_name)
+            return cls.load(path, env=env) if env is not None else cls.load(path)
+    raise SystemExit(f"rlstm: {path} holds a {kind!r}, which is not a registered algorithm")
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_overrides(items: Sequence[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"rlstm: --set expects key=value (e.g. --set n_envs=4), got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = _parse_value(value)
+    return out
+
+
+def _config_fields(cls) -> set[str]:
+    config_class = getattr(cls, "config_class", None)
+    if config_class is not None and dataclasses.is_dataclass(config_class):
+        return {f.name for f in dataclasses.fields(config_class)}
+    return set()
+
+
+def _train(args) -> int:
+    from .evaluation import evaluate
+    from .plotting import plot_learning_curve
+
+    cls = load_algorithm(args.algo)
+    env = args.env or getattr(cls, "default_env", DEFAULT_ENV)
+    timesteps = args.timesteps or getattr(cls, "default_timesteps", DEFAULT_TIMESTEPS)
+    out = args.out or os.path.join("runs", f"{args.algo.lower()}-{env.replace('/', '-')}-"
+                                           f"{args.seed}")
+    os.makedirs(out, exist_ok=True)
+    overrides = _parse_overrides(args.set)
+    if "log_dir" in _config_fields(cls):
+        overrides.setdefault("log_dir", out)
+    if args.checkpoint_freq:
+        overrides["checkpoint_freq"] = args.checkpoint_freq
+    try:
+        if args.resume:
+            model = cls.load(args.resume, env=env, **overrides)
+        else:
+            model = cls(env, seed=args.seed, **overrides)
+    except (TypeError, ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"rlstm: {e}") from e
+    print(f"rlstm: training {cls.__name__} on {env} for {timesteps} steps (seed {args.seed}); "
+          f"writing to {out}")
+    try:
+        model.learn(timesteps, progress_bar=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\nrlstm: interrupted; the last checkpoint is in {out}", file=sys.stderr)
+        return 130
+    model_path = os.path.join(out, "model.rlstm")
+    model.save(model_path)
+    csv_path = os.path.join(out, "progress.csv")
+    if os.path.exists(csv_path):
+        png = plot_learning_curve(csv_path, os.path.join(out, "learning_curve.png"),
+                                  title=f"{cls.__name__} on {env} (seed {args.seed})")
+        print(f"rlstm: learning curve -> {png}")
+    print(f"rlstm: model -> {model_path}")
+    mean, std = evaluate(model, env, n_episodes=args.eval_episodes, deterministic=True,
+                         seed=10_000 + args.seed)
+    print(f"rlstm: final evaluation over {args.eval_episodes} episodes: "
+          f"{mean:.2f} +/- {std:.2f}")
+    if hasattr(model, "close"):
+        model.close()
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .common import make_env_fn
+    from .evaluation import evaluate
+
+    try:
+        model = load_model(args.path)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"rlstm: {e}") from e
+    env = args.env or getattr(model, "env_id", None)
+    if env is None:
+        raise SystemExit("rlstm: the model was trained on an env given as a callable; pass the "
+                         "Gymnasium id: rlstm evaluate PATH ENV")
+    mean, std = evaluate(model, env, n_episodes=args.episodes,
+                         deterministic=not args.stochastic, seed=args.seed)
+    print(f"{args.path} on {env}: {mean:.2f} +/- {std:.2f} over {args.episodes} episodes")
+    if args.render:
+        make_env_fn(env)  # validates the id
+        return _render(model, env, args.render, args.seed, not args.stochastic)
+    return 0
+
+
+def _render(model, env_name: str, path: str, seed, deterministic: bool) -> int:
+    try:
+        import imageio
+    except ImportError:
+        print("rlstm: --render needs imageio: pip install imageio (and imageio-ffmpeg for "
+              ".mp4)", file=sys.stderr)
+        return 2
+    import gymnasium as gym
+    import numpy as np
+    try:
+        env = gym.make(env_name, render_mode="rgb_array")
+    except Exception as e:  # noqa: BLE001 - envs raise many kinds for render modes
+        print(f"rlstm: {env_name} cannot render rgb_array frames: {e}", file=sys.stderr)
+        return 2
+    frames = []
+    obs, _ = env.reset(seed=seed)
+    state, start, done = None, True, False
+    while not done:
+        frame = env.render()
+        if frame is None:
+            print(f"rlstm: {env_name} returned no rgb_array frame", file=sys.stderr)
+            return 2
+        frames.append(np.asarray(frame))
+        action, state = model.predict(obs, state, np.array([start]), deterministic)
+        obs, _, terminated, truncated, _ = env.step(action)
+        start, done = False, terminated or truncated
+    env.close()
+    fps = env.metadata.get("render_fps", 30) or 30
+    if path.lower().endswith(".gif"):
+        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    else:
+        imageio.mimsave(path, frames, fps=fps)
+    print(f"rlstm: {len(frames)} frames -> {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rlstm", description="Recurrent RL on the CPU with rlstm.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an agent (default: PPO on rlstm/CartPoleNoVel-v1)")
+    t.add_argument("algo", nargs="?", default="ppo",
+                   help=f"algorithm: {', '.join(ALGORITHMS)} (default ppo)")
+    t.add_argument("env", nargs="?", default=None, help=f"Gymnasium id (default {DEFAULT_ENV})")
+    t.add_argument("--timesteps", type=int, default=None,
+                   help=f"environment steps (default {DEFAULT_TIMESTEPS})")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-SEED)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set n_envs=4 --set learning_rate=3e-4")
+    t.add_argument("--eval-episodes", type=int, default=10)
+    t.add_argument("--checkpoint-freq", type=int, default=0,
+                   help="also checkpoint every N steps (always at the end and on Ctrl-C)")
+    t.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue from a saved model or checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model")
+    e.add_argument("path")
+    e.add_argument("env", nargs="?", default=None, help="Gymnasium id (default: the saved one)")
+    e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--stochastic", action="store_true", help="sample actions")
+    e.add_argument("--render", default=None, metavar="OUT.gif",
+                   help="save one episode as a GIF or MP4 (needs imageio)")
+    e.set_defaults(func=_evaluate)
+
+    b = sub.add_parser("bench", help="benchmarks (rlstm.benchmark)", add_help=False)
+    b.set_defaults(func=None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        from rlstm import benchmark  # the lead's module, imported only when asked for
+        return benchmark.main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
+    if args.command == "train" and args.timesteps is not None and args.timesteps < 1:
+        raise SystemExit("rlstm: --timesteps must be >= 1")
+    if args.command == "evaluate" and args.episodes < 1:
+        raise SystemExit("rlstm: --episodes must be >= 1")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

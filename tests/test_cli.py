@@ -1,0 +1,99 @@
+"""The rlstm command line: train with a tiny budget, then evaluate what it saved."""
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from agents import cli
+
+
+def _train(tmp_path, *extra):
+    out = tmp_path / "run"
+    code = cli.main(["train", "ppo", "CartPole-v1", "--timesteps", "64", "--seed", "3",
+                     "--out", str(out), "--no-progress", "--eval-episodes", "2",
+                     "--set", "n_envs=2", "--set", "n_steps=16", "--set", "hidden_size=8",
+                     *extra])
+    assert code == 0
+    return out
+
+
+def test_train_writes_model_csv_png_and_prints_evaluation(tmp_path, capsys):
+    out = _train(tmp_path)
+    for name in ("model.rlstm", "progress.csv", "learning_curve.png", "checkpoint.rlstm"):
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["timesteps"]) for r in rows] == [32, 64]
+    assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = capsys.readouterr().out
+    assert "final evaluation over 2 episodes" in text
+    from agents import PPO
+    m = PPO.load(out / "model.rlstm")
+    assert m.num_timesteps == 64 and m.config.n_envs == 2 and m.seed == 3
+
+
+def test_evaluate_saved_model(tmp_path, capsys):
+    out = _train(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out / "model.rlstm"), "--episodes", "3"]) == 0
+    line = capsys.readouterr().out
+    assert "CartPole-v1" in line and "over 3 episodes" in line
+    mean = float(line.split(": ")[1].split(" +/-")[0])
+    assert 8 <= mean <= 500
+
+
+def test_render_without_imageio_is_a_clear_message(tmp_path, capsys, monkeypatch):
+    out = _train(tmp_path)
+    monkeypatch.setitem(sys.modules, "imageio", None)  # import fails
+    code = cli.main(["evaluate", str(out / "model.rlstm"), "--episodes", "1", "--render",
+                     str(tmp_path / "x.gif")])
+    assert code == 2
+    assert "pip install imageio" in capsys.readouterr().err
+
+
+def test_resume_continues_step_count(tmp_path):
+    out = _train(tmp_path)
+    out2 = tmp_path / "run2"
+    assert cli.main(["train", "ppo", "CartPole-v1", "--timesteps", "32", "--out", str(out2),
+                     "--no-progress", "--eval-episodes", "1",
+                     "--resume", str(out / "model.rlstm")]) == 0
+    from agents import PPO
+    assert PPO.load(out2 / "model.rlstm").num_timesteps == 96
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "nope"], "unknown algorithm"),
+    (["train", "ppo", "CartPole-v1", "--set", "n_envs"], "key=value"),
+    (["train", "ppo", "CartPole-v1", "--set", "bogus=1"], "bogus"),
+    (["train", "ppo", "NoSuchEnv-v9"], "unknown Gymnasium id"),
+    (["train", "--timesteps", "0"], "timesteps"),
+])
+def test_bad_arguments_exit_with_message(tmp_path, argv, match):
+    if argv[0] == "train" and "--out" not in argv:
+        argv = argv + ["--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit, match=match):
+        cli.main(argv)
+
+
+def test_evaluate_refuses_non_model(tmp_path):
+    bad = tmp_path / "bad.rlstm"
+    bad.write_bytes(b"junk")
+    with pytest.raises(SystemExit, match="rlstm"):
+        cli.main(["evaluate", str(bad)])
+
+
+def test_registry_points_at_trainers():
+    for name in cli.ALGORITHMS:
+        cls = cli.load_algorithm(name)
+        assert hasattr(cls, "learn") and hasattr(cls, "load")
+
+
+def test_console_script_help():
+    r = subprocess.run([sys.executable, "-c", "import sys; from agents.cli import main; "
+                        "sys.exit(main(['train', '--help']))"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert r.returncode == 0 and "--timesteps" in r.stdout and "CartPoleNoVel" in r.stdout
+    np.testing.assert_equal(r.stderr.strip(), "")

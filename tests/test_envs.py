@@ -1,0 +1,99 @@
+"""The rlstm/ Gymnasium namespace: every env passes check_env and hides what it says it hides."""
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import agents.envs as envs
+
+
+@pytest.mark.parametrize("env_id", envs.registered_ids())
+def test_check_env(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("masked, base, keep", [
+    ("rlstm/CartPoleNoVel-v1", "CartPole-v1", [0, 2]),
+    ("rlstm/PendulumNoVel-v1", "Pendulum-v1", [0, 1]),
+    ("rlstm/MountainCarContinuousNoVel-v0", "MountainCarContinuous-v0", [0]),
+])
+def test_masked_env_matches_base(masked, base, keep):
+    m, b = gym.make(masked), gym.make(base)
+    m.action_space.seed(0)
+    assert m.spec.max_episode_steps == b.spec.max_episode_steps
+    om, _ = m.reset(seed=3)
+    ob, _ = b.reset(seed=3)
+    np.testing.assert_array_equal(om, ob[keep])
+    for _ in range(20):
+        a = m.action_space.sample()
+        om, rm, tm, trm, _ = m.step(a)
+        ob, rb, tb, trb, _ = b.step(a)
+        np.testing.assert_array_equal(om, ob[keep])
+        assert (rm, tm, trm) == (rb, tb, trb)
+        if tm or trm:
+            break
+    assert m.observation_space.shape == (len(keep),)
+
+
+def test_cartpole_novel_truncates_at_500():
+    env = gym.make("rlstm/CartPoleNoVel-v1")
+    assert isinstance(env, gym.wrappers.TimeLimit) and env.spec.max_episode_steps == 500
+    inner = env.env
+    while hasattr(inner, "env"):
+        assert not isinstance(inner, gym.wrappers.TimeLimit), "exactly one TimeLimit"
+        inner = inner.env
+
+
+def test_tmaze_rewards_and_observations():
+    env = gym.make("rlstm/TMaze-v0", corridor_length=3)
+    for seed in range(6):
+        obs, info = env.reset(seed=seed)
+        up = info["goal_up"]
+        np.testing.assert_array_equal(obs, [0, 1, 1] if up else [1, 1, 0])
+        obs, r, term, trunc, _ = env.step(3)  # west wall
+        assert r == pytest.approx(-0.1) and not term
+        for k in range(3):
+            obs, r, term, trunc, _ = env.step(1)
+            assert r == 0.0 and not term
+        np.testing.assert_array_equal(obs, [0, 1, 0])
+        obs, r, term, trunc, _ = env.step(0 if up else 2)
+        assert term and not trunc and r == 4.0
+        env.reset(seed=seed)
+        for _ in range(3):
+            env.step(1)
+        _, r, term, _, _ = env.step(2 if up else 0)
+        assert term and r == pytest.approx(-0.1)
+
+
+def test_tmaze_truncates_and_validates():
+    env = envs.TMazeEnv(corridor_length=2, max_episode_steps=4)
+    env.reset(seed=0)
+    outs = [env.step(3) for _ in range(4)]
+    assert [o[3] for o in outs] == [False, False, False, True]
+    assert not any(o[2] for o in outs)
+    with pytest.raises(ValueError, match="corridor_length"):
+        envs.TMazeEnv(corridor_length=0)
+    with pytest.raises(TypeError, match="corridor_length"):
+        envs.TMazeEnv(corridor_length=2.5)
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        envs.TMazeEnv(corridor_length=10, max_episode_steps=5)
+
+
+def test_tmaze_goal_side_is_random_and_seeded():
+    env = envs.TMazeEnv(5)
+    goals = [env.reset(seed=s)[1]["goal_up"] for s in range(40)]
+    assert 5 < sum(goals) < 35
+    assert goals == [env.reset(seed=s)[1]["goal_up"] for s in range(40)]
+
+
+def test_mask_observation_validates():
+    with pytest.raises(ValueError, match="keep"):
+        envs.MaskObservation(gym.make("CartPole-v1"), keep=[7])
+    with pytest.raises(TypeError, match="1-D Box"):
+        envs.MaskObservation(gym.make("FrozenLake-v1"), keep=[0])
