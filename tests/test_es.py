@@ -114,7 +114,7 @@ def test_serial_and_process_give_the_same_run():
         m = OpenAIES("CartPole-v1", seed=4, backend=backend, n_workers=2, **SMALL)
         rows = [m._generation() for _ in range(3)]
         m.close()
-        runs.append((m.center.copy(), [r["mean_return"] for r in rows], m.num_timesteps,
+        runs.append((m.center.copy(), [r["ep_return_mean"] for r in rows], m.num_timesteps,
                      m.obs_rms.mean.copy()))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1:3] == runs[1][1:3]
@@ -147,7 +147,7 @@ def test_learn_continues_logs_and_stops(tmp_path):
     m.learn(500)
     t1, g1 = m.num_timesteps, m.generation
     assert t1 >= 500 and g1 >= 1
-    m.learn(300, callback=lambda model, row: False)  # a callback returning False stops
+    m.learn(300, callback=lambda model: False)  # a callback returning False stops
     assert m.generation == g1 + 1 and m.num_timesteps > t1
     m2 = OpenAIES("CartPole-v1", seed=0, backend="serial", reward_threshold=1.0, **SMALL)
     m2.learn(100_000)
@@ -155,6 +155,9 @@ def test_learn_continues_logs_and_stops(tmp_path):
     lines = open(tmp_path / "progress.csv").read().strip().splitlines()
     assert lines[0].startswith("generation,timesteps") and len(lines) == 1 + m.generation
     assert os.path.getsize(tmp_path / "learning_curve.png") > 1000
+    resumed = OpenAIES.load(tmp_path / "checkpoint.rlstm", backend="serial")
+    assert resumed.generation == m.generation
+    np.testing.assert_array_equal(resumed.center, m.center)
 
 
 def test_predict_single_and_batch():
@@ -213,18 +216,8 @@ def test_ray_backend_replaces_a_killed_worker():
 
 # ------------------------------------------------------------------ learning (slow)
 def _evaluate(model, n=10):
-    env = gym.make("CartPole-v1")
-    total = []
-    for ep in range(n):
-        obs, _ = env.reset(seed=1000 + ep)
-        state, ret, done = None, 0.0, False
-        while not done:
-            a, state = model.predict(obs, state)
-            obs, r, term, trunc, _ = env.step(int(a))
-            ret += r
-            done = term or trunc
-        total.append(ret)
-    return float(np.mean(total))
+    from agents import evaluate
+    return evaluate(model, "CartPole-v1", n_episodes=n, deterministic=True, seed=1000)[0]
 
 
 @pytest.mark.slow

@@ -77,6 +77,13 @@ class EvolutionConfig:
     """Seed of the shared noise table (every worker rebuilds the same table from it)."""
     log_every: int = 1
     """Write a CSV/TensorBoard row every this many generations."""
+    log_dir: str | None = None
+    """Folder for progress.csv, learning_curve.png, TensorBoard events and checkpoints."""
+    checkpoint_freq: int = 0
+    """Write ``log_dir/checkpoint.rlstm`` every this many timesteps (0: only at the end of
+    ``learn`` and on Ctrl-C). Needs ``log_dir``."""
+    tensorboard: bool = True
+    """Write TensorBoard events to ``log_dir`` when tensorboard or tensorboardX is installed."""
 
     def validate(self) -> None:
         check_int("population_size", self.population_size, 2)
@@ -93,6 +100,11 @@ class EvolutionConfig:
         check_int("noise_table_size", self.noise_table_size, 1)
         check_int("noise_seed", self.noise_seed, 0)
         check_int("log_every", self.log_every, 1)
+        check_int("checkpoint_freq", self.checkpoint_freq, 0)
+        if self.checkpoint_freq and self.log_dir is None:
+            raise ValueError("checkpoint_freq needs log_dir: set log_dir='runs/my-run'")
+        if self.log_dir is not None and not isinstance(self.log_dir, (str, os.PathLike)):
+            raise TypeError(f"log_dir must be a path or None, got {self.log_dir!r}")
         if not isinstance(self.policy_kwargs, dict):
             raise TypeError("policy_kwargs must be a dict of LSTMPolicy keyword arguments")
         if self.reward_threshold is not None and not np.isfinite(float(self.reward_threshold)):
@@ -269,80 +281,85 @@ class Evaluator:
 
 # ---------------------------------------------------------------------------------- logging
 class _Logger:
-    """CSV rows, TensorBoard scalars when a writer is installed, and a learning-curve PNG."""
+    """One CSV row per generation; TensorBoard when installed; the PNG by agents.plotting.
 
-    def __init__(self, log_dir: str | None):
+    The population's mean return is logged as ``ep_return_mean`` and the center's as
+    ``eval_return_mean``/``eval_return_std``, the column names the policy-gradient trainers and
+    :func:`agents.plotting.plot_learning_curve` use.
+    """
+
+    FIELDS = ["generation", "timesteps", "time_elapsed", "fps", "ep_return_mean",
+              "ep_return_max", "ep_return_min", "eval_return_mean", "eval_return_std",
+              "steps", "sigma_mean"]
+
+    def __init__(self, log_dir: str | None, tensorboard: bool):
+        from agents.base import _tensorboard_writer
         self.log_dir = log_dir
         self.rows: list[dict] = []
         self._tb = None
-        if log_dir is not None:
-            os.makedirs(log_dir, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # optional
-                self._tb = SummaryWriter(log_dir)
-            except Exception:
-                self._tb = None
+        self.csv_path = None
+        if log_dir is None:
+            return
+        os.makedirs(log_dir, exist_ok=True)
+        self.csv_path = os.path.join(log_dir, "progress.csv")
+        if not os.path.exists(self.csv_path):
+            with open(self.csv_path, "w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
+        if tensorboard:
+            self._tb = _tensorboard_writer(log_dir)
 
     def log(self, row: dict) -> None:
         self.rows.append(row)
-        if self.log_dir is None:
+        if self.csv_path is None:
             return
-        path = os.path.join(self.log_dir, "progress.csv")
-        new = not os.path.exists(path)
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        with open(self.csv_path, "a", newline="") as f:
+            csv.writer(f).writerow(["" if row.get(k) is None else row[k] for k in self.FIELDS])
         if self._tb is not None:
             for k, v in row.items():
-                if k != "timesteps":
-                    self._tb.add_scalar(f"es/{k}", v, row["timesteps"])
+                if k != "timesteps" and v is not None and np.isfinite(v):
+                    self._tb.add_scalar(f"evolution/{k}", v, int(row["timesteps"]))
             self._tb.flush()
 
-    def plot(self, path: str, title: str) -> None:
-        if not self.rows:
-            return
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        t = [r["timesteps"] for r in self.rows]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(t, [r["mean_return"] for r in self.rows], label="population mean")
-        ax.plot(t, [r["center_return"] for r in self.rows], label="center")
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("episode return")
-        ax.set_title(title)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+    def plot(self, title: str) -> str | None:
+        if self.csv_path is None or not self.rows:
+            return None
+        from agents.plotting import plot_learning_curve
+        return plot_learning_curve(self.csv_path, os.path.join(self.log_dir,
+                                                               "learning_curve.png"), title)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
 
 # ---------------------------------------------------------------------------------- trainer
 class EvolutionTrainer:
     """Base of the evolution trainers: the agents interface of API.md around a strategy.
 
-    A strategy subclass sets ``config_cls`` and implements ``_init_strategy``, ``_ask``,
+    A strategy subclass sets ``config_class`` and implements ``_init_strategy``, ``_ask``,
     ``_tell``, ``_strategy_state`` / ``_load_strategy_state`` and the ``center`` property.
     """
 
-    config_cls = EvolutionConfig
+    config_class = EvolutionConfig
     kind = "Evolution"
+    default_env = "CartPole-v1"
+    """What ``rlstm train es`` trains on when no env is given."""
+    default_timesteps = 1_000_000
 
     def __init__(self, env: Any = "CartPole-v1", config: EvolutionConfig | None = None, *,
                  seed: int | None = None, backend: str | None = None,
                  n_workers: int | None = None, address: str | None = None,
-                 log_dir: str | None = None, verbose: int = 0, **overrides):
+                 verbose: int = 0, **overrides):
         if config is None:
-            config = self.config_cls()
-        if not isinstance(config, self.config_cls):
-            raise TypeError(f"config must be a {self.config_cls.__name__}, got "
+            config = self.config_class()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"config must be a {self.config_class.__name__}, got "
                             f"{type(config).__name__}")
         names = {f.name for f in dataclasses.fields(config)}
         bad = sorted(set(overrides) - names)
         if bad:
-            raise TypeError(f"unknown {self.config_cls.__name__} fields {bad}; valid: "
+            raise TypeError(f"unknown {self.config_class.__name__} fields {bad}; valid: "
                             f"{sorted(names)}")
         self.config = dataclasses.replace(config, **overrides)
         self.config.validate()
@@ -355,7 +372,7 @@ class EvolutionTrainer:
         self.backend_name, self.n_workers, self.address = backend, n_workers, address
         if backend is not None and backend not in ("serial", "process", "ray"):
             raise ValueError(f"backend must be 'serial', 'process' or 'ray', got {backend!r}")
-        self.log_dir, self.verbose = log_dir, verbose
+        self.verbose = verbose
 
         probe = self.env_fn()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
@@ -386,7 +403,8 @@ class EvolutionTrainer:
         self.last_center_return = -np.inf
         self.solved = False
         self._backend = None
-        self._logger = _Logger(log_dir)
+        self._logger = _Logger(self.config.log_dir, self.config.tensorboard)
+        self._log_extra: dict[str, float] = {}
         self._init_strategy()
         self._sync_policy()
 
@@ -463,6 +481,7 @@ class EvolutionTrainer:
         fitness = np.array([r[0] for r in results[:n]])
         steps = int(sum(r[1] for r in results))
         center_return = results[n][0] if cfg.center_episodes else float(fitness.max())
+        center_std = float(np.std(results[n][2])) if cfg.center_episodes else 0.0
         self._tell(ctx, fitness)
         if self.obs_rms is not None:
             for r in results[:n]:
@@ -477,10 +496,12 @@ class EvolutionTrainer:
         self.num_timesteps += steps
         self.last_center_return = float(center_return)
         self.best_return = max(self.best_return, float(fitness.max()))
+        sigma = getattr(self, "_sigma", getattr(self.config, "sigma", None))
         return {"generation": self.generation, "timesteps": self.num_timesteps,
-                "mean_return": float(fitness.mean()), "max_return": float(fitness.max()),
-                "min_return": float(fitness.min()), "center_return": float(center_return),
-                "steps": steps}
+                "ep_return_mean": float(fitness.mean()), "ep_return_max": float(fitness.max()),
+                "ep_return_min": float(fitness.min()), "eval_return_mean": float(center_return),
+                "eval_return_std": float(center_std), "steps": steps,
+                "sigma_mean": None if sigma is None else float(np.mean(sigma))}
 
     def _map(self, payload: dict, jobs: list) -> list:
         """Center jobs need ``center`` in the payload even for strategies that ship a base."""
@@ -489,41 +510,68 @@ class EvolutionTrainer:
         return self.backend.map(payload, jobs)
 
     # ------------------------------------------------------------------ public API
-    def learn(self, total_timesteps: int, progress_bar: bool = False,
-              callback: Callable | None = None):
+    def learn(self, total_timesteps: int, progress_bar: bool = False, callback=None):
         """Evolve for ``total_timesteps`` more environment steps (or until the threshold).
 
-        ``callback(trainer, row)`` runs after each generation; returning ``False`` stops.
+        ``callback``: an ``agents.base.Callback`` (e.g. ``EvalCallback``,
+        ``CheckpointCallback``), a callable ``f(model)`` or a list of them; returning ``False``
+        stops after the current generation. Ctrl-C writes ``log_dir/checkpoint.rlstm``.
         """
-        total_timesteps = check_int("total_timesteps", total_timesteps, 1)
         from tqdm.auto import tqdm
+
+        from agents.base import _as_callbacks
+        total_timesteps = check_int("total_timesteps", total_timesteps, 1)
+        callbacks = _as_callbacks(callback)
+        cfg = self.config
         target = self.num_timesteps + total_timesteps
-        start, t0 = self.num_timesteps, time.perf_counter()
+        t0, start = time.perf_counter(), self.num_timesteps
+        next_ckpt = self.num_timesteps + cfg.checkpoint_freq
         bar = tqdm(total=total_timesteps, disable=not progress_bar, unit="step",
                    desc=type(self).__name__)
+        for cb in callbacks:
+            cb.on_training_start(self)
         try:
             while self.num_timesteps < target:
                 row = self._generation()
-                row["time_s"] = round(time.perf_counter() - t0, 3)
-                bar.update(min(row["steps"], target - bar.n - start + start))
-                bar.set_postfix(center=f"{row['center_return']:.1f}",
-                                mean=f"{row['mean_return']:.1f}")
-                if self.generation % self.config.log_every == 0:
+                elapsed = time.perf_counter() - t0
+                row["time_elapsed"] = round(elapsed, 3)
+                row["fps"] = round((self.num_timesteps - start) / max(elapsed, 1e-9), 1)
+                bar.update(max(0, min(self.num_timesteps, target) - start - bar.n))
+                bar.set_postfix(center=f"{row['eval_return_mean']:.1f}",
+                                mean=f"{row['ep_return_mean']:.1f}")
+                stop = not all([cb.on_iteration(self) for cb in callbacks])
+                row.update(self._log_extra)
+                self._log_extra.clear()
+                if self.generation % cfg.log_every == 0:
                     self._logger.log(row)
                 if self.verbose:
                     print(json.dumps(row))
-                if callback is not None and callback(self, row) is False:
-                    break
-                thr = self.config.reward_threshold
-                if thr is not None and row["center_return"] >= thr:
+                if cfg.checkpoint_freq and self.num_timesteps >= next_ckpt:
+                    self.save(self.checkpoint_path)
+                    next_ckpt = self.num_timesteps + cfg.checkpoint_freq
+                if cfg.reward_threshold is not None and \
+                        row["eval_return_mean"] >= cfg.reward_threshold:
                     self.solved = True
                     break
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            if self.checkpoint_path is not None:
+                self.save(self.checkpoint_path)
+            raise
         finally:
             bar.close()
-        if self.log_dir is not None:
-            self._logger.plot(os.path.join(self.log_dir, "learning_curve.png"),
-                              f"{type(self).__name__} on {self.env_id or 'env'}")
+        for cb in callbacks:
+            cb.on_training_end(self)
+        if self.checkpoint_path is not None:
+            self.save(self.checkpoint_path)
+            self._logger.plot(f"{type(self).__name__} on {self.env_id or 'env'}")
         return self
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        d = self.config.log_dir
+        return None if d is None else os.path.join(d, "checkpoint.rlstm")
 
     def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
         """``action, state`` for one observation or a batch (normalised like in training)."""
@@ -561,9 +609,11 @@ class EvolutionTrainer:
 
     @classmethod
     def load(cls, path: str, env: Any = None, *, backend: str | None = None,
-             n_workers: int | None = None, address: str | None = None,
-             log_dir: str | None = None):
-        """Rebuild a trainer from :meth:`save`; ``env`` is needed unless saved by id."""
+             n_workers: int | None = None, address: str | None = None, **overrides):
+        """Rebuild a trainer from :meth:`save`; ``env`` is needed unless saved by id.
+
+        ``overrides`` change config fields for the continued run (e.g. ``log_dir``).
+        """
         arrays, header = load_arrays(path, kind=cls.kind)
         env = env if env is not None else header.get("env_id")
         if env is None:
@@ -572,10 +622,10 @@ class EvolutionTrainer:
         cfg_dict = header.get("config")
         if not isinstance(cfg_dict, dict):
             raise ValueError(f"{path} has no trainer config in its header")
-        names = {f.name for f in dataclasses.fields(cls.config_cls)}
-        config = cls.config_cls(**{k: v for k, v in cfg_dict.items() if k in names})
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        config = cls.config_class(**{k: v for k, v in cfg_dict.items() if k in names})
         model = cls(env, config, seed=header.get("seed"), backend=backend,
-                    n_workers=n_workers, address=address, log_dir=log_dir)
+                    n_workers=n_workers, address=address, **overrides)
         if arrays["policy_params"].shape != model.policy.flat_params.shape:
             raise ValueError(f"{path} holds {arrays['policy_params'].size} policy parameters, "
                              f"the rebuilt policy has {model.num_params}")

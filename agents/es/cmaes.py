@@ -44,7 +44,7 @@ class CMAESConfig(EvolutionConfig):
 class CMAES(EvolutionTrainer):
     """Covariance matrix adaptation (pycma). See :class:`CMAESConfig`."""
 
-    config_cls = CMAESConfig
+    config_class = CMAESConfig
     kind = "CMAES"
 
     def _init_strategy(self) -> None:

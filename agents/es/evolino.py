@@ -48,7 +48,7 @@ class EvolinoConfig(OpenAIESConfig):
 class Evolino(OpenAIES):
     """Evolve the LSTM (and encoder) by ES; learn the action readout by policy gradient."""
 
-    config_cls = EvolinoConfig
+    config_class = EvolinoConfig
     kind = "Evolino"
 
     def _init_strategy(self) -> None:

@@ -45,7 +45,7 @@ class GAConfig(EvolutionConfig):
 class GA(EvolutionTrainer):
     """Genetic algorithm with seed-list genomes. See :class:`GAConfig`."""
 
-    config_cls = GAConfig
+    config_class = GAConfig
     kind = "GA"
 
     def _init_strategy(self) -> None:

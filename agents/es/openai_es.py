@@ -60,7 +60,7 @@ class OpenAIESConfig(EvolutionConfig):
 class OpenAIES(EvolutionTrainer):
     """OpenAI evolution strategies on an LSTM policy. See :class:`OpenAIESConfig`."""
 
-    config_cls = OpenAIESConfig
+    config_class = OpenAIESConfig
     kind = "OpenAIES"
 
     def _init_strategy(self) -> None:

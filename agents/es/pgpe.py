@@ -76,7 +76,7 @@ class PGPEConfig(EvolutionConfig):
 class PGPE(_DiagonalMixin, EvolutionTrainer):
     """Policy gradients with parameter-based exploration. See :class:`PGPEConfig`."""
 
-    config_cls = PGPEConfig
+    config_class = PGPEConfig
     kind = "PGPE"
 
     def _init_strategy(self) -> None:
@@ -139,7 +139,7 @@ class SNESConfig(EvolutionConfig):
 class SNES(_DiagonalMixin, EvolutionTrainer):
     """Separable natural evolution strategies. See :class:`SNESConfig`."""
 
-    config_cls = SNESConfig
+    config_class = SNESConfig
     kind = "SNES"
 
     def _init_strategy(self) -> None:
