@@ -405,6 +405,7 @@ class EvolutionTrainer:
         self._backend = None
         self._logger = _Logger(self.config.log_dir, self.config.tensorboard)
         self._log_extra: dict[str, float] = {}
+        self.last_row: dict | None = None
         self._init_strategy()
         self._sync_policy()
 
@@ -539,6 +540,7 @@ class EvolutionTrainer:
                 bar.update(max(0, min(self.num_timesteps, target) - start - bar.n))
                 bar.set_postfix(center=f"{row['eval_return_mean']:.1f}",
                                 mean=f"{row['ep_return_mean']:.1f}")
+                self.last_row = row  # what callbacks read (logged right after them)
                 stop = not all([cb.on_iteration(self) for cb in callbacks])
                 row.update(self._log_extra)
                 self._log_extra.clear()
@@ -567,6 +569,11 @@ class EvolutionTrainer:
             self.save(self.checkpoint_path)
             self._logger.plot(f"{type(self).__name__} on {self.env_id or 'env'}")
         return self
+
+    @property
+    def history(self) -> list[dict]:
+        """The logged rows of every generation so far (what progress.csv holds)."""
+        return self._logger.rows
 
     @property
     def checkpoint_path(self) -> str | None:
