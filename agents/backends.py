@@ -89,29 +89,52 @@ class ProcessBackend:
 
     Uses the ``fork`` start method where available, so the worker object (env factory, policy
     template, noise table) is inherited rather than pickled: lambdas work as env factories.
+    A worker process that dies (killed, out of memory) breaks the pool; the pool is rebuilt
+    and the generation's chunks are run again (up to ``max_retries`` times).
     """
 
     name = "process"
 
-    def __init__(self, worker: Any, n_workers: int | None = None):
+    def __init__(self, worker: Any, n_workers: int | None = None, max_retries: int = 2):
         self.n_workers = _cpu_count() if n_workers is None else check_int("n_workers",
                                                                            n_workers, 1)
+        self.max_retries = check_int("max_retries", max_retries, 0)
+        self._worker = worker
         method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform != "darwin" \
             else "spawn"
-        ctx = mp.get_context(method)
-        self._pool = ctx.Pool(self.n_workers, initializer=_process_init, initargs=(worker,))
+        self._ctx = mp.get_context(method)
+        self._pool = None
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+        self._pool = ProcessPoolExecutor(self.n_workers, mp_context=self._ctx,
+                                         initializer=_process_init, initargs=(self._worker,))
 
     def map(self, payload: Any, jobs: Sequence) -> list:
+        from concurrent.futures.process import BrokenProcessPool
         chunks = split_jobs(jobs, self.n_workers)
-        out = []
-        for part in self._pool.map(_process_task, [(payload, c) for c in chunks], chunksize=1):
-            out.extend(part)
-        return out
+        for attempt in range(self.max_retries + 1):
+            try:
+                parts = list(self._pool.map(_process_task, [(payload, c) for c in chunks]))
+                return [r for part in parts for r in part]
+            except BrokenProcessPool:
+                if attempt == self.max_retries:
+                    raise RuntimeError(f"worker processes died {attempt + 1} times in one "
+                                       f"generation; see the system log (out of memory?)")
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self.restarts += 1
+                self._start()
+        raise AssertionError("unreachable")
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (started lazily by the first ``map``)."""
+        return [p.pid for p in getattr(self._pool, "_processes", {}).values()]
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def __del__(self):  # pragma: no cover - best effort
@@ -222,7 +245,5 @@ def make_backend(name: str | None, worker: Any, n_workers: int | None = None,
     if name == "serial":
         return SerialBackend(worker, n_workers)
     if name == "process":
-        if n_workers == 1:
-            pass  # still a separate process: the user asked for it
         return ProcessBackend(worker, n_workers)
     return RayBackend(worker, n_workers, **kwargs)

@@ -279,3 +279,60 @@ def test_evolino_solves_cartpole():
     m.learn(1_000_000)
     m.close()
     assert _evaluate(m) >= 475
+
+
+def test_process_backend_survives_a_killed_worker():
+    import signal
+    serial = OpenAIES("CartPole-v1", seed=8, backend="serial", **SMALL)
+    procs = OpenAIES("CartPole-v1", seed=8, backend="process", n_workers=2, **SMALL)
+    try:
+        serial._generation()
+        procs._generation()
+        os.kill(procs.backend.pids()[0], signal.SIGKILL)
+        serial._generation()
+        procs._generation()  # the pool is rebuilt and the generation redone
+        assert procs.backend.restarts == 1
+        np.testing.assert_array_equal(serial.center, procs.center)
+    finally:
+        procs.close()
+
+
+def test_default_backend_is_process_with_several_cores(monkeypatch):
+    import agents.backends as b
+    monkeypatch.setattr(b, "_cpu_count", lambda: 4)
+    assert b.default_backend() == "process"
+    monkeypatch.setattr(b, "_cpu_count", lambda: 1)
+    assert b.default_backend() == "serial"
+
+
+class _DictObsEnv(gym.Env):
+    """A tiny env with Dict observations and a Tuple action: the target is shown at step 0."""
+
+    observation_space = gym.spaces.Dict({"pos": gym.spaces.Box(-1, 1, (2,), np.float32),
+                                         "flag": gym.spaces.Discrete(2)})
+    action_space = gym.spaces.Tuple((gym.spaces.Discrete(2),
+                                     gym.spaces.Box(-1, 1, (1,), np.float32)))
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.flag = 0, int(self.np_random.integers(2))
+        return {"pos": np.zeros(2, np.float32), "flag": self.flag}, {}
+
+    def step(self, action):
+        self.t += 1
+        r = float(int(action[0]) == self.flag) - float(abs(action[1][0]))
+        obs = {"pos": np.full(2, self.t / 10, np.float32), "flag": 0}
+        return obs, r, False, self.t >= 5, {}
+
+
+def test_structured_spaces_run_and_match_serial_vs_process():
+    centers = []
+    for backend in ("serial", "process"):
+        m = SNES(_DictObsEnv, seed=0, backend=backend, n_workers=2, **SMALL)
+        assert m.obs_rms is None  # only Box observations are normalised
+        for _ in range(3):
+            row = m._generation()
+        m.close()
+        assert row["steps"] == 5 * (8 + 1)
+        centers.append(m.center.copy())
+    np.testing.assert_array_equal(*centers)

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 
 from agents.backends import make_backend
@@ -112,6 +113,15 @@ class EvolutionConfig:
 
 
 # ---------------------------------------------------------------------------------- rollouts
+def _row(actions, i):
+    """Row ``i`` of a batched Tuple/Dict action structure (nested)."""
+    if isinstance(actions, tuple):
+        return tuple(_row(a, i) for a in actions)
+    if isinstance(actions, dict):
+        return {k: _row(a, i) for k, a in actions.items()}
+    return actions[i]
+
+
 class Evaluator:
     """The worker object: materialises members from small jobs and plays their episodes.
 
@@ -239,20 +249,29 @@ class Evaluator:
         E = n // P
         envs = self._env_pool(n)
         first = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]
-        obs = np.stack([np.asarray(o) for o in first])
+        ospace = envs[0].observation_space
+        flat_obs = isinstance(ospace, (gym.spaces.Box, gym.spaces.Discrete,
+                                       gym.spaces.MultiDiscrete, gym.spaces.MultiBinary))
+        if flat_obs:  # one array, rows overwritten in place
+            obs = np.stack([np.asarray(o) for o in first])
+        else:  # Dict / Tuple observations: batched by Gymnasium's own helpers
+            from gymnasium.vector.utils import concatenate, create_empty_array
+            obs_list = list(first)
+            obs_buf = create_empty_array(ospace, n)
+            obs = concatenate(ospace, obs_list, obs_buf)
         pop = PopulationPolicy(self.template, params, batch_per_member=E)
         state = pop.initial_state()
-        norm = self.normalize_obs and obs_mean is not None
+        norm = self.normalize_obs and obs_mean is not None and flat_obs
         returns = np.zeros(n, dtype=np.float64)
         lengths = np.zeros(n, dtype=np.int64)
         active = np.ones(n, dtype=bool)
-        dim = int(np.prod(obs.shape[1:])) if obs.dtype.kind in "fiu" else 0
+        dim = int(np.prod(obs.shape[1:])) if (self.normalize_obs and flat_obs) else 0
         s1 = np.zeros((P, dim))
         s2 = np.zeros((P, dim))
         cnt = np.zeros(P)
         rec_rows = np.flatnonzero(record)
         space = envs[0].action_space
-        box = hasattr(space, "low") and hasattr(space, "high") and space.dtype.kind == "f"
+        box = isinstance(space, gym.spaces.Box)
         for _ in range(self.max_episode_steps):
             if rec_rows.size and dim:
                 live = rec_rows[active[rec_rows]]
@@ -267,14 +286,21 @@ class Evaluator:
             if box:
                 actions = np.clip(actions, space.low, space.high)
             for i in np.flatnonzero(active):
-                o, r, term, trunc, _ = envs[i].step(actions[i])
-                obs[i] = o
+                a = actions[i] if not isinstance(actions, (tuple, dict)) else \
+                    _row(actions, i)
+                o, r, term, trunc, _ = envs[i].step(a)
+                if flat_obs:
+                    obs[i] = o
+                else:
+                    obs_list[i] = o
                 returns[i] += float(r)
                 lengths[i] += 1
                 if term or trunc:
                     active[i] = False
             if not active.any():
                 break
+            if not flat_obs:
+                obs = concatenate(ospace, obs_list, obs_buf)
         stats = [(cnt[k], s1[k], s2[k]) for k in range(P)]
         return returns, lengths, stats
 
