@@ -285,9 +285,10 @@ class Evaluator:
             actions, state = pop.act(x, state)
             if box:
                 actions = np.clip(actions, space.low, space.high)
+            if isinstance(actions, np.ndarray) and actions.ndim == 1:
+                actions = actions.tolist()  # Python ints pass Discrete.contains fastest
             for i in np.flatnonzero(active):
-                a = actions[i] if not isinstance(actions, (tuple, dict)) else \
-                    _row(actions, i)
+                a = _row(actions, i) if isinstance(actions, (tuple, dict)) else actions[i]
                 o, r, term, trunc, _ = envs[i].step(a)
                 if flat_obs:
                     obs[i] = o
