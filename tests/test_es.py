@@ -160,14 +160,19 @@ def test_learn_continues_logs_and_stops(tmp_path):
     np.testing.assert_array_equal(resumed.center, m.center)
 
 
-def test_predict_single_and_batch():
+def test_predict_single_batch_and_rng_isolation():
     m = OpenAIES("CartPole-v1", seed=0, backend="serial", **SMALL)
-    a, s = m.predict(np.zeros(4, np.float32))
+    a, s = m.predict(np.zeros(4, np.float32), deterministic=True)
     assert np.ndim(a) == 0 and a in (0, 1)
-    a, s = m.predict(np.zeros((3, 4), np.float32), s if False else None)
+    obs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    a, s = m.predict(obs, deterministic=True)
     assert a.shape == (3,)
-    a2, _ = m.predict(np.zeros((3, 4), np.float32), s, episode_start=np.ones(3, bool))
-    np.testing.assert_array_equal(a, a2)
+    a2, _ = m.predict(obs, s, episode_start=np.ones(3, bool), deterministic=True)
+    np.testing.assert_array_equal(a, a2)  # episode starts reset the state
+    # stochastic predictions never touch the training generator
+    before = m.rng.bit_generator.state
+    m.predict(obs)
+    assert m.rng.bit_generator.state == before
 
 
 # ------------------------------------------------------------------ checks and files

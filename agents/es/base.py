@@ -418,6 +418,7 @@ class EvolutionTrainer:
                                  dtype=np.dtype(cfg.dtype), seed=seed, **cfg.policy_kwargs)
         self.num_params = int(self.policy.flat_params.size)
         self.rng = np.random.default_rng(seed)
+        self._predict_rng = np.random.default_rng(None if seed is None else seed + 1)
         self.noise = NoiseTable(cfg.noise_table_size, cfg.noise_seed, np.float32)
         self.noise.check_dim(self.num_params)
         box_obs = getattr(self.observation_space, "dtype", None) is not None and \
@@ -504,7 +505,6 @@ class EvolutionTrainer:
             jobs.append(("center", None,
                          self.rng.integers(0, 2 ** 31 - 1, size=cfg.center_episodes).tolist(),
                          False))
-        jobs = [(k, d, s, r) if k != "center" else (k, d, s, r) for k, d, s, r in jobs]
         results = self._map(payload, jobs)
         fitness = np.array([r[0] for r in results[:n]])
         steps = int(sum(r[1] for r in results))
@@ -607,22 +607,37 @@ class EvolutionTrainer:
         d = self.config.log_dir
         return None if d is None else os.path.join(d, "checkpoint.rlstm")
 
-    def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
-        """``action, state`` for one observation or a batch (normalised like in training)."""
-        x = np.asarray(obs)
-        single = x.shape == tuple(self.observation_space.shape)
+    def predict(self, obs, state=None, episode_start=None, deterministic: bool = False):
+        """``action, state`` for one observation or a batch (normalised as in training).
+
+        Evolution evaluates the deterministic policy (the mode of each head), so pass
+        ``deterministic=True`` to act as the trainer scored it; ``False`` samples (from a
+        generator of its own: predicting never changes the training run). Box actions are
+        clipped to the action space.
+        """
+        from agents.base import _clip_actions, _is_single
+        from agents.buffers import tree_map
+        single = _is_single(self.observation_space, obs)
         if single:
-            x = x[None]
+            obs = tree_map(lambda a: np.asarray(a)[None], obs)
+        leaf = obs
+        while isinstance(leaf, (dict, tuple)):
+            leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
+        B = int(np.shape(leaf)[0])
         if self.obs_rms is not None:
-            x = np.clip((x - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8), -10, 10)
-        B = x.shape[0]
+            obs = np.clip((np.asarray(obs) - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8),
+                          -10, 10)
         if state is None:
             state = self.policy.initial_state(B)
-        starts = np.zeros(B, dtype=bool) if episode_start is None else \
-            np.asarray(episode_start, dtype=bool).reshape(B)
-        actions, _, _, state = self.policy.act(x, state, starts, deterministic=deterministic,
-                                               rng=self.rng if not deterministic else None)
-        return (actions[0] if single else actions), state
+        starts = None if episode_start is None else \
+            np.atleast_1d(np.asarray(episode_start, dtype=bool))
+        actions, _, _, state = self.policy.act(obs, state, starts,
+                                               deterministic=bool(deterministic),
+                                               rng=self._predict_rng)
+        actions = _clip_actions(self.action_space, actions)
+        if single:
+            actions = tree_map(lambda a: a[0], actions)
+        return actions, state
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str) -> None:
