@@ -87,3 +87,36 @@ def test_population_rejects_bad_input():
         pop.act(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="state arrays must have shape"):
         pop.act(np.zeros((4, 4)), (np.zeros((1, 3, 4)), np.zeros((1, 3, 4))))
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-6), (np.float64, 1e-13)])
+@pytest.mark.parametrize("B,peep,identity", [(1, False, False), (3, True, False),
+                                             (2, True, True), (1, True, True)])
+def test_population_kernels_match_numpy_reference(dtype, tol, B, peep, identity):
+    from rlstm import _kernels
+    from rlstm.reference import population as ref
+    rng = np.random.default_rng(0)
+    P, D, H, A = 5, 3, 4, 2
+    sizes = [4 * H * D, 4 * H * H, 4 * H, 4 * H, 3 * H, A * H, A]
+    offs = np.concatenate([[0], np.cumsum(sizes)])
+    params = rng.normal(0, 0.8, (P, offs[-1])).astype(dtype)
+    x = rng.normal(size=(P * B, D)).astype(dtype)
+    h = rng.normal(size=(P * B, H)).astype(dtype)
+    c = rng.normal(size=(P * B, H)).astype(dtype)
+    o_peep = int(offs[4]) if peep else -1
+    gates = np.empty((P * B, 4 * H), dtype)
+    h_out, c_out = np.empty_like(h), np.empty_like(c)
+    _kernels.population_lstm_step(params, int(offs[0]), int(offs[1]), int(offs[2]),
+                                  int(offs[3]), o_peep, identity, x, h, c, gates, h_out, c_out)
+    h_ref, c_ref = ref.population_lstm_step(params.astype(np.float64), offs[0], offs[1], offs[2],
+                                            offs[3], o_peep, identity, x.astype(np.float64),
+                                            h.astype(np.float64), c.astype(np.float64))
+    np.testing.assert_allclose(h_out, h_ref, atol=tol, rtol=0)
+    np.testing.assert_allclose(c_out, c_ref, atol=tol * 10, rtol=0)
+    for act in (0, 1, 2):
+        for ob in (int(offs[6]), -1):
+            out = np.empty((P * B, A), dtype)
+            _kernels.population_linear(params, int(offs[5]), ob, h_out, out, act)
+            want = ref.population_linear(params.astype(np.float64), offs[5], ob,
+                                         h_out.astype(np.float64), A, act)
+            np.testing.assert_allclose(out, want, atol=tol * 10, rtol=0)
