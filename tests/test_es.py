@@ -341,3 +341,26 @@ def test_structured_spaces_run_and_match_serial_vs_process():
         assert row["steps"] == 5 * (8 + 1)
         centers.append(m.center.copy())
     np.testing.assert_array_equal(*centers)
+
+
+@pytest.mark.parametrize("env,E", [("CartPole-v1", 1), ("CartPole-v1", 3),
+                                   ("rlstm/PendulumNoVel-v1", 2), (_DictObsEnv, 2)])
+def test_lockstep_rollout_equals_one_member_at_a_time(env, E):
+    m = SNES(env, seed=1, backend="serial", **SMALL)
+    worker = m._evaluator()
+    rng = np.random.default_rng(0)
+    idx = m.noise.sample_index(rng, m.num_params, 6)
+    payload = {"center": m.center, "sigma": np.full(m.num_params, 0.3)}
+    payload.update(m._obs_payload())
+    jobs = [("noise", (int(i), 1.0), rng.integers(1000, size=E).tolist(), k == 0)
+            for k, i in enumerate(idx)]
+    together = worker.evaluate(payload, jobs)
+    alone = [worker.evaluate(payload, [j])[0] for j in jobs]
+    lengths = set()
+    for t, a in zip(together, alone):
+        assert t[0] == a[0] and t[1] == a[1]
+        np.testing.assert_array_equal(t[2], a[2])
+        lengths.add(t[1])
+    assert m.obs_rms is None or together[0][3][0] == alone[0][3][0]
+    if env == "CartPole-v1":
+        assert len(lengths) > 1  # members finish at different steps: compaction happened

@@ -122,6 +122,15 @@ def _row(actions, i):
     return actions[i]
 
 
+def _take(obs, rows):
+    """Rows of a batched observation (array, or Dict/Tuple of them)."""
+    if isinstance(obs, dict):
+        return {k: _take(v, rows) for k, v in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(_take(v, rows) for v in obs)
+    return obs[rows]
+
+
 class Evaluator:
     """The worker object: materialises members from small jobs and plays their episodes.
 
@@ -272,6 +281,8 @@ class Evaluator:
         rec_rows = np.flatnonzero(record)
         space = envs[0].action_space
         box = isinstance(space, gym.spaces.Box)
+        rows = np.arange(n)      # env rows the population covers now (member-major)
+        members = np.arange(P)   # the members it holds now
         for _ in range(self.max_episode_steps):
             if rec_rows.size and dim:
                 live = rec_rows[active[rec_rows]]
@@ -279,7 +290,8 @@ class Evaluator:
                 np.add.at(s1, live // E, flat)
                 np.add.at(s2, live // E, flat * flat)
                 np.add.at(cnt, live // E, 1)
-            x = (obs - obs_mean) / obs_std if norm else obs
+            xo = obs if rows.size == n else _take(obs, rows)
+            x = (xo - obs_mean) / obs_std if norm else xo
             if norm:
                 np.clip(x, -10.0, 10.0, out=x)
             actions, state = pop.act(x, state)
@@ -287,8 +299,9 @@ class Evaluator:
                 actions = np.clip(actions, space.low, space.high)
             if isinstance(actions, np.ndarray) and actions.ndim == 1:
                 actions = actions.tolist()  # Python ints pass Discrete.contains fastest
-            for i in np.flatnonzero(active):
-                a = _row(actions, i) if isinstance(actions, (tuple, dict)) else actions[i]
+            for j in np.flatnonzero(active[rows]):
+                i = rows[j]
+                a = _row(actions, j) if isinstance(actions, (tuple, dict)) else actions[j]
                 o, r, term, trunc, _ = envs[i].step(a)
                 if flat_obs:
                     obs[i] = o
@@ -302,6 +315,14 @@ class Evaluator:
                 break
             if not flat_obs:
                 obs = concatenate(ospace, obs_list, obs_buf)
+            # once half the members are done, drop them: the kernel then steps only the rest
+            alive = active[rows].reshape(-1, E).any(axis=1)
+            if alive.sum() <= alive.size // 2:
+                keep = np.flatnonzero(alive)
+                local = (keep[:, None] * E + np.arange(E)).reshape(-1)
+                members, rows = members[keep], rows[local]
+                pop = PopulationPolicy(self.template, params[members], batch_per_member=E)
+                state = tuple(np.ascontiguousarray(s[:, local]) for s in state)
         stats = [(cnt[k], s1[k], s2[k]) for k in range(P)]
         return returns, lengths, stats
 
