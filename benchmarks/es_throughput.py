@@ -3,17 +3,26 @@
     python benchmarks/es_throughput.py                  # rlstm rows, then EvoTorch if installed
     python benchmarks/es_throughput.py --workers 1 2 4 8 16 --generations 20
 
-Every row runs OpenAI-ES-style generations of the same population (LSTM with 16 units, linear
-readout, observation normalisation) from the same start and reports total env steps / wall
-time, after one warm-up generation (process/actor start, env creation, noise table).
+Two kinds of rows, all with an LSTM of 16 units, a linear readout and observation
+normalisation:
 
-- ``serial``: one process; the whole population stepped in lockstep (one kernel call per step).
-- ``serial, no batching``: one process; members evaluated one after the other (P = 1).
-- ``process xN``: N local worker processes, one BLAS thread each.
-- ``ray xN``: N Ray actors on a local Ray (when ``ray`` is installed).
-- ``EvoTorch GymNE``: EvoTorch's neuroevolution problem with its ``LSTM(obs, 16) >>
-  Linear(16, act)`` policy and SNES, in-process and with N Ray actors (the ``bench`` extra:
-  ``pip install evotorch``; torch CPU, one thread).
+- Backend rows evaluate one FIXED population: ``--population`` perturbations of a half-trained
+  center (100k steps of OpenAI-ES), with fixed episode seeds. Every backend gets the same jobs.
+  The rate is the best of 3 timed rounds, after a warm-up round (process/actor start, envs,
+  noise table).
+  - ``serial``: one process; the whole population is stepped in lockstep (one kernel call per
+    layer per step).
+  - ``serial, no batching``: one process; members are evaluated one after the other (P = 1).
+  - ``process xN``: N local worker processes, one BLAS thread each.
+  - ``ray xN``: N Ray actors on a local Ray (when ``ray`` is installed).
+- Learning-run rows run ``--generations`` generations from scratch, after one warm-up
+  generation. The rows are rlstm's OpenAI-ES and EvoTorch's GymNE with its
+  ``LSTM(obs_length, 16) >> Linear(16, act_length)`` policy and SNES, in-process and on N Ray
+  actors (the ``bench`` extra: ``pip install evotorch``; torch CPU, one thread). Both rates
+  include episode resets and the strategy's own update.
+
+All cases run ``--repeats`` times, interleaved, and each keeps its best rate. Other load on the
+machine can only slow a run down.
 """
 from __future__ import annotations
 
@@ -53,6 +62,40 @@ def bench_rlstm(backend: str, workers: int, generations: int, population: int,
     rate = (model.num_timesteps - steps0) / (time.perf_counter() - t0)
     model.close()
     return rate
+
+
+def fixed_population(population: int, pretrain: int = 100_000):
+    """A half-trained center and ``population`` perturbations of it: long, varied episodes.
+
+    Every backend evaluates exactly these jobs (same members, same episode seeds), so the rows
+    differ only in how the work is spread.
+    """
+    model = OpenAIES(ENV, seed=0, backend="serial", population_size=population,
+                     center_episodes=0)
+    model.learn(pretrain)
+    rng = np.random.default_rng(0)
+    idx = model.noise.sample_index(rng, model.num_params, population)
+    seeds = rng.integers(10 ** 6, size=population)
+    payload = {"center": model.center, "sigma": 0.05, **model._obs_payload()}
+    jobs = [("noise", (int(i), 1.0), [int(s)], False) for i, s in zip(idx, seeds)]
+    return model, payload, jobs
+
+
+def bench_fixed(model, payload, jobs, backend: str, workers: int, batched: bool = True,
+                rounds: int = 3) -> float:
+    """Env steps/s of ``backend.map`` on the fixed population (best of ``rounds``)."""
+    from agents.backends import make_backend
+    worker = model._evaluator() if batched else UnbatchedEvaluator(
+        model.env_fn, model.policy, model.noise.spec(), model.max_episode_steps, True)
+    b = make_backend(backend, worker, workers)
+    b.map(payload, jobs)  # warm-up: processes / actors, envs, noise table
+    best = np.inf
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        res = b.map(payload, jobs)
+        best = min(best, time.perf_counter() - t0)
+    b.close()
+    return sum(r[1] for r in res) / best
 
 
 def bench_evotorch(workers: int | None, generations: int, population: int) -> float:
@@ -100,19 +143,22 @@ def main() -> None:
     G, P = args.generations, args.population
     cases = []
     if not args.skip_rlstm:
-        cases.append(("rlstm serial", lambda: bench_rlstm("serial", 1, G, P)))
+        fixed = fixed_population(P)
+        cases.append(("rlstm serial", lambda: bench_fixed(*fixed, "serial", 1)))
         cases.append(("rlstm serial, no batching",
-                      lambda: bench_rlstm("serial", 1, G, P, batched=False)))
+                      lambda: bench_fixed(*fixed, "serial", 1, batched=False)))
         for n in args.workers:
-            cases.append((f"rlstm process x{n}", lambda n=n: bench_rlstm("process", n, G, P)))
+            cases.append((f"rlstm process x{n}", lambda n=n: bench_fixed(*fixed, "process", n)))
         if ray is not None and not args.skip_ray:
             for n in args.workers:
-                cases.append((f"rlstm ray x{n}", lambda n=n: bench_rlstm("ray", n, G, P)))
+                cases.append((f"rlstm ray x{n}", lambda n=n: bench_fixed(*fixed, "ray", n)))
+        cases.append(("rlstm OpenAI-ES run, serial", lambda: bench_rlstm("serial", 1, G, P)))
     if evotorch is not None and not args.skip_evotorch:
-        cases.append(("EvoTorch GymNE in-process", lambda: bench_evotorch(None, G, P)))
+        cases.append(("EvoTorch GymNE run, in-process", lambda: bench_evotorch(None, G, P)))
         for n in args.workers:
             if n > 1:
-                cases.append((f"EvoTorch GymNE ray x{n}", lambda n=n: bench_evotorch(n, G, P)))
+                cases.append((f"EvoTorch GymNE run, ray x{n}",
+                              lambda n=n: bench_evotorch(n, G, P)))
     # repeats are interleaved and the best rate kept: other load on the machine only slows
     best = {name: 0.0 for name, _ in cases}
     for r in range(args.repeats):
@@ -131,13 +177,14 @@ def main() -> None:
         print(f"| {name:32s} | {best[name]:12,.0f} |")
     rates = dict(rows)
     if "rlstm process x1" in rates and "rlstm process x2" in rates:
-        print(f"scaling 1 -> 2 processes: {rates['rlstm process x2'] / rates['rlstm process x1']:.2f}x")
-    if "EvoTorch GymNE in-process" in rates and "rlstm serial" in rates:
-        print(f"rlstm serial / EvoTorch in-process: "
-              f"{rates['rlstm serial'] / rates['EvoTorch GymNE in-process']:.1f}x")
+        print(f"scaling 1 -> 2 processes: "
+              f"{rates['rlstm process x2'] / rates['rlstm process x1']:.2f}x")
     if "rlstm serial, no batching" in rates:
         print(f"population batching: "
               f"{rates['rlstm serial'] / rates['rlstm serial, no batching']:.2f}x")
+    if "EvoTorch GymNE run, in-process" in rates and "rlstm OpenAI-ES run, serial" in rates:
+        print(f"rlstm / EvoTorch, one process, learning runs from scratch: "
+              f"{rates['rlstm OpenAI-ES run, serial'] / rates['EvoTorch GymNE run, in-process']:.1f}x")
 
 
 if __name__ == "__main__":
