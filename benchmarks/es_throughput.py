@@ -22,7 +22,11 @@ normalisation:
   include episode resets and the strategy's own update.
 
 All cases run ``--repeats`` times, interleaved, and each keeps its best rate. Other load on the
-machine can only slow a run down.
+machine can only slow a run down. On a shared machine the wall-clock scaling of the process
+rows says more about the neighbours than about rlstm, so the script also prints each worker
+count's busiest-worker CPU time per generation (``time.process_time`` inside the worker). That
+is the generation's wall time on dedicated cores, and its ratio is the scaling those cores
+would give.
 """
 from __future__ import annotations
 
@@ -64,6 +68,21 @@ def bench_rlstm(backend: str, workers: int, generations: int, population: int,
     return rate
 
 
+class CpuTimed:
+    """Wraps a worker: the first result of each chunk also carries the chunk's CPU seconds."""
+
+    def __init__(self, worker):
+        self.worker = worker
+
+    def evaluate(self, payload, jobs):
+        c = time.process_time()
+        res = self.worker.evaluate(payload, jobs)
+        return [res[0] + (time.process_time() - c,)] + res[1:]
+
+
+WORKER_CPU: dict[str, float] = {}
+
+
 def fixed_population(population: int, pretrain: int = 100_000):
     """A half-trained center and ``population`` perturbations of it: long, varied episodes.
 
@@ -87,14 +106,18 @@ def bench_fixed(model, payload, jobs, backend: str, workers: int, batched: bool 
     from agents.backends import make_backend
     worker = model._evaluator() if batched else UnbatchedEvaluator(
         model.env_fn, model.policy, model.noise.spec(), model.max_episode_steps, True)
-    b = make_backend(backend, worker, workers)
+    b = make_backend(backend, CpuTimed(worker), workers)
     b.map(payload, jobs)  # warm-up: processes / actors, envs, noise table
-    best = np.inf
+    best, cpu = np.inf, np.inf
     for _ in range(rounds):
         t0 = time.perf_counter()
         res = b.map(payload, jobs)
         best = min(best, time.perf_counter() - t0)
+        # the busiest worker's CPU seconds: the wall time on idle, dedicated cores
+        cpu = min(cpu, max(r[4] for r in res if len(r) == 5))
     b.close()
+    key = f"{backend} x{workers}" + ("" if batched else " unbatched")
+    WORKER_CPU[key] = min(WORKER_CPU.get(key, np.inf), cpu)
     return sum(r[1] for r in res) / best
 
 
@@ -179,6 +202,12 @@ def main() -> None:
     if "rlstm process x1" in rates and "rlstm process x2" in rates:
         print(f"scaling 1 -> 2 processes: "
               f"{rates['rlstm process x2'] / rates['rlstm process x1']:.2f}x")
+    for n in args.workers:
+        key = f"process x{n}"
+        if key in WORKER_CPU and "process x1" in WORKER_CPU:
+            print(f"process x{n}: busiest worker {WORKER_CPU[key] * 1e3:.0f} ms CPU per "
+                  f"generation -> {WORKER_CPU['process x1'] / WORKER_CPU[key]:.2f}x on "
+                  f"dedicated cores")
     if "rlstm serial, no batching" in rates:
         print(f"population batching: "
               f"{rates['rlstm serial'] / rates['rlstm serial, no batching']:.2f}x")
