@@ -10,16 +10,17 @@ rlstm model raises ``ValueError``.
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any, Callable
 
 import numpy as np
 
-from .layers import MLP, Linear
+from .layers import MLP, Conv2d, Linear
 from .lstm import LSTM
 from .module import Module
 from .serialization import load_arrays, save_arrays
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "register"]
 
 
 def _lstm_config(m) -> dict:
@@ -102,23 +103,60 @@ def _seq_build(c: dict, size: int):
     return SequenceModel(**c)
 
 
-# kind -> (class name check, config getter, builder)
+def _linear_config(m) -> dict:
+    return {"in_features": m.in_features, "out_features": m.out_features,
+            "dtype": m.dtype.name}
+
+
+def _linear_build(c: dict, size: int):
+    _need(int(c["in_features"]) * int(c["out_features"]) <= size, "Linear too large")
+    return Linear(c["in_features"], c["out_features"], dtype=c["dtype"])
+
+
+def _mlp_config(m) -> dict:
+    return {"in_features": m.in_features, "hidden": list(m.hidden),
+            "activation": m.activation, "dtype": m.dtype.name}
+
+
+def _mlp_build(c: dict, size: int):
+    sizes = [int(c["in_features"])] + [int(h) for h in c["hidden"]]
+    _need(sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) <= size, "MLP too large")
+    return MLP(c["in_features"], c["hidden"], activation=c["activation"], dtype=c["dtype"])
+
+
+def _conv_config(m) -> dict:
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels,
+            "kernel_size": m.kernel_size, "stride": m.stride, "dtype": m.dtype.name}
+
+
+def _conv_build(c: dict, size: int):
+    _need(int(c["in_channels"]) * int(c["out_channels"]) * int(c["kernel_size"]) ** 2 <= size,
+          "Conv2d too large")
+    return Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"],
+                  dtype=c["dtype"])
+
+
+# kind -> (config getter, builder(config, saved parameter count))
 _REGISTRY: dict[str, tuple[Callable[[Any], dict], Callable[[dict, int], Module]]] = {
     "LSTM": (_lstm_config, _lstm_build),
     "GRU": (_gru_config, _gru_build),
-    "Linear": (lambda m: {"in_features": m.in_features, "out_features": m.out_features,
-                          "dtype": m.dtype.name},
-               lambda c, size: _need(c["in_features"] * c["out_features"] <= size, "Linear") or Linear(
-                   c["in_features"], c["out_features"], dtype=c["dtype"])),
-    "MLP": (lambda m: {"in_features": m.in_features, "hidden": list(m.hidden),
-                       "activation": m.activation, "dtype": m.dtype.name},
-            lambda c, size: _need(max([c["in_features"]] + list(c["hidden"])) ** 2 <= 2 ** 40
-                                  and c["in_features"] * c["hidden"][0] <= size, "MLP") or MLP(
-                c["in_features"], c["hidden"], activation=c["activation"],
-                          dtype=c["dtype"])),
+    "Linear": (_linear_config, _linear_build),
+    "MLP": (_mlp_config, _mlp_build),
+    "Conv2d": (_conv_config, _conv_build),
     "LSTMPolicy": (_policy_config, _policy_build),
     "SequenceModel": (_seq_config, _seq_build),
 }
+
+
+def register(kind: str, config: Callable[[Any], dict],
+             build: Callable[[dict, int], Module]) -> None:
+    """Make the class named ``kind`` saveable: ``config(obj)`` returns its JSON-able
+    constructor arguments, ``build(config, num_saved_params)`` rebuilds it (and should refuse
+    sizes the saved parameter count cannot hold, before allocating). Only registered kinds are
+    ever constructed by :func:`load`."""
+    if not isinstance(kind, str) or not kind or not callable(config) or not callable(build):
+        raise TypeError("register(kind: str, config: callable, build: callable)")
+    _REGISTRY[kind] = (config, build)
 
 
 def save(obj: Module, path: str | os.PathLike) -> None:
@@ -135,7 +173,11 @@ def save(obj: Module, path: str | os.PathLike) -> None:
 
 def load(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> Module:
     """Rebuild the module saved at ``path`` (optionally requiring its ``kind``)."""
-    arrays, header = load_arrays(path, kind or tuple(_REGISTRY))
+    try:
+        arrays, header = load_arrays(path, kind or tuple(_REGISTRY))
+    except (NotImplementedError, OverflowError, UnicodeDecodeError, struct.error) as e:
+        # a damaged zip directory can make zipfile raise these (e.g. "compression method")
+        raise ValueError(f"{path} is not a readable rlstm file: {e}") from e
     kind = header["kind"]
     config = header.get("config")
     if not isinstance(config, dict):

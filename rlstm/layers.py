@@ -16,7 +16,7 @@ from .module import Module
 
 ACTIVATIONS = ("tanh", "relu")
 
-__all__ = ["Linear", "MLP", "adopt", "param_spec"]
+__all__ = ["Linear", "MLP", "Conv2d", "ConvEncoder", "adopt", "param_spec"]
 
 
 def param_spec(module: Module, prefix: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -132,3 +132,115 @@ class MLP(Module):
             dz = dy * (1 - a * a) if self.activation == "tanh" else dy * (a > 0)
             dy = self.layers[k].backward(dz, acts[k], need_dx=need_dx or k > 0)
         return dy
+
+
+class Conv2d(Module):
+    """2-D convolution, NCHW, no padding: ``weight (out, in, k, k)``, ``bias (out,)``.
+
+    Forward is a strided window view and one ``tensordot`` (im2col without the copy); backward
+    gives ``dW`` the same way and ``dx`` by one small product per kernel offset.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 *, dtype=np.float32, seed=None):
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.out_channels = check_int("out_channels", out_channels, 1)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
+        self.stride = check_int("stride", stride, 1)
+        k = self.kernel_size
+        self._allocate([("weight", (self.out_channels, self.in_channels, k, k)),
+                        ("bias", (self.out_channels,))], dtype)
+        bound = 1.0 / np.sqrt(self.in_channels * k * k)
+        self.flat_params[...] = np.random.default_rng(seed).uniform(-bound, bound,
+                                                                     self.flat_params.size)
+
+    def output_hw(self, h: int, w: int) -> tuple[int, int]:
+        k, s = self.kernel_size, self.stride
+        if h < k or w < k:
+            raise ValueError(f"a {h}x{w} image is smaller than the {k}x{k} kernel")
+        return (h - k) // s + 1, (w - k) // s + 1
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        k, s = self.kernel_size, self.stride
+        ho, wo = self.output_hw(x.shape[2], x.shape[3])
+        win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+        return win[:, :, :(ho - 1) * s + 1:s, :(wo - 1) * s + 1:s]  # (N, C, Ho, Wo, k, k)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        # y[n, o, i, j] = sum_{c, a, b} x[n, c, s*i + a, s*j + b] W[o, c, a, b] + bias[o]
+        y = np.tensordot(self._windows(x), self.params["weight"], axes=([1, 4, 5], [1, 2, 3]))
+        y += self.params["bias"]
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))  # (N, O, Ho, Wo)
+
+    def backward(self, dy: np.ndarray, x: np.ndarray, need_dx: bool = True):
+        """Add dW, db into :attr:`grads`; return dx ``(N, C, H, W)`` or None."""
+        win = self._windows(x)
+        # dW[o, c, a, b] = sum_{n, i, j} dy[n, o, i, j] x[n, c, s*i + a, s*j + b]
+        self.grads["weight"] += np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))
+        self.grads["bias"] += dy.sum(axis=(0, 2, 3))
+        if not need_dx:
+            return None
+        k, s = self.kernel_size, self.stride
+        ho, wo = dy.shape[2], dy.shape[3]
+        dx = np.zeros_like(x)
+        W = self.params["weight"]
+        for a in range(k):  # over kernel offsets, not rows or time
+            for b in range(k):
+                dx[:, :, a:a + s * (ho - 1) + 1:s, b:b + s * (wo - 1) + 1:s] += np.einsum(
+                    "nohw,oc->nchw", dy, W[:, :, a, b], optimize=True)
+        return dx
+
+
+class ConvEncoder(Module):
+    """A small image encoder: Conv(k8, s4) -> ReLU -> Conv(k4, s2) -> ReLU -> flatten.
+
+    For small images (under 36 pixels a side) the kernels are 3x3, stride 1 (smaller if the
+    image is smaller). Input:
+    ``(N, H, W, C)`` channel-last floats (a Gymnasium image, already scaled to [0, 1]);
+    ``channels_first=True`` takes ``(N, C, H, W)``. Parameters ``conv{k}.weight``,
+    ``conv{k}.bias``.
+    """
+
+    def __init__(self, image_shape, channels=(16, 32), *, channels_first: bool = False,
+                 dtype=np.float32, seed=None):
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) != 3:
+            raise ValueError(f"image_shape must have 3 dims, got {shape}")
+        self.image_shape, self.channels_first = shape, bool(channels_first)
+        C, H, W = (shape if self.channels_first else (shape[2], shape[0], shape[1]))
+        small = min(H, W) < 36
+        ks = [(3, 1), (3, 1)] if small else [(8, 4), (4, 2)]
+        rng = np.random.default_rng(seed)
+        self.layers, c_in, h, w = [], C, H, W
+        for c_out, (k, s) in zip(channels, ks):
+            k = min(k, h, w)  # tiny images: the kernel shrinks to fit
+            conv = Conv2d(c_in, int(c_out), k, s, dtype=dtype, seed=rng.integers(2 ** 63))
+            h, w = conv.output_hw(h, w)
+            self.layers.append(conv)
+            c_in = int(c_out)
+        self.out_features = c_in * h * w
+        self.submodules = [(f"conv{k}.", layer) for k, layer in enumerate(self.layers)]
+        spec = []
+        for prefix, layer in self.submodules:
+            spec += param_spec(layer, prefix)
+        self._allocate(spec, dtype)
+        for prefix, layer in self.submodules:
+            adopt(self, layer, prefix)
+
+    def forward(self, x: np.ndarray):
+        """``(features (N, out_features), cache)``; ``x`` trusted, of the module's dtype."""
+        N = x.shape[0]
+        a = x.reshape((N,) + self.image_shape)
+        if not self.channels_first:
+            a = a.transpose(0, 3, 1, 2)
+        acts = [np.ascontiguousarray(a)]
+        for conv in self.layers:
+            acts.append(np.maximum(conv.forward(acts[-1]), 0))
+        return acts[-1].reshape(N, -1), acts
+
+    def backward(self, dfeat: np.ndarray, cache) -> None:
+        acts = cache
+        d = dfeat.reshape(acts[-1].shape)
+        for k in range(len(self.layers) - 1, -1, -1):
+            d = d * (acts[k + 1] > 0)
+            d = self.layers[k].backward(d, acts[k], need_dx=k > 0)

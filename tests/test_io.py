@@ -55,7 +55,8 @@ def test_policy_round_trip_exact(tmp_path, dtype):
 def test_layer_round_trips(tmp_path):
     for m in (rlstm.LSTM(3, 4, 2, variant="peephole", dtype=np.float64, seed=0),
               rlstm.LSTM(3, 4, bidirectional=True, cell_activation="identity", seed=1),
-              rlstm.Linear(3, 2, seed=0), rlstm.MLP(3, (4, 2), activation="relu", seed=0)):
+              rlstm.Linear(3, 2, seed=0), rlstm.MLP(3, (4, 2), activation="relu", seed=0),
+              rlstm.layers.Conv2d(2, 3, 3, 2, dtype=np.float64, seed=0)):
         rlstm.save(m, tmp_path / "m")
         q = rlstm.load(tmp_path / "m")
         assert type(q) is type(m)
@@ -139,7 +140,8 @@ def test_broken_and_malicious_files_rejected(tmp_path):
     rejects("parameters are")
     rewrite(good, bad, arrays=lambda d: {**d, "flat_params": d["flat_params"].astype(np.float64)})
     rejects("parameters are")
-    rewrite(good, bad, arrays=lambda d: {**d, "flat_params": np.full_like(d["flat_params"], np.nan)})
+    rewrite(good, bad, arrays=lambda d: {**d, "flat_params": np.full_like(d["flat_params"],
+                                                                          np.nan)})
     rejects("NaN")
     rewrite(good, bad, arrays=lambda d: {**d, "extra": np.zeros(2)})
     rejects("exactly one array")
@@ -152,3 +154,25 @@ def test_broken_and_malicious_files_rejected(tmp_path):
         rlstm.load(tmp_path / "missing.rlstm")
     # the good file still loads
     np.testing.assert_array_equal(rlstm.load(good).flat_params, p.flat_params)
+
+
+def test_random_byte_damage_is_a_value_error(tmp_path):
+    p = make_policy()
+    good = tmp_path / "good.rlstm"
+    p.save(good)
+    raw = good.read_bytes()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad.rlstm"
+    for _ in range(300):
+        b = bytearray(raw)
+        for i in rng.integers(0, len(b), rng.integers(1, 4)):
+            b[i] = rng.integers(256)
+        if rng.random() < 0.2:
+            b = b[:rng.integers(len(b))]
+        bad.write_bytes(bytes(b))
+        try:
+            q = rlstm.load(bad)
+        except ValueError:
+            continue
+        # damage the zip checks cannot see (timestamps, padding) leaves the content intact
+        np.testing.assert_array_equal(q.flat_params, p.flat_params)

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+import rlstm
+
 from rlstm.policy import LSTMPolicy
 from rlstm.policy.heads import unpack
 
@@ -15,8 +17,10 @@ OBS_SPACES = {
     "multibinary": spaces.MultiBinary(3),
     "tuple": spaces.Tuple((BOX, spaces.Discrete(3))),
     "dict_of_tuple": spaces.Dict({"pos": BOX, "inv": spaces.Tuple((
-        spaces.Discrete(2), spaces.MultiBinary(2))), "deep": spaces.Dict({"k": spaces.Discrete(3)})}),
+        spaces.Discrete(2), spaces.MultiBinary(2))),
+        "deep": spaces.Dict({"k": spaces.Discrete(3)})}),
     "image": spaces.Box(0, 255, (4, 4, 1), np.uint8),
+    "image_dict": spaces.Dict({"img": spaces.Box(0, 255, (6, 5, 2), np.uint8), "vec": BOX}),
 }
 ACT_SPACES = {
     "discrete": spaces.Discrete(3),
@@ -107,6 +111,9 @@ def test_act_and_evaluate_agree(obs_name, act_name):
     ("dict_of_tuple", "dict_of_tuple", {"mlp_hidden": (5,)}),
     ("tuple", "tuple", {"shared_core": False, "num_layers": 2}),
     ("multidiscrete", "discrete", {"core_kwargs": {"variant": "peephole"}}),
+    ("image", "discrete", {}),
+    ("image_dict", "box", {"mlp_hidden": (5,)}),
+    ("image", "multibinary", {"image_encoder": "flatten"}),
 ])
 def test_backward_matches_central_differences(obs_name, act_name, kw):
     rng = np.random.default_rng(2)
@@ -332,3 +339,234 @@ def test_float32_policy_runs_and_matches_float64():
     np.testing.assert_allclose(lp32, lp_act, rtol=1e-4, atol=1e-4)
     p32.backward(np.ones((5, 3)), np.ones((5, 3)), np.ones((5, 3)), c)
     assert p32.flat_grads.dtype == np.float32 and np.isfinite(p32.flat_grads).all()
+
+
+def test_categorical_sampling_frequencies_match_probabilities():
+    p = LSTMPolicy(BOX, spaces.Discrete(4), hidden_size=4, seed=0, action_init_scale=0.0)
+    p.params["action.bias"][...] = [0.0, 1.0, -1.0, 0.5]
+    B = 40000
+    a, _, lp, _ = p.act(np.zeros((B, 3), np.float32), None, None, rng=np.random.default_rng(0))
+    probs = np.exp([0.0, 1.0, -1.0, 0.5]) / np.exp([0.0, 1.0, -1.0, 0.5]).sum()
+    freq = np.bincount(a, minlength=4) / B
+    assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / B)), (freq, probs)
+    np.testing.assert_allclose(lp, np.log(probs)[a], rtol=1e-5)
+
+
+class ElmanRNN(rlstm.Module):
+    """A minimal recurrent layer whose state is one array (like rlstm.GRU): h = tanh(...)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, dtype=np.float32, seed=None):
+        assert num_layers == 1
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, 1
+        self._allocate([("weight_ih_l0", (hidden_size, input_size)),
+                        ("weight_hh_l0", (hidden_size, hidden_size)),
+                        ("bias_l0", (hidden_size,))], dtype)
+        self.flat_params[...] = np.random.default_rng(seed).uniform(-0.5, 0.5,
+                                                                     self.flat_params.size)
+
+    def initial_state(self, B):
+        return np.zeros((1, B, self.hidden_size), self.dtype)
+
+    def step(self, x, h):
+        h = self.initial_state(x.shape[0]) if h is None else h
+        p = self.params
+        hn = np.tanh(x @ p["weight_ih_l0"].T + h[0] @ p["weight_hh_l0"].T + p["bias_l0"])
+        return hn, hn[None]
+
+    def forward(self, x, h=None, resets=None):
+        T, B, _ = x.shape
+        h = self.initial_state(B)[0] if h is None else h[0]
+        hs, hprev = [], []
+        for t in range(T):  # a test double: the loop is fine here
+            if resets is not None:
+                h = h * (1 - resets[t][:, None])
+            hprev.append(h)
+            h = self.step(x[t], h[None])[0]
+            hs.append(h)
+        y = np.stack(hs)
+        return y, y[-1][None], (x, y, np.stack(hprev), resets)
+
+    def backward(self, dy, cache, dstate=None):
+        x, y, hprev, resets = cache
+        p, g = self.params, self.grads
+        dx = np.zeros_like(x)
+        dh = np.zeros_like(y[0])
+        for t in range(x.shape[0] - 1, -1, -1):
+            da = (dy[t] + dh) * (1 - y[t] ** 2)
+            g["weight_ih_l0"] += da.T @ x[t]
+            g["weight_hh_l0"] += da.T @ hprev[t]
+            g["bias_l0"] += da.sum(0)
+            dx[t] = da @ p["weight_ih_l0"]
+            dh = da @ p["weight_hh_l0"]
+            if resets is not None:
+                dh = dh * (1 - resets[t][:, None])
+        return dx, dh[None]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_custom_core_with_single_array_state(shared):
+    rng = np.random.default_rng(0)
+    p = LSTMPolicy(BOX, ACT_SPACES["tuple"], hidden_size=4, seed=0, dtype=np.float64,
+                   core=ElmanRNN, shared_core=shared, action_init_scale=1.0)
+    st = p.initial_state(3)
+    assert len(st) == (1 if shared else 2) and st[0].shape == (1, 3, 4)
+    assert "core.weight_hh_l0" in p.params and p.core_type == "ElmanRNN"
+    obs, acts, es, s0, lp_act, v_act = rollout(p, BOX, 4, 3, rng)
+    lp, ent, v, cache = p.evaluate(obs, acts, s0, es)
+    np.testing.assert_allclose(lp, lp_act, rtol=1e-10)
+    np.testing.assert_allclose(v, v_act, rtol=1e-10)
+    a, b, c = rng.standard_normal((3, 4, 3))
+    p.zero_grad()
+    p.backward(a, b, c, cache)
+    i = p.flat_params.size // 3  # a weight of the core: spot-check by central difference
+    for i in (1, i, p.flat_params.size - 1):
+        old = p.flat_params[i]
+        f = []
+        for d in (1e-6, -1e-6):
+            p.flat_params[i] = old + d
+            lp, ent, v, _ = p.evaluate(obs, acts, s0, es)
+            f.append(np.sum(a * lp + b * ent + c * v))
+        p.flat_params[i] = old
+        assert p.flat_grads[i] == pytest.approx((f[0] - f[1]) / 2e-6, rel=1e-5, abs=1e-8)
+
+
+def test_gru_core_name_is_accepted_or_explained():
+    if hasattr(rlstm, "GRU"):
+        p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=4, core="gru", seed=0)
+        assert len(p.initial_state(2)) == 1
+    else:
+        with pytest.raises(ValueError, match="rlstm.GRU"):
+            LSTMPolicy(BOX, spaces.Discrete(2), core="gru")
+
+
+def test_act_on_a_gymnasium_vector_env():
+    import gymnasium as gym
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 4)
+    p = LSTMPolicy(envs.single_observation_space, envs.single_action_space, hidden_size=8,
+                   seed=0)
+    obs, _ = envs.reset(seed=0)
+    state, start = p.initial_state(4), np.ones(4, bool)
+    for _ in range(20):
+        action, value, logp, state = p.act(obs, state, start, rng=np.random.default_rng(0))
+        obs, reward, term, trunc, _ = envs.step(action)
+        start = term | trunc
+    assert action.shape == (4,) and value.shape == logp.shape == (4,)
+    envs.close()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_value_matches_act(shared):
+    p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, seed=0, shared_core=shared)
+    obs = np.random.default_rng(0).uniform(-1, 1, (5, 3))
+    st = tuple(np.random.default_rng(1).standard_normal(s.shape).astype(np.float32)
+               for s in p.initial_state(5))
+    es = np.array([True, False, False, True, False])
+    _, v, _, _ = p.act(obs, st, es)
+    np.testing.assert_array_equal(p.value(obs, st, es), v)
+
+
+def test_garbage_input_raises_type_or_value_error():
+    from hypothesis import given, settings, strategies as st
+    p = LSTMPolicy(OBS_SPACES["dict_of_tuple"], ACT_SPACES["dict_of_tuple"], hidden_size=4,
+                   seed=0)
+    leaf = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=3),
+                     st.lists(st.floats(allow_nan=True), max_size=4),
+                     st.builds(np.zeros, st.tuples(st.integers(0, 3), st.integers(0, 3))),
+                     st.builds(lambda n: np.array(["a"] * n), st.integers(0, 3)))
+    junk = st.recursive(leaf, lambda c: st.one_of(
+        st.lists(c, max_size=3).map(tuple), st.dictionaries(st.sampled_from(
+            ["pos", "inv", "deep", "k", "action_mask"]), c, max_size=4)), max_leaves=8)
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(junk, junk)
+    def check(obs, actions):
+        for call in (lambda: p.act(obs, None, None),
+                     lambda: p.evaluate(obs, actions, None, np.zeros((1, 2), bool))):
+            try:
+                call()
+            except (TypeError, ValueError):
+                pass
+    check()
+
+
+def test_single_env_fast_path_samples_the_same_distribution():
+    p = LSTMPolicy(BOX, spaces.Discrete(3, start=2), hidden_size=4, seed=0,
+                   action_init_scale=0.0, dtype=np.float64)
+    p.params["action.bias"][...] = [0.5, -0.5, 1.0]
+    probs = np.exp([0.5, -0.5, 1.0]) / np.exp([0.5, -0.5, 1.0]).sum()
+    rng = np.random.default_rng(0)
+    obs = np.zeros((1, 3))
+    n = 6000
+    acts = np.empty(n, int)
+    for i in range(n):
+        a, _, lp, _ = p.act(obs, None, None, rng=rng)
+        assert a.shape == (1,) and a.dtype == np.int64 and lp.shape == (1,)
+        assert lp[0] == pytest.approx(np.log(probs[a[0] - 2]), rel=1e-12)
+        acts[i] = a[0]
+    freq = np.bincount(acts - 2, minlength=3) / n
+    assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / n)), freq
+    rollout_obs, a_seq, es, s0, lp_act, _ = rollout(p, BOX, 7, 1, np.random.default_rng(1))
+    np.testing.assert_allclose(p.evaluate(rollout_obs, a_seq, s0, es)[0], lp_act, rtol=1e-12)
+
+
+def test_head_log_probs_and_entropies_match_scipy():
+    from scipy import stats
+    from rlstm.policy.heads import Bernoulli, Categorical, DiagGaussian, MultiCategorical
+    rng = np.random.default_rng(0)
+    N = 6
+    z = rng.standard_normal((N, 3)) * 2
+    h = DiagGaussian(spaces.Box(-1, 1, (3,)))
+    log_std = np.array([-0.5, 0.0, 0.7])
+    a = rng.standard_normal((N, 3))
+    lp, ent, _ = h.log_prob_entropy(z, a, None, log_std)
+    np.testing.assert_allclose(lp, stats.norm.logpdf(a, z, np.exp(log_std)).sum(1), rtol=1e-12)
+    np.testing.assert_allclose(ent, stats.norm.entropy(0, np.exp(log_std)).sum(), rtol=1e-12)
+    h = Bernoulli(spaces.MultiBinary(3))
+    bits = rng.integers(0, 2, (N, 3))
+    lp, ent, _ = h.log_prob_entropy(z, bits.astype(float), None, None)
+    q = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(lp, stats.bernoulli.logpmf(bits, q).sum(1), rtol=1e-10)
+    np.testing.assert_allclose(ent, stats.bernoulli.entropy(q).sum(1), rtol=1e-10)
+    h = Categorical(spaces.Discrete(3))
+    k = rng.integers(0, 3, N)
+    lp, ent, _ = h.log_prob_entropy(z, k, None, None)
+    pr = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    np.testing.assert_allclose(lp, np.log(pr[np.arange(N), k]), rtol=1e-12)
+    np.testing.assert_allclose(ent, stats.entropy(pr, axis=1), rtol=1e-12)
+    h = MultiCategorical(spaces.MultiDiscrete([2, 1]))
+    k2 = np.stack([rng.integers(0, 2, N), np.zeros(N, int)], 1)
+    lp, ent, _ = h.log_prob_entropy(z, k2, None, None)
+    pr2 = np.exp(z[:, :2]) / np.exp(z[:, :2]).sum(1, keepdims=True)
+    np.testing.assert_allclose(lp, np.log(pr2[np.arange(N), k2[:, 0]]), rtol=1e-12)
+    np.testing.assert_allclose(ent, stats.entropy(pr2, axis=1), rtol=1e-12)
+
+
+def test_policy_gradient_learns_a_masked_contextual_bandit():
+    """act -> reward -> evaluate -> backward -> Adam: the whole path learns (signs, masks)."""
+    from rlstm.optim import Adam
+    obs_space = spaces.Dict({"ctx": spaces.Discrete(3), "action_mask": spaces.MultiBinary(4)})
+    p = LSTMPolicy(obs_space, spaces.Discrete(4), hidden_size=8, seed=0, dtype=np.float64)
+    opt = Adam(p, lr=0.05)
+    rng = np.random.default_rng(0)
+    B = 64
+    mask = np.ones((B, 4), bool)
+    mask[:, 3] = False  # action 3 would pay 2 but is never allowed
+    for _ in range(60):
+        ctx = rng.integers(0, 3, B)
+        obs = {"ctx": ctx, "action_mask": mask}
+        a, _, _, _ = p.act(obs, None, np.ones(B, bool), rng=rng)
+        assert not (a == 3).any()
+        reward = (a == ctx).astype(float)
+        lp, ent, v, cache = p.evaluate({k: x[None] for k, x in obs.items()}, a[None], None,
+                                       np.ones((1, B), bool))
+        adv = reward - v[0]
+        p.zero_grad()
+        # minimise -adv * logp + 0.5 * (v - r)^2
+        p.backward(-(adv / B)[None], None, ((v[0] - reward) / B)[None], cache)
+        opt.step()
+    ctx = np.arange(3).repeat(10)
+    a = p.act({"ctx": ctx, "action_mask": np.ones((30, 4), bool) * [1, 1, 1, 0]}, None, None,
+              deterministic=True)[0]
+    assert (a == ctx).all()
+    values = p.value({"ctx": ctx, "action_mask": np.ones((30, 4), bool)}, None)
+    assert np.all(values > 0.5)

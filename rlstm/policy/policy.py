@@ -8,14 +8,16 @@ import numpy as np
 from gymnasium import spaces
 
 from .._validation import check_choice, check_int
-from ..layers import MLP, Linear, adopt, param_spec
+from .._validation import check_dtype
+from ..layers import MLP, ConvEncoder, Linear, adopt, param_spec
 from .._kernels import lstm_step
 from ..lstm import LSTM
 from ..module import Module
 from .heads import make_heads, pack, unpack
-from .spaces import MASK_KEY, check_space, encode, flat_dim, split_mask
+from .spaces import MASK_KEY, Encoder, check_space, flat_dim, is_image, split_mask
 
 CORES = ("lstm", "gru")
+IMAGE_ENCODERS = ("conv", "flatten")
 
 __all__ = ["LSTMPolicy", "PolicyCache"]
 
@@ -54,6 +56,7 @@ class PolicyCache:
     y: np.ndarray
     yv: np.ndarray
     head_caches: list
+    image_caches: list
 
 
 class LSTMPolicy(Module):
@@ -70,6 +73,7 @@ class LSTMPolicy(Module):
     order; ``E`` = encoder output size, ``H`` = hidden_size, ``n`` = action-layer columns,
     ``d`` = total Box action size)::
 
+        image{j}.conv{k}.weight, image{j}.conv{k}.bias   image part j, image_encoder="conv"
         encoder.{k}.weight (out_k, in_k), encoder.{k}.bias (out_k,)   only with mlp_hidden
         core.<layer names>        the core's own names, e.g. core.weight_ih_l0 (4H, E),
                                   core.weight_hh_l0 (4H, H), core.bias_ih_l0, core.bias_hh_l0
@@ -98,12 +102,15 @@ class LSTMPolicy(Module):
         shared_core: one core for actor and critic (default, as OpenAI Five), else two.
         log_std_init: initial log standard deviation of Gaussian heads.
         action_init_scale: scale of the initial action-layer weights (small = near-uniform).
+        image_encoder: ``"conv"`` (a small conv net per image part, ``image{j}.*`` parameters)
+            or ``"flatten"`` (pixels / 255 fed as they are).
     """
 
     def __init__(self, observation_space, action_space, hidden_size: int = 64,
                  num_layers: int = 1, dtype=np.float32, seed=None, *, core="lstm",
                  core_kwargs: dict | None = None, mlp_hidden=(), shared_core: bool = True,
-                 log_std_init: float = 0.0, action_init_scale: float = 0.01):
+                 log_std_init: float = 0.0, action_init_scale: float = 0.01,
+                 image_encoder: str = "conv"):
         check_space(observation_space, "observation_space")
         check_space(action_space, "action_space")
         self.observation_space, self.action_space = observation_space, action_space
@@ -131,15 +138,29 @@ class LSTMPolicy(Module):
         self.obs_dim = flat_dim(observation_space)
         if self.obs_dim == 0:
             raise ValueError("observation_space encodes to zero features")
+        self.image_encoder = check_choice("image_encoder", image_encoder, IMAGE_ENCODERS)
+        self._encoder = Encoder(observation_space, check_dtype(dtype))
+        # image leaves (uint8 Box, 3 dims) go through a small conv net each, unless "flatten"
+        images = ([(col, d, sub) for _, _, sub, col, d in self._encoder.leaves if is_image(sub)]
+                  if self.image_encoder == "conv" else [])
+        conv_rng = np.random.default_rng([int(seeds[0]), 1])
+        self.image_nets = [ConvEncoder(sub.shape, dtype=dtype, seed=conv_rng.integers(2 ** 63))
+                           for _, _, sub in images]
+        self._image_cols = [(col, col + d) for col, d, _ in images]
+        plain = np.ones(self.obs_dim, bool)
+        for a, b in self._image_cols:
+            plain[a:b] = False
+        self._plain_cols = np.flatnonzero(plain)
+        self.feature_dim = int(plain.sum()) + sum(n.out_features for n in self.image_nets)
         self.heads = make_heads(action_space)
         self.n_action = sum(h.n_out for h in self.heads)
         self.n_mask = sum(h.n_mask for h in self.heads)
         self.n_log_std = sum(h.n_log_std for h in self.heads)
 
         H = self.hidden_size
-        self.encoder = (MLP(self.obs_dim, self.mlp_hidden, dtype=dtype, seed=seeds[0])
+        self.encoder = (MLP(self.feature_dim, self.mlp_hidden, dtype=dtype, seed=seeds[0])
                         if self.mlp_hidden else None)
-        enc_out = self.mlp_hidden[-1] if self.mlp_hidden else self.obs_dim
+        enc_out = self.mlp_hidden[-1] if self.mlp_hidden else self.feature_dim
         self.core = self._core_cls(enc_out, H, self.num_layers, dtype=dtype, seed=seeds[1],
                                    **self.core_kwargs)
         self.critic_core = (None if self.shared_core else
@@ -149,7 +170,8 @@ class LSTMPolicy(Module):
                                  init_scale=self.action_init_scale)
         self.value_net = Linear(H, 1, dtype=dtype, seed=seeds[4])
 
-        children = [("encoder.", self.encoder), ("core.", self.core),
+        children = [(f"image{j}.", net) for j, net in enumerate(self.image_nets)]
+        children += [("encoder.", self.encoder), ("core.", self.core),
                     ("critic_core.", self.critic_core), ("action.", self.action_net)]
         spec = []
         for prefix, child in children:
@@ -191,7 +213,8 @@ class LSTMPolicy(Module):
                 "dtype": self.dtype.name, "core": self.core_type,
                 "core_kwargs": self.core_kwargs, "mlp_hidden": list(self.mlp_hidden),
                 "shared_core": self.shared_core, "log_std_init": self.log_std_init,
-                "action_init_scale": self.action_init_scale}
+                "action_init_scale": self.action_init_scale,
+                "image_encoder": self.image_encoder}
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -245,7 +268,18 @@ class LSTMPolicy(Module):
             if not np.isfinite(x).all():
                 raise ValueError(f"{name} contains NaN or inf")
             return x
-        return encode(self.observation_space, obs, lead, self.dtype, name=name)
+        return self._encoder(obs, lead, name)
+
+    def _features(self, x: np.ndarray):
+        """Encoded observations -> core input: image columns through their conv nets."""
+        if not self.image_nets:
+            return x, []
+        parts, caches = [x[:, self._plain_cols]], []
+        for net, (a, b) in zip(self.image_nets, self._image_cols):
+            f, c = net.forward(np.ascontiguousarray(x[:, a:b]))
+            parts.append(f)
+            caches.append(c)
+        return np.concatenate(parts, axis=1), caches
 
     def _mask(self, obs, mask, lead: tuple, name: str):
         if mask is None and self._mask_from_obs:
@@ -288,10 +322,11 @@ class LSTMPolicy(Module):
             B = state[0].shape[1]
         else:
             B = self._batch_of(obs)
-        x = self._encode(obs, (B,), "obs")
+        x = self._features(self._encode(obs, (B,), "obs"))[0]
         state = self._check_state(state, B, "state")
         if episode_start is not None:
-            es = np.asarray(episode_start)
+            es = episode_start if isinstance(episode_start, np.ndarray) else np.asarray(
+                episode_start)
             if es.shape != (B,):
                 raise ValueError(f"episode_start must have shape (B,) = ({B},), got {es.shape}")
             if es.any():
@@ -323,6 +358,26 @@ class LSTMPolicy(Module):
         actions = leaves[0] if len(leaves) == 1 and not isinstance(
             self.action_space, (spaces.Tuple, spaces.Dict)) else pack(self.action_space, leaves)
         return actions, values, logp.astype(self.dtype, copy=False), new_state
+
+    def value(self, obs, state, episode_start=None) -> np.ndarray:
+        """Values ``(B,)`` of ``obs`` from ``state`` without sampling (e.g. to bootstrap a
+        truncated episode from its final observation). The state is not advanced."""
+        B = self._batch_of(obs)
+        x = self._features(self._encode(obs, (B,), "obs"))[0]
+        state = self._check_state(state, B, "state")
+        if episode_start is not None:
+            es = np.asarray(episode_start, dtype=bool)
+            if es.shape != (B,):
+                raise ValueError(f"episode_start must have shape (B,) = ({B},), got {es.shape}")
+            state = tuple(s * (~es)[None, :, None] for s in state)
+        if self.encoder is not None:
+            x = self.encoder.forward(x)[0]
+        actor, critic = self._split_state(state)
+        if critic is None:
+            y = self._lstm_step(x, actor)[0] if self._fast_core else self.core.step(x, actor)[0]
+        else:
+            y = self.critic_core.step(x, critic)[0]
+        return self.value_net._forward(y)[:, 0]
 
     def _lstm_step(self, x, state):
         """``LSTM.step`` without re-validation (inputs were checked by :meth:`act`)."""
@@ -382,6 +437,7 @@ class LSTMPolicy(Module):
         acts = [h.check_actions(a, lead, name) for h, (a, name) in zip(self.heads, leaves)]
         state = self._check_state(state0, B, "state0")
         actor, critic = self._split_state(state)
+        x, image_caches = self._features(x)
         mlp_cache = None
         if self.encoder is not None:
             x, mlp_cache = self.encoder.forward(x)
@@ -406,7 +462,8 @@ class LSTMPolicy(Module):
             logp += lp
             ent += e
             head_caches.append(c)
-        cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches)
+        cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches,
+                            image_caches)
         return logp.reshape(T, B), ent.reshape(T, B), values.reshape(T, B), cache
 
     def backward(self, dlog_probs, dentropy, dvalues, cache: PolicyCache) -> None:
@@ -445,8 +502,13 @@ class LSTMPolicy(Module):
         else:
             dx = self.core.backward(dy.reshape(T, B, -1), cache.core_cache)[0]
             dx = dx + self.critic_core.backward(dyv.reshape(T, B, -1), cache.critic_cache)[0]
+        dx = dx.reshape(N, -1)
         if self.encoder is not None:
-            self.encoder.backward(dx.reshape(N, -1), cache.mlp_cache, need_dx=False)
+            dx = self.encoder.backward(dx, cache.mlp_cache, need_dx=bool(self.image_nets))
+        col = len(self._plain_cols)
+        for net, c in zip(self.image_nets, cache.image_caches):
+            net.backward(dx[:, col:col + net.out_features], c)
+            col += net.out_features
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

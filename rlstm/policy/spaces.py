@@ -13,6 +13,7 @@ rollout buffer) becomes one float array ``(prod(lead), D)``:
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,8 @@ MASK_KEY = "action_mask"
 SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary,
              spaces.Tuple, spaces.Dict)
 
-__all__ = ["flat_dim", "encode", "split_mask", "check_space", "space_to_json",
+__all__ = ["Encoder", "leaf_paths", "flat_dim", "encode", "split_mask", "check_space",
+           "space_to_json",
            "space_from_json", "MASK_KEY"]
 
 
@@ -84,67 +86,96 @@ def _one_hot(idx: np.ndarray, n: int, out: np.ndarray, name: str) -> None:
     out[np.arange(idx.shape[0]), idx] = 1
 
 
-def encode(space, obs, lead: tuple, dtype, out: np.ndarray | None = None,
-           name: str = "obs") -> np.ndarray:
-    """Encode a batch with leading shape ``lead`` into ``(prod(lead), flat_dim(space))``."""
-    N = int(np.prod(lead))
-    if out is None:
-        out = np.zeros((N, flat_dim(space)), dtype=dtype)
-    col = 0
-    for sub, x, sub_name in _leaves(space, obs, name):
-        d = flat_dim(sub)
-        block = out[:, col:col + d]
-        if isinstance(sub, spaces.Box):
-            arr = _lead_array(x, sub, lead, sub_name).reshape(N, d)
-            if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
-                raise ValueError(f"{sub_name} contains NaN or inf")
-            if is_image(sub):
-                np.multiply(arr, 1.0 / 255.0, out=block, casting="unsafe")
-            else:
-                block[...] = arr
-        elif isinstance(sub, spaces.Discrete):
-            arr = _lead_array(x, sub, lead, sub_name)
-            if arr.dtype.kind == "f":
-                raise TypeError(f"{sub_name} must hold integers for a Discrete space")
-            _one_hot(arr.reshape(N).astype(np.int64) - int(sub.start), int(sub.n), block,
-                     sub_name)
-        elif isinstance(sub, spaces.MultiDiscrete):
-            arr = _lead_array(x, sub, lead, sub_name)
-            if arr.dtype.kind == "f":
-                raise TypeError(f"{sub_name} must hold integers for a MultiDiscrete space")
-            arr = arr.reshape(N, -1).astype(np.int64) - np.asarray(
-                getattr(sub, "start", 0)).reshape(-1) * np.ones(1, np.int64)
-            c = 0
-            for j, n in enumerate(np.asarray(sub.nvec).reshape(-1)):
-                _one_hot(arr[:, j], int(n), block[:, c:c + int(n)], f"{sub_name}[..., {j}]")
-                c += int(n)
-        else:  # MultiBinary
-            arr = _lead_array(x, sub, lead, sub_name).reshape(N, d)
-            block[...] = arr != 0
-        col += d
-    return out
+def _encode_leaf(sub, x, lead: tuple, N: int, d: int, block: np.ndarray, name: str) -> None:
+    """Write the encoding of one leaf ``x`` (leading ``lead``) into ``block`` (N, d), zeroed."""
+    if isinstance(sub, spaces.Box):
+        arr = _lead_array(x, sub, lead, name).reshape(N, d)
+        if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        if is_image(sub):
+            np.multiply(arr, 1.0 / 255.0, out=block, casting="unsafe")
+        else:
+            block[...] = arr
+    elif isinstance(sub, spaces.Discrete):
+        arr = _lead_array(x, sub, lead, name)
+        if arr.dtype.kind == "f":
+            raise TypeError(f"{name} must hold integers for a Discrete space")
+        _one_hot(arr.reshape(N).astype(np.int64) - int(sub.start), int(sub.n), block, name)
+    elif isinstance(sub, spaces.MultiDiscrete):
+        arr = _lead_array(x, sub, lead, name)
+        if arr.dtype.kind == "f":
+            raise TypeError(f"{name} must hold integers for a MultiDiscrete space")
+        arr = arr.reshape(N, -1).astype(np.int64) - np.asarray(
+            getattr(sub, "start", 0)).reshape(-1) * np.ones(1, np.int64)
+        c = 0
+        for j, n in enumerate(np.asarray(sub.nvec).reshape(-1)):
+            _one_hot(arr[:, j], int(n), block[:, c:c + int(n)], f"{name}[..., {j}]")
+            c += int(n)
+    else:  # MultiBinary
+        block[...] = _lead_array(x, sub, lead, name).reshape(N, d) != 0
 
 
-def _leaves(space, obs, name):
-    """Yield ``(leaf_space, leaf_obs, name)`` in encoding order (``action_mask`` skipped)."""
+def leaf_paths(space, skip_mask: bool = True, path: tuple = ()):
+    """``[(path, leaf_space), ...]`` in order; a path holds Dict keys / Tuple indices.
+
+    With ``skip_mask``, a Dict's ``action_mask`` entry is left out (observations).
+    """
     if isinstance(space, spaces.Tuple):
-        if not isinstance(obs, (tuple, list)) or len(obs) != len(space.spaces):
-            raise TypeError(f"{name} must be a tuple of {len(space.spaces)} arrays for a Tuple "
-                            f"space, got {type(obs).__name__}")
-        for k, (s, o) in enumerate(zip(space.spaces, obs)):
-            yield from _leaves(s, o, f"{name}[{k}]")
-    elif isinstance(space, spaces.Dict):
-        if not isinstance(obs, dict):
-            raise TypeError(f"{name} must be a dict with keys {list(space.spaces)} for a Dict "
-                            f"space, got {type(obs).__name__}")
-        for k, s in space.spaces.items():
-            if k == MASK_KEY:
-                continue
-            if k not in obs:
-                raise ValueError(f"{name} is missing the key {k!r}")
-            yield from _leaves(s, obs[k], f"{name}[{k!r}]")
-    else:
-        yield space, obs, name
+        return [x for k, s in enumerate(space.spaces)
+                for x in leaf_paths(s, skip_mask, path + (k,))]
+    if isinstance(space, spaces.Dict):
+        return [x for k, s in space.spaces.items() if not (skip_mask and k == MASK_KEY)
+                for x in leaf_paths(s, skip_mask, path + (k,))]
+    return [(path, space)]
+
+
+class Encoder:
+    """The encoding plan of a space, computed once: ``encoder(obs, lead) -> (N, dim)``."""
+
+    def __init__(self, space, dtype):
+        check_space(space, "observation_space")
+        self.space, self.dtype, self.dim = space, np.dtype(dtype), flat_dim(space)
+        self.leaves = []
+        col = 0
+        for path, sub in leaf_paths(space):
+            d = flat_dim(sub)
+            # the container spaces along the path, to check the observation's structure
+            containers, node = [], space
+            for key in path:
+                containers.append(node)
+                node = node.spaces[key]
+            self.leaves.append((path, containers, sub, col, d))
+            col += d
+
+    def __call__(self, obs, lead: tuple, name: str = "obs") -> np.ndarray:
+        N = math.prod(lead)
+        out = np.zeros((N, self.dim), dtype=self.dtype)
+        for path, containers, sub, col, d in self.leaves:
+            x, sub_name = obs, name
+            for key, node in zip(path, containers):
+                x = _child(node, x, key, sub_name)
+                sub_name = f"{sub_name}[{key!r}]"
+            _encode_leaf(sub, x, lead, N, d, out[:, col:col + d], sub_name)
+        return out
+
+
+def _child(node, x, key, name):
+    if isinstance(node, spaces.Dict):
+        if not isinstance(x, dict):
+            raise TypeError(f"{name} must be a dict with keys {list(node.spaces)} for a Dict "
+                            f"space, got {type(x).__name__}")
+        if key not in x:
+            raise ValueError(f"{name} is missing the key {key!r}")
+        return x[key]
+    if not isinstance(x, (tuple, list)) or len(x) != len(node.spaces):
+        raise TypeError(f"{name} must be a tuple of {len(node.spaces)} arrays for a Tuple "
+                        f"space, got {type(x).__name__}")
+    return x[key]
+
+
+def encode(space, obs, lead: tuple, dtype, name: str = "obs") -> np.ndarray:
+    """Encode a batch with leading shape ``lead`` into ``(prod(lead), flat_dim(space))``."""
+    return Encoder(space, dtype)(obs, lead, name)
 
 
 def split_mask(space, obs):
