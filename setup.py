@@ -26,16 +26,31 @@ if DEBUG:
 else:
     # -ffast-math would break the -inf guards of CTC and NaN detection, so only the safe parts.
     compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+    if os.environ.get("RLSTM_PORTABLE", "0") in ("", "0"):
+        # Built from source on the machine that runs it: use its SIMD width.
+        compile_args.append("-march=native")
 
 extensions = [
     Extension(
         "rlstm._kernels",
         ["rlstm/_kernels.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "rlstm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
     )
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives,
-                            force=DEBUG, quiet=True))
+# Re-generate the C file whenever the build mode changes (debug <-> optimised): a stale
+# rlstm/_kernels.c would otherwise keep the other mode's directives.
+_mode_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rlstm", ".build-mode")
+_mode = "debug" if DEBUG else "release"
+try:
+    with open(_mode_file) as f:
+        _force = f.read().strip() != _mode
+except OSError:
+    _force = True
+ext_modules = cythonize(extensions, compiler_directives=directives, force=_force, quiet=True)
+with open(_mode_file, "w") as f:
+    f.write(_mode)
+
+setup(ext_modules=ext_modules)

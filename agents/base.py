@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from rlstm.optim import Adam, clip_grad_norm
@@ -124,6 +125,10 @@ class OnPolicyConfig:
     ``learn`` and on Ctrl-C). Needs ``log_dir``."""
     tensorboard: bool = True
     """Write TensorBoard events to ``log_dir`` when tensorboard or tensorboardX is installed."""
+    blas_threads: int | None = 1
+    """BLAS threads during ``learn`` (threadpoolctl). RL batches are small: one thread is
+    fastest, and several threads can be many times slower on a busy machine. ``None``: leave
+    BLAS alone."""
 
     def __post_init__(self):
         self.validate()
@@ -167,6 +172,10 @@ class OnPolicyConfig:
         _check(self.autoreset_mode in ("next_step", "same_step"),
                f"autoreset_mode must be 'next_step' or 'same_step', got "
                f"{self.autoreset_mode!r}")
+        if self.blas_threads is not None and (not _is_int(self.blas_threads)
+                                              or self.blas_threads < 1):
+            raise ValueError(f"blas_threads must be an int >= 1 or None, got "
+                             f"{self.blas_threads!r}")
         if not _is_int(self.checkpoint_freq) or self.checkpoint_freq < 0:
             raise ValueError(f"checkpoint_freq must be an int >= 0, got {self.checkpoint_freq!r}")
         _check(self.checkpoint_freq == 0 or self.log_dir is not None,
@@ -623,6 +632,13 @@ class OnPolicyAlgorithm:
                                                                      "checkpoint.rlstm")
 
     def learn(self, total_timesteps: int, progress_bar: bool = False, callback=None):
+        """Train for ``total_timesteps`` more env steps; see :meth:`_learn`."""
+        if self.config.blas_threads is None:
+            return self._learn(total_timesteps, progress_bar, callback)
+        with threadpool_limits(self.config.blas_threads):
+            return self._learn(total_timesteps, progress_bar, callback)
+
+    def _learn(self, total_timesteps: int, progress_bar: bool = False, callback=None):
         """Train for ``total_timesteps`` more env steps (rounded up to whole rollouts).
 
         Calling it again continues the same run: weights, optimizer, normalization statistics

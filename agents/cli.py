@@ -225,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         from rlstm import benchmark  # the lead's module, imported only when asked for
-        return benchmark.main(argv[1:]) or 0
+        result = benchmark.main(argv[1:])
+        return result if isinstance(result, int) else 0
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.timesteps is not None and args.timesteps < 1:
         raise SystemExit("rlstm: --timesteps must be >= 1")

@@ -21,9 +21,9 @@ class REINFORCEConfig(OnPolicyConfig):
     """REINFORCE settings: the fields of :class:`agents.base.OnPolicyConfig` with REINFORCE
     defaults, plus ``baseline``."""
 
-    n_envs: int = 8
+    n_envs: int = 4
     """Parallel environments."""
-    n_steps: int = 512
+    n_steps: int = 256
     """Steps per env per update; episodes not finished by then are left out of the update."""
     seq_len: int | None = 32
     """BPTT sequence length."""
@@ -31,10 +31,8 @@ class REINFORCEConfig(OnPolicyConfig):
     """Discount factor."""
     gae_lambda: float = 1.0
     """Must stay 1.0 (Monte-Carlo returns): that is what makes it REINFORCE."""
-    learning_rate: float = 3e-3
-    """Adam step size."""
-    lr_schedule: str = "constant"
-    """``"constant"`` or ``"linear"``."""
+    learning_rate: float = 5e-3
+    """Adam step size (initial value: it decays linearly to 0 over each ``learn`` call)."""
     normalize_reward: bool = False
     """Scale rewards by the running return std."""
     baseline: bool = True

@@ -4,6 +4,7 @@
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf, log, logf, log1p, log1pf, fabs, fabsf, INFINITY
 from libc.string cimport memcpy, memset
+from libc.stdlib cimport calloc, malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, saxpy, daxpy
 
 
@@ -61,26 +62,57 @@ cdef inline void _colsum_add(const floating* a, Py_ssize_t rows, Py_ssize_t n,
             out[j] += a[r * n + j]
 
 
+cdef inline void matmul_wt_add(int m, int n, int k, const floating* a, int lda,
+                               const floating* w, int ldw, floating* c, int ldc,
+                               floating* scratch) noexcept nogil:
+    """C[m, n] += A[m, k] @ W[n, k].T for small m (the per-step recurrent product).
+
+    OpenBLAS is about twice as fast at the transposed problem S = W @ A.T (n x m) when m is a
+    batch of a few dozen rows, so that is computed into ``scratch`` (n * m elements) and added
+    back transposed. m == 1 is a plain GEMV.
+    """
+    cdef Py_ssize_t i, j
+    if m == 1:
+        gemv_rm(False, n, k, <floating>1.0, w, ldw, a, <floating>1.0, c)
+        return
+    # scratch = W @ A.T
+    gemm_rm(False, True, n, m, k, <floating>1.0, w, ldw, a, lda, <floating>0.0, scratch, m)
+    for i in range(m):
+        for j in range(n):
+            c[i * ldc + j] += scratch[j * m + i]
+
+
+cdef extern from "_fastmath.h" nogil:
+    float rl_expf(float x)
+    double rl_exp(double x)
+    float rl_sigmoidf(float x)
+    double rl_sigmoid(double x)
+    float rl_tanhf(float x)
+    double rl_tanh(double x)
+
+
 cdef inline floating sigmoid(floating x) noexcept nogil:
-    """1 / (1 + exp(-x)), without overflow for large |x|."""
-    cdef floating e
+    """1 / (1 + exp(-x)), branch-free and vectorisable (see _fastmath.h); no overflow."""
     if floating is float:
-        if x >= 0:
-            return 1.0 / (1.0 + expf(-x))
-        e = expf(x)
-        return e / (1.0 + e)
+        return rl_sigmoidf(x)
     else:
-        if x >= 0:
-            return 1.0 / (1.0 + exp(-x))
-        e = exp(x)
-        return e / (1.0 + e)
+        return rl_sigmoid(x)
 
 
 cdef inline floating tanh_(floating x) noexcept nogil:
+    """tanh(x), branch-free and vectorisable (see _fastmath.h)."""
     if floating is float:
-        return tanhf(x)
+        return rl_tanhf(x)
     else:
-        return tanh(x)
+        return rl_tanh(x)
+
+
+cdef inline floating fexp(floating x) noexcept nogil:
+    """exp(x) clamped to the finite range, vectorisable (see _fastmath.h)."""
+    if floating is float:
+        return rl_expf(x)
+    else:
+        return rl_exp(x)
 
 
 cdef inline floating exp_(floating x) noexcept nogil:

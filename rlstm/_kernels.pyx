@@ -13,4 +13,5 @@ then one ``.pxi`` per layer family.
 """
 include "_blas.pxi"
 include "_lstm.pxi"
+include "_step.pxi"
 include "_population.pxi"

@@ -19,30 +19,38 @@ cdef inline void _lstm_cell_fwd(floating* g, const floating* cprev, floating* c_
     """One row: g holds pre-activations [i f g o] and is overwritten by activations.
 
     c = f * c_prev + i * g;  h = o * act(c)  (peepholes: i, f read c_prev; o reads c).
-    ``cprev`` may be NULL, meaning zeros.
+    ``cprev`` may be NULL, meaning zeros. Written as simple stages so each loop vectorises.
     """
     cdef Py_ssize_t j
-    cdef floating ig, fg, gg, og, cp, c
+    cdef floating* gi = g
+    cdef floating* gf = g + H
+    cdef floating* gg = g + 2 * H
+    cdef floating* go = g + 3 * H
+    if peephole and cprev != NULL:
+        for j in range(H):
+            gi[j] = gi[j] + peep[j] * cprev[j]
+            gf[j] = gf[j] + peep[H + j] * cprev[j]
+    for j in range(2 * H):
+        g[j] = sigmoid(g[j])
     for j in range(H):
-        cp = cprev[j] if cprev != NULL else 0
-        if peephole:
-            ig = sigmoid(g[j] + peep[j] * cp)
-            fg = sigmoid(g[H + j] + peep[H + j] * cp)
-        else:
-            ig = sigmoid(g[j])
-            fg = sigmoid(g[H + j])
-        gg = tanh_(g[2 * H + j])
-        c = fg * cp + ig * gg
-        if peephole:
-            og = sigmoid(g[3 * H + j] + peep[2 * H + j] * c)
-        else:
-            og = sigmoid(g[3 * H + j])
-        g[j] = ig
-        g[H + j] = fg
-        g[2 * H + j] = gg
-        g[3 * H + j] = og
-        c_out[j] = c
-        h_out[j] = og * (c if identity else tanh_(c))
+        gg[j] = tanh_(gg[j])
+    if cprev != NULL:
+        for j in range(H):
+            c_out[j] = gf[j] * cprev[j] + gi[j] * gg[j]
+    else:
+        for j in range(H):
+            c_out[j] = gi[j] * gg[j]
+    if peephole:
+        for j in range(H):
+            go[j] = go[j] + peep[2 * H + j] * c_out[j]
+    for j in range(H):
+        go[j] = sigmoid(go[j])
+    if identity:
+        for j in range(H):
+            h_out[j] = go[j] * c_out[j]
+    else:
+        for j in range(H):
+            h_out[j] = go[j] * tanh_(c_out[j])
 
 
 cdef inline void _add_bias_rows(floating* out, Py_ssize_t rows, Py_ssize_t n,
@@ -75,8 +83,12 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
     cdef Py_ssize_t s, t, tp, b, r
     cdef const floating* cprev
     cdef const floating* peep_p = &peep[0] if peep.shape[0] > 0 else NULL
+    cdef floating* scratch
     if TB == 0 or H == 0:
         return
+    scratch = <floating*>malloc(G4 * B * sizeof(floating))   # once per call, not per step
+    if scratch == NULL:
+        raise MemoryError()
     with nogil:
         # gates = x @ w_ih.T + (b_ih + b_hh)
         _add_bias_rows(&gates[0, 0], TB, G4, &b_ih[0], &b_hh[0])
@@ -96,8 +108,8 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                 else:
                     memcpy(&hprev[r, 0], &y[tp * B + b, yoff], H * sizeof(floating))
             # gates[t] += hprev[t] @ w_hh.T
-            matmul_wt(<int>B, <int>G4, <int>H, &hprev[t * B, 0], <int>H, &w_hh[0, 0], <int>H,
-                      <floating>1.0, &gates[t * B, 0], <int>G4)
+            matmul_wt_add(<int>B, <int>G4, <int>H, &hprev[t * B, 0], <int>H, &w_hh[0, 0],
+                          <int>H, &gates[t * B, 0], <int>G4, scratch)
             for b in range(B):
                 r = t * B + b
                 if has_resets and resets[t, b]:
@@ -112,18 +124,19 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
         for b in range(B):
             memcpy(&h_n[b, 0], &y[tp * B + b, yoff], H * sizeof(floating))
             memcpy(&c_n[b, 0], &cs[tp * B + b, 0], H * sizeof(floating))
+    free(scratch)
 
 
 cdef inline void _lstm_cell_bwd(const floating* a, const floating* c, const floating* cprev,
                                 const floating* dy, floating* dh, floating* dc,
-                                floating* dg, const floating* peep, floating* dpeep,
-                                bint peephole, bint identity, bint reset,
+                                floating* dg, const floating* peep, bint identity,
                                 Py_ssize_t H) noexcept nogil:
-    """One row of the cell's backward pass.
+    """One row of the cell's backward pass, branch-free so that it vectorises.
 
-    In: activations a = [i f g o], c_t, c_{t-1} (NULL = zeros), dy (gradient on h_t from above),
-    dh/dc (gradient on h_t/c_t from step t+1). Out: dg = gradient on the pre-activations,
-    dc = gradient on c_{t-1} (zero when the row reset), dpeep += peephole gradients.
+    In: activations a = [i f g o], c_t, c_{t-1}, dy (gradient on h_t from above), dh/dc (gradient
+    on h_t/c_t from step t+1), peepholes p_i, p_f, p_o (zeros for the vanilla LSTM). Out: dg, the
+    gradient on the pre-activations, and dc, the gradient on c_{t-1}. dh is read here and
+    overwritten by the caller's GEMM afterwards.
     """
     cdef Py_ssize_t j
     cdef floating ig, fg, gg, og, cp, ct, act, dhj, dcj, dog, dig, dfg, dgg
@@ -133,16 +146,11 @@ cdef inline void _lstm_cell_bwd(const floating* a, const floating* c, const floa
         gg = a[2 * H + j]
         og = a[3 * H + j]
         ct = c[j]
-        cp = cprev[j] if cprev != NULL else 0
+        cp = cprev[j]
         act = ct if identity else tanh_(ct)
         dhj = dy[j] + dh[j]
         dog = dhj * act * og * (1 - og)
-        if identity:
-            dcj = dc[j] + dhj * og
-        else:
-            dcj = dc[j] + dhj * og * (1 - act * act)
-        if peephole:
-            dcj = dcj + dog * peep[2 * H + j]
+        dcj = dc[j] + dhj * og * (1 if identity else (1 - act * act)) + dog * peep[2 * H + j]
         dig = dcj * gg * ig * (1 - ig)
         dfg = dcj * cp * fg * (1 - fg)
         dgg = dcj * ig * (1 - gg * gg)
@@ -150,17 +158,17 @@ cdef inline void _lstm_cell_bwd(const floating* a, const floating* c, const floa
         dg[H + j] = dfg
         dg[2 * H + j] = dgg
         dg[3 * H + j] = dog
-        if reset:
-            dc[j] = 0
-        else:
-            dcj = dcj * fg
-            if peephole:
-                dcj = dcj + dig * peep[j] + dfg * peep[H + j]
-            dc[j] = dcj
-        if peephole:
-            dpeep[j] += dig * cp
-            dpeep[H + j] += dfg * cp
-            dpeep[2 * H + j] += dog * ct
+        dc[j] = dcj * fg + dig * peep[j] + dfg * peep[H + j]
+
+
+cdef inline void _peephole_grad(const floating* dg, const floating* c, const floating* cprev,
+                                floating* dpeep, Py_ssize_t H) noexcept nogil:
+    """dp_i += dg_i * c_{t-1};  dp_f += dg_f * c_{t-1};  dp_o += dg_o * c_t  (one row)."""
+    cdef Py_ssize_t j
+    for j in range(H):
+        dpeep[j] += dg[j] * cprev[j]
+        dpeep[H + j] += dg[H + j] * cprev[j]
+        dpeep[2 * H + j] += dg[3 * H + j] * c[j]
 
 
 def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
@@ -189,10 +197,16 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
     cdef Py_ssize_t s, t, tc, b, r, j
     cdef bint reset
     cdef const floating* cprev
-    cdef const floating* peep_p = &peep[0] if peep.shape[0] > 0 else NULL
-    cdef floating* dpeep_p = &dpeep[0] if dpeep.shape[0] > 0 else NULL
+    cdef const floating* peep_p
+    # One zero buffer per call (never per step) stands in for c_{t-1} after a reset and for the
+    # peepholes of the vanilla LSTM, so the cell loop has no branches.
+    cdef floating* zeros
     if TB == 0 or H == 0:
         return
+    zeros = <floating*>calloc(3 * H, sizeof(floating))
+    if zeros == NULL:
+        raise MemoryError()
+    peep_p = &peep[0] if peephole else zeros
     with nogil:
         for s in range(T - 1, -1, -1):
             t = T - 1 - s if reverse else s
@@ -201,14 +215,17 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                 r = t * B + b
                 reset = has_resets and resets[t, b]
                 if reset:
-                    cprev = NULL
+                    cprev = zeros
                 elif s == 0:
                     cprev = &c0[b, 0]
                 else:
                     cprev = &cs[tc * B + b, 0]
                 _lstm_cell_bwd(&gates[r, 0], &cs[r, 0], cprev, &dy[r, dyoff], &dh[b, 0],
-                               &dc[b, 0], &dgates[r, 0], peep_p, dpeep_p, peephole,
-                               identity, reset, H)
+                               &dc[b, 0], &dgates[r, 0], peep_p, identity, H)
+                if peephole:
+                    _peephole_grad(&dgates[r, 0], &cs[r, 0], cprev, &dpeep[0], H)
+                if reset:
+                    memset(&dc[b, 0], 0, H * sizeof(floating))
             # dh = dgates[t] @ w_hh   (the gradient on h_{t-1})
             gemm_rm(False, False, <int>B, <int>H, <int>G4, <floating>1.0, &dgates[t * B, 0],
                     <int>G4, &w_hh[0, 0], <int>H, <floating>0.0, &dh[0, 0], <int>H)
@@ -229,6 +246,7 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
         # db += dgates.sum(axis=0)
         _colsum_add(&dgates[0, 0], TB, G4, &db_ih[0])
         _colsum_add(&dgates[0, 0], TB, G4, &db_hh[0])
+    free(zeros)
 
 
 def lstm_step(const floating[:, ::1] x, const floating[:, ::1] w_ih,

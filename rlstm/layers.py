@@ -34,19 +34,13 @@ def adopt(parent: Module, child: Module, prefix: str) -> None:
     """
     names = list(child.params)
     if not names:
-        child.flat_params = parent.flat_params[:0]
-        child.flat_grads = parent.flat_grads[:0]
+        child.bind(parent.flat_params[:0], parent.flat_grads[:0])
         return
     first = parent.params[prefix + names[0]]
     start = (first.__array_interface__["data"][0]
              - parent.flat_params.__array_interface__["data"][0]) // parent.flat_params.itemsize
     stop = start + child.flat_params.size
-    parent.flat_params[start:stop] = child.flat_params
-    child.flat_params = parent.flat_params[start:stop]
-    child.flat_grads = parent.flat_grads[start:stop]
-    child.params = {n: parent.params[prefix + n] for n in names}
-    child.grads = {n: parent.grads[prefix + n] for n in names}
-    child.dtype = parent.flat_params.dtype
+    child.bind(parent.flat_params[start:stop], parent.flat_grads[start:stop])
     for sub_prefix, sub in getattr(child, "submodules", ()):  # nested modules follow
         adopt(child, sub, sub_prefix)
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels
-from ._validation import as_float_array, as_resets, check_choice, check_int, check_shape
+from ._validation import (as_float_array, as_resets, check_choice, check_dtype, check_int,
+                          check_shape)
 from .module import Module
 
 VARIANTS = ("vanilla", "peephole")
@@ -69,9 +70,25 @@ class LSTM(Module):
                          (f"bias_ih{suffix}", (4 * H,)), (f"bias_hh{suffix}", (4 * H,))]
                 if self._peephole:
                     spec.append((f"peephole{suffix}", (3 * H,)))
+        self._empty = np.zeros(0, dtype=check_dtype(dtype))
         self._allocate(spec, dtype)
         self.reset_parameters(seed)
-        self._empty = np.zeros(0, dtype=self.dtype)
+
+    def _on_rebind(self) -> None:
+        # Offsets (in elements) of each layer's w_ih, w_hh, b_ih, b_hh, peepholes within
+        # flat_params, for the fast step() path. Only unidirectional layers step.
+        if self.bidirectional:
+            self._plan = None
+            return
+        base = self.flat_params.__array_interface__["data"][0]
+        item = self.flat_params.itemsize
+        offsets = []
+        for layer in range(self.num_layers):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "peephole"):
+                arr = self.params.get(f"{name}_l{layer}", self.flat_params)
+                offsets.append((arr.__array_interface__["data"][0] - base) // item)
+        self._plan = _kernels.StepPlan(self, offsets, self.input_size, self.hidden_size,
+                                       self._peephole, self._identity)
 
     def _suffixes(self, layer: int) -> list[str]:
         base = f"_l{layer}"
@@ -163,6 +180,8 @@ class LSTM(Module):
                 if keep:
                     cache.layers.append((inp, gates, cs, hprev, c0[k]))
             inp = y
+        if T == 0:  # nothing ran: the final state is the initial state
+            hn[...], cn[...] = h0, c0
         return inp.reshape(T, B, H * nd), (hn, cn), (cache if keep else None)
 
     def backward(self, dy, cache: RecurrentCache, dstate=None):
@@ -206,25 +225,19 @@ class LSTM(Module):
     def step(self, x_t, state=None):
         """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t``, ``(h, c)``.
 
-        The rollout path. Unidirectional layers only (a reverse direction needs the future).
+        The rollout path: one compiled call for all layers. ``state=None`` means zeros.
+        Unidirectional layers only (a reverse direction needs the future).
         """
-        if self.bidirectional:
+        if self._plan is None:
             raise ValueError("step() needs a unidirectional LSTM: the reverse direction of a "
                              "bidirectional one reads future inputs; use forward() instead")
-        x = as_float_array(x_t, self.dtype, "x_t", ndim=2)
-        B = x.shape[0]
+        return self._plan.step(x_t, state)
+
+    def _step_inputs(self, x_t, state):
+        """The validating path of step(): converted ``x, h, c`` or a clear error."""
+        x = as_float_array(x_t, self.dtype, "x_t", ndim=2, finite=False)
         if x.shape[1] != self.input_size:
             raise ValueError(f"x_t must have shape (B, input_size={self.input_size}), "
                              f"got {x.shape}")
-        h0, c0 = self._check_state(state, B)
-        H, dt = self.hidden_size, self.dtype
-        hn = np.empty(self._state_shape(B), dtype=dt)
-        cn = np.empty(self._state_shape(B), dtype=dt)
-        gates = np.empty((B, 4 * H), dtype=dt)
-        inp = x
-        for k in range(self.num_layers):
-            w_ih, w_hh, b_ih, b_hh, peep = self._layer(k)[:5]
-            _kernels.lstm_step(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k],
-                               self._peephole, self._identity, gates, hn[k], cn[k])
-            inp = hn[k]
-        return hn[-1].copy(), (hn, cn)
+        h, c = self._check_state(state, x.shape[0])
+        return x, h, c

@@ -16,28 +16,57 @@ class Module:
     """
 
     dtype: np.dtype
-    flat_params: np.ndarray
-    flat_grads: np.ndarray
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
 
     def _allocate(self, spec: Iterable[tuple[str, tuple[int, ...]]], dtype) -> None:
         self.dtype = check_dtype(dtype)
-        spec = [(name, tuple(int(s) for s in shape)) for name, shape in spec]
-        sizes = [int(np.prod(shape)) for _, shape in spec]
-        total = int(sum(sizes))
-        self.flat_params = np.zeros(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self._spec = [(name, tuple(int(s) for s in shape)) for name, shape in spec]
+        total = int(sum(int(np.prod(shape)) for _, shape in self._spec))
+        self._set_vectors(np.zeros(total, dtype=self.dtype), np.zeros(total, dtype=self.dtype))
+
+    def _set_vectors(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
+        self._flat_params, self._flat_grads = flat_params, flat_grads
         self.params, self.grads = {}, {}
         offset = 0
-        for (name, shape), size in zip(spec, sizes):
-            self.params[name] = self.flat_params[offset:offset + size].reshape(shape)
-            self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
+        for name, shape in self._spec:
+            size = int(np.prod(shape))
+            self.params[name] = flat_params[offset:offset + size].reshape(shape)
+            self.grads[name] = flat_grads[offset:offset + size].reshape(shape)
             offset += size
+        self._on_rebind()
+
+    def _on_rebind(self) -> None:
+        """Hook for subclasses that cache pointers into the flat vectors."""
+
+    @property
+    def flat_params(self) -> np.ndarray:
+        """Every parameter, as one contiguous vector; update it in place."""
+        return self._flat_params
+
+    @property
+    def flat_grads(self) -> np.ndarray:
+        """Every gradient, as one contiguous vector, in the layout of ``flat_params``."""
+        return self._flat_grads
+
+    def bind(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
+        """Move this module's parameters and gradients into the given vectors (in place views).
+
+        A container (e.g. a policy) that owns one big vector binds each sub-module to a slice of
+        it. The current values are copied over, so nothing is lost.
+        """
+        for name, arr in (("flat_params", flat_params), ("flat_grads", flat_grads)):
+            if (not isinstance(arr, np.ndarray) or arr.dtype != self.dtype or arr.ndim != 1
+                    or arr.size != self.num_params or not arr.flags.c_contiguous):
+                raise ValueError(f"{name} must be a contiguous 1-D {self.dtype} array of size "
+                                 f"{self.num_params}")
+        flat_params[...] = self._flat_params
+        flat_grads[...] = self._flat_grads
+        self._set_vectors(flat_params, flat_grads)
 
     @property
     def num_params(self) -> int:
-        return int(self.flat_params.size)
+        return int(self._flat_params.size)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero (in place)."""

@@ -97,3 +97,11 @@ def test_console_script_help():
                        env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert r.returncode == 0 and "--timesteps" in r.stdout and "CartPoleNoVel" in r.stdout
     np.testing.assert_equal(r.stderr.strip(), "")
+
+
+def test_bench_delegates_to_rlstm_benchmark(monkeypatch):
+    import rlstm.benchmark
+    seen = []
+    monkeypatch.setattr(rlstm.benchmark, "main", lambda argv: seen.append(argv) or ["rows"])
+    assert cli.main(["bench", "--quick", "x"]) == 0
+    assert seen == [["--quick", "x"]]

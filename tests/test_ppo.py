@@ -322,3 +322,28 @@ def test_evaluate_is_seeded_and_counts_whole_episodes():
     assert r1 == r2 and 8 <= r1[0] <= 500
     with pytest.raises(ValueError, match="n_episodes"):
         agents.evaluate(m, "CartPole-v1", n_episodes=0)
+
+
+def test_tensorboard_scalars_are_written_when_a_writer_exists(tmp_path, monkeypatch):
+    calls = []
+
+    class FakeWriter:
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            calls.append("closed")
+
+    import agents.base as base
+    monkeypatch.setattr(base, "_tensorboard_writer", lambda log_dir: FakeWriter())
+    m = PPO("CartPole-v1", seed=0, log_dir=str(tmp_path), **TINY).learn(32)
+    m.close()
+    steps = sorted({c[2] for c in calls if c != "closed"})
+    assert steps == [16, 32] and calls[-1] == "closed"
+    tags = {c[0] for c in calls if c != "closed"}
+    assert {"loss", "value_loss", "fps", "learning_rate"} <= tags
+    without = PPO("CartPole-v1", seed=0, log_dir=str(tmp_path / "b"), tensorboard=False, **TINY)
+    assert without.logger._tb is None

@@ -1,0 +1,101 @@
+/* Branch-free exp, sigmoid and tanh that GCC and Clang auto-vectorise.
+ *
+ * libm's expf/tanhf are scalar calls, and the elementwise gate loops of an LSTM are dominated by
+ * them once the GEMMs are fast. These are written so that a loop calling them compiles to SIMD
+ * code (selects instead of branches, integer bit tricks instead of ldexp), without -ffast-math,
+ * which would break the -inf guards of CTC and NaN detection elsewhere.
+ *
+ * Accuracy (measured by tests/test_fastmath.py against libm over dense grids):
+ *   rl_expf / rl_exp: Cephes-style range reduction + polynomial, ~1-2 ulp.
+ *   rl_tanhf: Cephes tanhf polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) above.
+ *   rl_tanh:  Taylor series to x^15 for |x| < 0.1, the exp form above (a few ulp).
+ * Inputs are clamped before exponentiation, so large |x| gives 0, 1 or +-1, never NaN or inf.
+ */
+#ifndef RLSTM_FASTMATH_H
+#define RLSTM_FASTMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+static inline float rl_expf(float x) {
+    x = x > 88.3762626647949f ? 88.3762626647949f : x;
+    x = x < -87.3365447504f ? -87.3365447504f : x;
+    /* n = round(x / ln 2) by the 1.5 * 2^23 trick; r = x - n ln 2 in two parts */
+    const float magic = 12582912.0f;
+    float t = x * 1.44269504088896341f + magic;
+    float n = t - magic;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float z = r * r;
+    float y = (((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r
+                 + 4.1665795894E-2f) * r + 1.6666665459E-1f) * r + 5.0000001201E-1f) * z
+              + r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    int32_t e = (bits - 0x4B400000 + 127) << 23; /* 2^n */
+    float s;
+    memcpy(&s, &e, sizeof s);
+    return y * s;
+}
+
+static inline double rl_exp(double x) {
+    x = x > 709.0 ? 709.0 : x;
+    x = x < -708.0 ? -708.0 : x;
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    double t = x * 1.4426950408889634074 + magic;
+    double n = t - magic;
+    double r = x - n * 6.93147180369123816490e-01;
+    r = r - n * 1.90821492927058770002e-10;
+    /* exp(r), |r| <= 0.35: Taylor to degree 13 (truncation < 1e-17 relative) */
+    double y = 1.0 / 6227020800.0;
+    y = y * r + 1.0 / 479001600.0;
+    y = y * r + 1.0 / 39916800.0;
+    y = y * r + 1.0 / 3628800.0;
+    y = y * r + 1.0 / 362880.0;
+    y = y * r + 1.0 / 40320.0;
+    y = y * r + 1.0 / 5040.0;
+    y = y * r + 1.0 / 720.0;
+    y = y * r + 1.0 / 120.0;
+    y = y * r + 1.0 / 24.0;
+    y = y * r + 1.0 / 6.0;
+    y = y * r + 0.5;
+    y = y * r + 1.0;
+    y = y * r + 1.0;
+    int64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    int64_t e = (bits - INT64_C(0x4338000000000000) + 1023) << 52; /* 2^n */
+    double s;
+    memcpy(&s, &e, sizeof s);
+    return y * s;
+}
+
+static inline float rl_sigmoidf(float x) { return 1.0f / (1.0f + rl_expf(-x)); }
+static inline double rl_sigmoid(double x) { return 1.0 / (1.0 + rl_exp(-x)); }
+
+static inline float rl_tanhf(float x) {
+    float ax = x < 0 ? -x : x;
+    float z = x * x;
+    float small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
+                    + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
+    float big = 1.0f - 2.0f / (rl_expf(2.0f * ax) + 1.0f);
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+static inline double rl_tanh(double x) {
+    double ax = x < 0 ? -x : x;
+    double z = x * x;
+    double p = -929569.0 / 638512875.0;
+    p = p * z + 21844.0 / 6081075.0;
+    p = p * z - 1382.0 / 155925.0;
+    p = p * z + 62.0 / 2835.0;
+    p = p * z - 17.0 / 315.0;
+    p = p * z + 2.0 / 15.0;
+    p = p * z - 1.0 / 3.0;
+    double small = p * z * x + x;
+    double big = 1.0 - 2.0 / (rl_exp(2.0 * ax) + 1.0);
+    big = x < 0 ? -big : big;
+    return ax < 0.1 ? small : big;
+}
+
+#endif
