@@ -395,7 +395,7 @@ class EvolutionTrainer:
     """What ``rlstm train es`` trains on when no env is given."""
     default_timesteps = 1_000_000
 
-    def __init__(self, env: Any = "CartPole-v1", config: EvolutionConfig | None = None, *,
+    def __init__(self, env: Any, config: EvolutionConfig | None = None, *,
                  seed: int | None = None, backend: str | None = None,
                  n_workers: int | None = None, address: str | None = None,
                  verbose: int = 0, **overrides):
