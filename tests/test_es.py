@@ -364,3 +364,16 @@ def test_lockstep_rollout_equals_one_member_at_a_time(env, E):
     assert m.obs_rms is None or together[0][3][0] == alone[0][3][0]
     if env == "CartPole-v1":
         assert len(lengths) > 1  # members finish at different steps: compaction happened
+
+
+def test_cli_trains_and_evaluates_an_es_model(tmp_path, capsys):
+    from agents.cli import main
+    out = tmp_path / "run"
+    rc = main(["train", "ga", "CartPole-v1", "--timesteps", "3000", "--out", str(out),
+               "--no-progress", "--eval-episodes", "2", "--set", "population_size=8",
+               "--set", "truncation=2", "--set", "max_episode_steps=50"])
+    assert rc == 0
+    for f in ("model.rlstm", "progress.csv", "learning_curve.png", "checkpoint.rlstm"):
+        assert (out / f).exists(), f
+    assert main(["evaluate", str(out / "model.rlstm"), "--episodes", "2"]) == 0
+    assert "CartPole-v1" in capsys.readouterr().out
