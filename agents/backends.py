@@ -17,7 +17,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
-import time
 from typing import Any, Sequence
 
 import numpy as np

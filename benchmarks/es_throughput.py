@@ -212,8 +212,8 @@ def main() -> None:
         print(f"population batching: "
               f"{rates['rlstm serial'] / rates['rlstm serial, no batching']:.2f}x")
     if "EvoTorch GymNE run, in-process" in rates and "rlstm OpenAI-ES run, serial" in rates:
-        print(f"rlstm / EvoTorch, one process, learning runs from scratch: "
-              f"{rates['rlstm OpenAI-ES run, serial'] / rates['EvoTorch GymNE run, in-process']:.1f}x")
+        ratio = rates["rlstm OpenAI-ES run, serial"] / rates["EvoTorch GymNE run, in-process"]
+        print(f"rlstm / EvoTorch, one process, learning runs from scratch: {ratio:.1f}x")
 
 
 if __name__ == "__main__":

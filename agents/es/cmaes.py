@@ -11,7 +11,6 @@ that generator's state with the strategy so a resumed run continues the same seq
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.common import rng_from_array, rng_state_to_array
+from agents.noise import NoiseTable
 from rlstm import LSTM
 from rlstm._validation import as_float_array, check_int
 from rlstm.optim import Adam
 from rlstm.serialization import load_arrays, save_arrays
 
-from .base import centered_ranks
 from .openai_es import OpenAIES, OpenAIESConfig, es_gradient
-from agents.common import rng_from_array, rng_state_to_array
-from agents.noise import NoiseTable
 
 __all__ = ["Evolino", "EvolinoConfig", "EvolinoSequence", "fit_readout"]
 
@@ -243,8 +242,9 @@ class EvolinoSequence:
         return out.reshape(X.shape[0], X.shape[1], self.output_size), state
 
     def save(self, path) -> None:
-        arrays = {"theta": self.theta, "readout": self.readout, "rng": rng_state_to_array(
-            self.rng), **{"opt_" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
+        arrays = {"theta": self.theta, "readout": self.readout,
+                  "rng": rng_state_to_array(self.rng),
+                  **{"opt_" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
         meta = {"input_size": self.input_size, "output_size": self.output_size,
                 "hidden_size": self.lstm.hidden_size, "num_layers": self.lstm.num_layers,
                 "population_size": self.population_size, "sigma": self.sigma,
@@ -264,7 +264,8 @@ class EvolinoSequence:
             raise ValueError(f"{path}: parameter shapes do not match the header")
         m.theta[...] = arrays["theta"]
         m.readout[...] = arrays["readout"]
-        m.optimizer.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt_")})
+        m.optimizer.load_state_dict({k[4:]: v for k, v in arrays.items()
+                                     if k.startswith("opt_")})
         m.rng = rng_from_array(arrays["rng"])
         m.generation = int(h["generation"])
         m.lstm.flat_params[...] = m.theta
