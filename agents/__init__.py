@@ -6,3 +6,7 @@ from .ppo import PPO
 from .reinforce import REINFORCE
 
 __all__ = ["PPO", "A2C", "REINFORCE", "evaluate"]
+
+from .es import CMAES, GA, PGPE, SNES, Evolino, EvolinoSequence, OpenAIES  # noqa: E402
+
+__all__ += ["OpenAIES", "PGPE", "SNES", "CMAES", "GA", "Evolino", "EvolinoSequence"]

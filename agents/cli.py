@@ -28,6 +28,7 @@ ALGORITHMS: dict[str, str] = {
     "ppo": "agents.ppo:PPO",
     "a2c": "agents.a2c:A2C",
     "reinforce": "agents.reinforce:REINFORCE",
+    "es": "agents.es:OpenAIES", "pgpe": "agents.es:PGPE", "snes": "agents.es:SNES", "cmaes": "agents.es:CMAES", "ga": "agents.es:GA", "evolino": "agents.es:Evolino",  # noqa: E501
 }
 DEFAULT_ENV = "rlstm/CartPoleNoVel-v1"
 DEFAULT_TIMESTEPS = 100_000
