@@ -99,14 +99,15 @@ cdef inline void _gru_cell_bwd(const floating* a, const floating* ghn, const flo
     """
     cdef Py_ssize_t j
     cdef floating rg, zg, ng, dhj, dn, dz, dr
+    cdef floating one = 1   # a typed 1: a bare literal would promote float math to double
     for j in range(H):
         rg = a[j]
         zg = a[H + j]
         ng = a[2 * H + j]
         dhj = dy[j] + dh[j]
-        dn = dhj * (1 - zg) * (1 - ng * ng)
-        dz = dhj * (hp[j] - ng) * zg * (1 - zg)
-        dr = dn * ghn[j] * rg * (1 - rg)
+        dn = dhj * (one - zg) * (one - ng * ng)
+        dz = dhj * (hp[j] - ng) * zg * (one - zg)
+        dr = dn * ghn[j] * rg * (one - rg)
         dgx[j] = dr
         dgx[H + j] = dz
         dgx[2 * H + j] = dn

@@ -156,26 +156,39 @@ cdef inline void _lstm_cell_bwd(const floating* a, const floating* c, const floa
     overwritten by the caller's GEMM afterwards.
     """
     cdef Py_ssize_t j
+    cdef floating one = 1   # a typed 1: a bare literal would promote float math to double
+    if identity:
+        for j in range(H):
+            _lstm_elem_bwd(a, c, cprev, dy, dh, dc, dg, peep, True, H, j, one)
+    else:
+        for j in range(H):
+            _lstm_elem_bwd(a, c, cprev, dy, dh, dc, dg, peep, False, H, j, one)
+
+
+cdef inline void _lstm_elem_bwd(const floating* a, const floating* c, const floating* cprev,
+                                const floating* dy, floating* dh, floating* dc,
+                                floating* dg, const floating* peep, bint identity,
+                                Py_ssize_t H, Py_ssize_t j, floating one) noexcept nogil:
+    """Element j of :func:`_lstm_cell_bwd` (inlined into two loops, one per activation)."""
     cdef floating ig, fg, gg, og, cp, ct, act, dhj, dcj, dog, dig, dfg, dgg
-    for j in range(H):
-        ig = a[j]
-        fg = a[H + j]
-        gg = a[2 * H + j]
-        og = a[3 * H + j]
-        ct = c[j]
-        cp = cprev[j]
-        act = ct if identity else tanh_(ct)
-        dhj = dy[j] + dh[j]
-        dog = dhj * act * og * (1 - og)
-        dcj = dc[j] + dhj * og * (1 if identity else (1 - act * act)) + dog * peep[2 * H + j]
-        dig = dcj * gg * ig * (1 - ig)
-        dfg = dcj * cp * fg * (1 - fg)
-        dgg = dcj * ig * (1 - gg * gg)
-        dg[j] = dig
-        dg[H + j] = dfg
-        dg[2 * H + j] = dgg
-        dg[3 * H + j] = dog
-        dc[j] = dcj * fg + dig * peep[j] + dfg * peep[H + j]
+    ig = a[j]
+    fg = a[H + j]
+    gg = a[2 * H + j]
+    og = a[3 * H + j]
+    ct = c[j]
+    cp = cprev[j]
+    act = ct if identity else tanh_(ct)
+    dhj = dy[j] + dh[j]
+    dog = dhj * act * og * (one - og)
+    dcj = dc[j] + dhj * og * (one if identity else (one - act * act)) + dog * peep[2 * H + j]
+    dig = dcj * gg * ig * (one - ig)
+    dfg = dcj * cp * fg * (one - fg)
+    dgg = dcj * ig * (one - gg * gg)
+    dg[j] = dig
+    dg[H + j] = dfg
+    dg[2 * H + j] = dgg
+    dg[3 * H + j] = dog
+    dc[j] = dcj * fg + dig * peep[j] + dfg * peep[H + j]
 
 
 cdef inline void _peephole_grad(const floating* dg, const floating* c, const floating* cprev,
