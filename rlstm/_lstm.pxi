@@ -144,51 +144,30 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
     free(scratch)
 
 
+cdef extern from "_cells.h" nogil:
+    void rl_lstm_cell_bwd_f(const float* a, const float* c, const float* cp, const float* dy,
+                            const float* dh, float* dc, float* dg, const float* peep,
+                            int identity, long H)
+    void rl_lstm_cell_bwd_d(const double* a, const double* c, const double* cp,
+                            const double* dy, const double* dh, double* dc, double* dg,
+                            const double* peep, int identity, long H)
+
+
 cdef inline void _lstm_cell_bwd(const floating* a, const floating* c, const floating* cprev,
                                 const floating* dy, floating* dh, floating* dc,
                                 floating* dg, const floating* peep, bint identity,
                                 Py_ssize_t H) noexcept nogil:
-    """One row of the cell's backward pass, branch-free so that it vectorises.
+    """One row of the cell's backward pass (the loop is in _cells.h, with restrict pointers).
 
     In: activations a = [i f g o], c_t, c_{t-1}, dy (gradient on h_t from above), dh/dc (gradient
     on h_t/c_t from step t+1), peepholes p_i, p_f, p_o (zeros for the vanilla LSTM). Out: dg, the
     gradient on the pre-activations, and dc, the gradient on c_{t-1}. dh is read here and
     overwritten by the caller's GEMM afterwards.
     """
-    cdef Py_ssize_t j
-    cdef floating one = 1   # a typed 1: a bare literal would promote float math to double
-    if identity:
-        for j in range(H):
-            _lstm_elem_bwd(a, c, cprev, dy, dh, dc, dg, peep, True, H, j, one)
+    if floating is float:
+        rl_lstm_cell_bwd_f(a, c, cprev, dy, dh, dc, dg, peep, identity, H)
     else:
-        for j in range(H):
-            _lstm_elem_bwd(a, c, cprev, dy, dh, dc, dg, peep, False, H, j, one)
-
-
-cdef inline void _lstm_elem_bwd(const floating* a, const floating* c, const floating* cprev,
-                                const floating* dy, floating* dh, floating* dc,
-                                floating* dg, const floating* peep, bint identity,
-                                Py_ssize_t H, Py_ssize_t j, floating one) noexcept nogil:
-    """Element j of :func:`_lstm_cell_bwd` (inlined into two loops, one per activation)."""
-    cdef floating ig, fg, gg, og, cp, ct, act, dhj, dcj, dog, dig, dfg, dgg
-    ig = a[j]
-    fg = a[H + j]
-    gg = a[2 * H + j]
-    og = a[3 * H + j]
-    ct = c[j]
-    cp = cprev[j]
-    act = ct if identity else tanh_(ct)
-    dhj = dy[j] + dh[j]
-    dog = dhj * act * og * (one - og)
-    dcj = dc[j] + dhj * og * (one if identity else (one - act * act)) + dog * peep[2 * H + j]
-    dig = dcj * gg * ig * (one - ig)
-    dfg = dcj * cp * fg * (one - fg)
-    dgg = dcj * ig * (one - gg * gg)
-    dg[j] = dig
-    dg[H + j] = dfg
-    dg[2 * H + j] = dgg
-    dg[3 * H + j] = dog
-    dc[j] = dcj * fg + dig * peep[j] + dfg * peep[H + j]
+        rl_lstm_cell_bwd_d(a, c, cprev, dy, dh, dc, dg, peep, identity, H)
 
 
 cdef inline void _peephole_grad(const floating* dg, const floating* c, const floating* cprev,
