@@ -391,6 +391,18 @@ def _clip_actions(space, a):
     return a
 
 
+def as_batch(space, obs):
+    """``(obs, single, B)``: ``obs`` as a batch (a leading axis added to a single observation of
+    ``space``), whether it was a single one, and the batch size."""
+    single = _is_single(space, obs)
+    if single:
+        obs = tree_map(lambda a: np.asarray(a)[None], obs)
+    leaf = obs
+    while isinstance(leaf, (dict, tuple)):
+        leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
+    return obs, single, int(np.shape(leaf)[0])
+
+
 def _is_single(space, obs) -> bool:
     """Whether ``obs`` is one observation of ``space`` (rather than a batch)."""
     if isinstance(space, spaces.Dict):
@@ -717,13 +729,7 @@ class OnPolicyAlgorithm:
         call, with ``episode_start`` True for rows whose episode just began. Box actions are
         clipped to the action space.
         """
-        single = _is_single(self.observation_space, obs)
-        if single:
-            obs = tree_map(lambda a: np.asarray(a)[None], obs)
-        leaf = obs
-        while isinstance(leaf, (dict, tuple)):
-            leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
-        B = int(np.shape(leaf)[0])
+        obs, single, B = as_batch(self.observation_space, obs)
         if state is None:
             state = self.policy.initial_state(B)
             if episode_start is None:

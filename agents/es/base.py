@@ -636,15 +636,9 @@ class EvolutionTrainer:
         generator of its own: predicting never changes the training run). Box actions are
         clipped to the action space.
         """
-        from agents.base import _clip_actions, _is_single
+        from agents.base import _clip_actions, as_batch
         from agents.buffers import tree_map
-        single = _is_single(self.observation_space, obs)
-        if single:
-            obs = tree_map(lambda a: np.asarray(a)[None], obs)
-        leaf = obs
-        while isinstance(leaf, (dict, tuple)):
-            leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
-        B = int(np.shape(leaf)[0])
+        obs, single, B = as_batch(self.observation_space, obs)
         if self.obs_rms is not None:
             obs = np.clip((np.asarray(obs) - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8),
                           -10, 10)
