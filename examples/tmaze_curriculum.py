@@ -6,7 +6,7 @@ corridor grows in stages (``--lengths``): each stage trains until the determinis
 solves every evaluation episode (mean return >= ``4 - 0.1 * slack``), then the same model
 continues on a longer corridor. BPTT windows span whole episodes (``seq_len = n_steps``).
 
-    python examples/tmaze_curriculum.py --lengths 2 5 10 20 35 50
+    python examples/tmaze_curriculum.py --lengths 2 5 10 15 20 25 30 35 40 45 50
 """
 import argparse
 import time
@@ -21,7 +21,7 @@ from agents.envs import TMazeEnv
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--lengths", type=int, nargs="+", default=[2, 5, 10, 20, 35, 50])
+    p.add_argument("--lengths", type=int, nargs="+", default=[2, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50])
     p.add_argument("--stage-steps", type=int, default=150_000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

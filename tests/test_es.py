@@ -1,6 +1,7 @@
 """Evolution trainers: fitness shaping, gradient estimates, noise table, GA genomes, backends,
 resume, save/load, and (slow) learning CartPole."""
 import os
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -294,6 +295,13 @@ def test_process_backend_survives_a_killed_worker():
         serial._generation()
         procs._generation()
         os.kill(procs.backend.pids()[0], signal.SIGKILL)
+        # The executor notices a dead worker asynchronously; wait until it has, so that the
+        # next generation deterministically meets the broken pool (else the surviving worker
+        # may finish every chunk first and there is nothing to redo).
+        deadline = time.monotonic() + 10
+        while not procs.backend._pool._broken and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert procs.backend._pool._broken
         serial._generation()
         procs._generation()  # the pool is rebuilt and the generation redone
         assert procs.backend.restarts == 1
