@@ -1,17 +1,15 @@
 """rlstm: fast CPU LSTMs with Cython/BLAS kernels, and the pieces recurrent RL agents need."""
-from . import optim
+from . import optim, policy
 from .convlstm import ConvLSTM
 from .ctc import ctc_loss
 from .gru import GRU
+from .io import load, save
+from .layers import MLP, Linear
 from .lstm import LSTM
 from .module import Module
 from .optim import clip_grad_norm
-from . import policy  # noqa: E402  (issue 4)
-from .io import load, save  # noqa: E402
-from .layers import MLP, Linear  # noqa: E402
-from .train import SequenceModel, fit  # noqa: E402
+from .train import SequenceModel, fit
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "Module", "clip_grad_norm", "optim"]
-__all__ += ["policy", "save", "load", "Linear", "MLP", "SequenceModel", "fit"]
-__all__ += ["ConvLSTM", "GRU", "ctc_loss"]  # issue 3
+__all__ = ["LSTM", "GRU", "ConvLSTM", "ctc_loss", "Module", "Linear", "MLP", "clip_grad_norm",
+           "optim", "policy", "save", "load", "SequenceModel", "fit"]
