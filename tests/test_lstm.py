@@ -6,8 +6,10 @@ import math
 import numpy as np
 import pytest
 
+
 from rlstm import LSTM
 from rlstm.reference import lstm as ref
+from rlstm.reference.gradcheck import central_difference as _central_difference
 
 # (T, B, D, H, num_layers, bidirectional, variant, cell_activation, reset probability, state)
 CASES = [
@@ -128,21 +130,6 @@ GRADCHECK_CASES = [
     (4, 3, 2, 3, 1, False, "peephole", "identity", 0.3),
     (3, 2, 2, 3, 1, True, "vanilla", "identity", 0.0),
 ]
-
-
-def _central_difference(f, arr, eps=1e-6):
-    """d f / d arr by central differences, perturbing ``arr`` in place."""
-    g = np.zeros(arr.size)
-    flat = arr.reshape(-1)  # a view
-    for i in range(arr.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g.reshape(arr.shape)
 
 
 @pytest.mark.parametrize("case", GRADCHECK_CASES,
@@ -484,7 +471,6 @@ def test_step_refuses_a_nan_state():
                 lstm.forward(np.zeros((1, 2, 3)), tuple(state))
             with pytest.raises(ValueError, match="NaN or inf"):
                 lstm.step(np.zeros((2, 3)), tuple(state))
-
 
 
 def test_empty_sequence_returns_the_initial_state(rng):

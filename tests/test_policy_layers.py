@@ -5,19 +5,7 @@ from gymnasium import spaces
 
 from rlstm.layers import MLP, Conv2d, ConvEncoder, Linear
 from rlstm.policy import LSTMPolicy
-
-
-def central(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        fp = f()
-        x[i] = old - eps
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
+from rlstm.reference.gradcheck import central_difference as central
 
 
 @pytest.mark.parametrize("k,s", [(3, 1), (3, 2), (2, 2), (1, 1)])

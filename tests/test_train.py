@@ -5,21 +5,10 @@ import pathlib
 import numpy as np
 import pytest
 
+
 import rlstm
 from rlstm.train import cross_entropy_loss, evaluate_loss, mse_loss
-
-
-def numeric_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        fp = f()
-        x[i] = old - eps
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
+from rlstm.reference.gradcheck import central_difference as numeric_grad
 
 
 def test_loss_gradients_match_central_differences():
