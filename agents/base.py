@@ -334,6 +334,9 @@ class RunLogger:
     """One row per iteration: kept in ``rows``, appended to ``progress.csv`` when a folder is
     given, and to TensorBoard when it is installed and wanted."""
 
+    FIELDS = LOG_FIELDS      # the CSV columns
+    TB_PREFIX = ""           # TensorBoard tag prefix
+
     def __init__(self, log_dir: str | None, tensorboard: bool):
         self.rows: list[dict[str, float]] = []
         self.log_dir = log_dir
@@ -345,7 +348,7 @@ class RunLogger:
         self.csv_path = os.path.join(log_dir, "progress.csv")
         if not os.path.exists(self.csv_path):
             with open(self.csv_path, "w", newline="") as f:
-                csv.writer(f).writerow(LOG_FIELDS)
+                csv.writer(f).writerow(self.FIELDS)
         if tensorboard:
             self._tb = _tensorboard_writer(log_dir)
 
@@ -353,12 +356,13 @@ class RunLogger:
         self.rows.append(row)
         if self.csv_path:
             with open(self.csv_path, "a", newline="") as f:
-                csv.writer(f).writerow(["" if row.get(k) is None else row[k] for k in LOG_FIELDS])
+                csv.writer(f).writerow(["" if row.get(k) is None else row[k]
+                                        for k in self.FIELDS])
         if self._tb is not None:
             step = int(row["timesteps"])
             for k, v in row.items():
                 if v is not None and k != "timesteps" and np.isfinite(v):
-                    self._tb.add_scalar(k, v, step)
+                    self._tb.add_scalar(self.TB_PREFIX + k, v, step)
             self._tb.flush()
 
     def close(self) -> None:

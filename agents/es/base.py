@@ -11,7 +11,6 @@ A generation, top to bottom (``EvolutionTrainer._generation``):
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -23,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.backends import make_backend
+from agents.base import RunLogger
 from agents.common import (RunningMeanStd, env_id, make_env_fn, rng_from_array,
                            rng_state_to_array)
 from agents.noise import NoiseTable
@@ -328,7 +328,7 @@ class Evaluator:
 
 
 # ---------------------------------------------------------------------------------- logging
-class _Logger:
+class _Logger(RunLogger):
     """One CSV row per generation; TensorBoard when installed; the PNG by agents.plotting.
 
     The population's mean return is logged as ``ep_return_mean`` and the center's as
@@ -339,34 +339,7 @@ class _Logger:
     FIELDS = ["generation", "timesteps", "time_elapsed", "fps", "ep_return_mean",
               "ep_return_max", "ep_return_min", "eval_return_mean", "eval_return_std",
               "steps", "sigma_mean"]
-
-    def __init__(self, log_dir: str | None, tensorboard: bool):
-        from agents.base import _tensorboard_writer
-        self.log_dir = log_dir
-        self.rows: list[dict] = []
-        self._tb = None
-        self.csv_path = None
-        if log_dir is None:
-            return
-        os.makedirs(log_dir, exist_ok=True)
-        self.csv_path = os.path.join(log_dir, "progress.csv")
-        if not os.path.exists(self.csv_path):
-            with open(self.csv_path, "w", newline="") as f:
-                csv.writer(f).writerow(self.FIELDS)
-        if tensorboard:
-            self._tb = _tensorboard_writer(log_dir)
-
-    def log(self, row: dict) -> None:
-        self.rows.append(row)
-        if self.csv_path is None:
-            return
-        with open(self.csv_path, "a", newline="") as f:
-            csv.writer(f).writerow(["" if row.get(k) is None else row[k] for k in self.FIELDS])
-        if self._tb is not None:
-            for k, v in row.items():
-                if k != "timesteps" and v is not None and np.isfinite(v):
-                    self._tb.add_scalar(f"evolution/{k}", v, int(row["timesteps"]))
-            self._tb.flush()
+    TB_PREFIX = "evolution/"
 
     def plot(self, title: str) -> str | None:
         if self.csv_path is None or not self.rows:
@@ -374,11 +347,6 @@ class _Logger:
         from agents.plotting import plot_learning_curve
         return plot_learning_curve(self.csv_path, os.path.join(self.log_dir,
                                                                "learning_curve.png"), title)
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
 
 
 # ---------------------------------------------------------------------------------- trainer
