@@ -21,11 +21,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
-import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np

@@ -64,7 +64,6 @@ def run_rlstm(seed, args):
 
 
 def run_sb3(seed, args):
-    import gymnasium as gym
     import torch
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback

@@ -11,7 +11,6 @@ continues on a longer corridor. BPTT windows span whole episodes (``seq_len = n_
 import argparse
 import time
 
-import numpy as np
 
 import agents
 from agents import PPO

@@ -83,3 +83,17 @@ def as_resets(resets: Any, T: int, B: int) -> np.ndarray | None:
     if arr.dtype.kind != "b" and arr.size and not np.isin(arr, (0, 1)).all():
         raise ValueError("resets must contain only 0/1 or False/True")
     return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def as_state_pair(state: Any, shape: tuple, dtype: np.dtype, name: str = "state"):
+    """An LSTM-style state ``(h, c)``, each of ``shape``; ``None`` means zeros."""
+    if state is None:
+        z = np.zeros(shape, dtype=dtype)
+        return z, z
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise TypeError(f"{name} must be a tuple (h, c) of arrays of shape {shape}, or None")
+    h = as_float_array(state[0], dtype, f"{name}[0] (h)")
+    c = as_float_array(state[1], dtype, f"{name}[1] (c)")
+    check_shape(h, shape, f"{name}[0] (h)")
+    check_shape(c, shape, f"{name}[1] (c)")
+    return h, c

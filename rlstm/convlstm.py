@@ -16,7 +16,8 @@ import numbers
 import numpy as np
 
 from . import _kernels
-from ._validation import as_float_array, as_resets, check_dtype, check_int, check_shape
+from ._validation import (as_float_array, as_resets, as_state_pair, check_dtype, check_int,
+                          check_shape)
 from .lstm import RecurrentCache
 from .module import Module
 
@@ -101,16 +102,7 @@ class ConvLSTM(Module):
 
     def _check_state(self, state, B: int, hw, name: str = "state"):
         shape = self._state_shape(B, hw)
-        if state is None:
-            z = np.zeros(shape, dtype=self.dtype)
-            return z, z
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise TypeError(f"{name} must be a tuple (h, c) of arrays of shape {shape}, or None")
-        h = as_float_array(state[0], self.dtype, f"{name}[0] (h)")
-        c = as_float_array(state[1], self.dtype, f"{name}[1] (c)")
-        check_shape(h, shape, f"{name}[0] (h)")
-        check_shape(c, shape, f"{name}[1] (c)")
-        return h, c
+        return as_state_pair(state, shape, self.dtype, name)
 
     def initial_state(self, batch_size: int, spatial_shape=None):
         """Zero ``(h, c)``; ``spatial_shape`` defaults to the constructor's."""

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels
-from ._validation import (as_float_array, as_resets, check_choice, check_dtype, check_int,
-                          check_shape)
+from ._validation import (as_float_array, as_resets, as_state_pair, check_choice, check_dtype,
+                          check_int, check_shape)
 from .module import Module
 
 VARIANTS = ("vanilla", "peephole", "peephole_cell")
@@ -136,16 +136,7 @@ class LSTM(Module):
 
     def _check_state(self, state, B: int, name: str = "state"):
         shape = self._state_shape(B)
-        if state is None:
-            z = np.zeros(shape, dtype=self.dtype)
-            return z, z
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise TypeError(f"{name} must be a tuple (h, c) of arrays of shape {shape}, or None")
-        h = as_float_array(state[0], self.dtype, f"{name}[0] (h)")
-        c = as_float_array(state[1], self.dtype, f"{name}[1] (c)")
-        check_shape(h, shape, f"{name}[0] (h)")
-        check_shape(c, shape, f"{name}[1] (c)")
-        return h, c
+        return as_state_pair(state, shape, self.dtype, name)
 
     def initial_state(self, batch_size: int):
         """Zero ``(h, c)`` for ``batch_size`` rows."""

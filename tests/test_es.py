@@ -7,7 +7,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import agents.es as es
 from agents.backends import split_jobs
 from agents.es import (CMAES, GA, PGPE, SNES, Evaluator, OpenAIES, centered_ranks, es_gradient,
                        nes_utilities)

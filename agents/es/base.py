@@ -225,7 +225,6 @@ class Evaluator:
         return self._envs[:n]
 
     def evaluate(self, payload: dict, jobs: list) -> list:
-        from rlstm.population import PopulationPolicy
 
         out: list = [None] * len(jobs)
         by_count: dict[int, list[int]] = {}
