@@ -14,13 +14,13 @@ import numpy as np
 
 from . import _kernels
 from ._validation import as_float_array, as_resets, check_dtype, check_int, check_shape
-from .lstm import LSTM, RecurrentCache, reverse_resets
+from .lstm import LSTM, CompiledStep, RecurrentCache, reverse_resets
 from .module import Module
 
 _NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
 
 
-class GRU(Module):
+class GRU(CompiledStep, Module):
     """Gated recurrent unit layer(s), time-major ``(T, B, features)``.
 
     Parameters follow ``torch.nn.GRU``: ``weight_ih_l{k}`` ``(3H, D_k)``, ``weight_hh_l{k}``
@@ -161,22 +161,3 @@ class GRU(Module):
                                       dw_ih, dw_hh, db_ih, db_hh, dh0[k])
             dout = dinp
         return dout.reshape(T, B, self.input_size), dh0
-
-    def step(self, x_t, state=None):
-        """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t, h``.
-
-        The rollout path: one compiled call for all layers. ``state=None`` means zeros.
-        Unidirectional layers only (a reverse direction needs the future).
-        """
-        if self._plan is None:
-            raise ValueError("step() needs a unidirectional GRU: the reverse direction of a "
-                             "bidirectional one reads future inputs; use forward() instead")
-        return self._plan.step(x_t, state)
-
-    def _step_inputs(self, x_t, state):
-        """The validating path of step(): converted ``x, h`` or a clear error."""
-        x = as_float_array(x_t, self.dtype, "x_t", ndim=2, finite=False)
-        if x.shape[1] != self.input_size:
-            raise ValueError(f"x_t must have shape (B, input_size={self.input_size}), "
-                             f"got {x.shape}")
-        return x, self._check_state(state, x.shape[0])

@@ -37,7 +37,33 @@ class RecurrentCache:
     resets_rev: np.ndarray | None = None
 
 
-class LSTM(Module):
+class CompiledStep:
+    """``step()`` through a layer's compiled plan (``self._plan``), shared by LSTM and GRU."""
+
+    def step(self, x_t, state=None):
+        """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t, state``.
+
+        The rollout path: one compiled call for all layers. ``state=None`` means zeros; the
+        state is ``(h, c)`` for an LSTM and ``h`` for a GRU. Unidirectional layers only (a
+        reverse direction needs the future).
+        """
+        if self._plan is None:
+            raise ValueError(f"step() needs a unidirectional {type(self).__name__}: the reverse "
+                             f"direction of a bidirectional one reads future inputs; use "
+                             f"forward() instead")
+        return self._plan.step(x_t, state)
+
+    def _step_inputs(self, x_t, state):
+        """The validating path of step(): converted ``x`` and state arrays, or a clear error."""
+        x = as_float_array(x_t, self.dtype, "x_t", ndim=2, finite=False)
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (B, input_size={self.input_size}), "
+                             f"got {x.shape}")
+        st = self._check_state(state, x.shape[0])
+        return (x, *st) if isinstance(st, tuple) else (x, st)
+
+
+class LSTM(CompiledStep, Module):
     """Long short-term memory layer(s), time-major ``(T, B, features)``.
 
     Parameters follow PyTorch's ``nn.LSTM``: names ``weight_ih_l{k}``, ``weight_hh_l{k}``,
@@ -228,23 +254,3 @@ class LSTM(Module):
                                        self._cell_rec)
             dout = dinp
         return dout.reshape(T, B, self.input_size), (dh0, dc0)
-
-    def step(self, x_t, state=None):
-        """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t``, ``(h, c)``.
-
-        The rollout path: one compiled call for all layers. ``state=None`` means zeros.
-        Unidirectional layers only (a reverse direction needs the future).
-        """
-        if self._plan is None:
-            raise ValueError("step() needs a unidirectional LSTM: the reverse direction of a "
-                             "bidirectional one reads future inputs; use forward() instead")
-        return self._plan.step(x_t, state)
-
-    def _step_inputs(self, x_t, state):
-        """The validating path of step(): converted ``x, h, c`` or a clear error."""
-        x = as_float_array(x_t, self.dtype, "x_t", ndim=2, finite=False)
-        if x.shape[1] != self.input_size:
-            raise ValueError(f"x_t must have shape (B, input_size={self.input_size}), "
-                             f"got {x.shape}")
-        h, c = self._check_state(state, x.shape[0])
-        return x, h, c
