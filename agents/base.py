@@ -394,6 +394,18 @@ def _clip_actions(space, a):
     return a
 
 
+def act_unbatched(policy, action_space, obs, state, episode_start, deterministic, rng,
+                  single: bool):
+    """The shared end of ``predict``: act, clip ``Box`` actions to the space, and drop the
+    batch axis again when the caller passed a single observation."""
+    actions, _, _, state = policy.act(obs, state, episode_start,
+                                      deterministic=bool(deterministic), rng=rng)
+    actions = _clip_actions(action_space, actions)
+    if single:
+        actions = tree_map(lambda a: a[0], actions)
+    return actions, state
+
+
 def as_batch(space, obs):
     """``(obs, single, B)``: ``obs`` as a batch (a leading axis added to a single observation of
     ``space``), whether it was a single one, and the batch size."""
@@ -741,13 +753,8 @@ class OnPolicyAlgorithm:
             episode_start = np.zeros(B, dtype=bool)
         episode_start = np.atleast_1d(np.asarray(episode_start, dtype=bool))
         obs = self._obs_for_policy(np.asarray(obs) if self._normalize_obs else obs, update=False)
-        actions, _, _, state = self.policy.act(obs, state, episode_start,
-                                               deterministic=bool(deterministic),
-                                               rng=self._predict_rng)
-        actions = _clip_actions(self.action_space, actions)
-        if single:
-            actions = tree_map(lambda a: a[0], actions)
-        return actions, state
+        return act_unbatched(self.policy, self.action_space, obs, state, episode_start,
+                             deterministic, self._predict_rng, single)
 
     # ------------------------------------------------------------------ persistence
     def _arrays(self) -> dict[str, np.ndarray]:

@@ -603,8 +603,7 @@ class EvolutionTrainer:
         generator of its own: predicting never changes the training run). Box actions are
         clipped to the action space.
         """
-        from agents.base import _clip_actions, as_batch
-        from agents.buffers import tree_map
+        from agents.base import act_unbatched, as_batch
         obs, single, B = as_batch(self.observation_space, obs)
         if self.obs_rms is not None:
             obs = np.clip((np.asarray(obs) - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8),
@@ -613,13 +612,8 @@ class EvolutionTrainer:
             state = self.policy.initial_state(B)
         starts = None if episode_start is None else \
             np.atleast_1d(np.asarray(episode_start, dtype=bool))
-        actions, _, _, state = self.policy.act(obs, state, starts,
-                                               deterministic=bool(deterministic),
-                                               rng=self._predict_rng)
-        actions = _clip_actions(self.action_space, actions)
-        if single:
-            actions = tree_map(lambda a: a[0], actions)
-        return actions, state
+        return act_unbatched(self.policy, self.action_space, obs, state, starts, deterministic,
+                             self._predict_rng, single)
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str) -> None:
