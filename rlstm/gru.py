@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from ._validation import as_float_array, as_resets, check_dtype, check_int, check_shape
-from .lstm import LSTM, CompiledStep, RecurrentCache, reverse_resets
+from ._validation import as_float_array, check_dtype, check_int, check_shape
+from .lstm import LSTM, RecurrentCache, RecurrentLayer
 from .module import Module
 
 _NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
 
 
-class GRU(CompiledStep, Module):
+class GRU(RecurrentLayer, Module):
     """Gated recurrent unit layer(s), time-major ``(T, B, features)``.
 
     Parameters follow ``torch.nn.GRU``: ``weight_ih_l{k}`` ``(3H, D_k)``, ``weight_hh_l{k}``
@@ -91,27 +91,12 @@ class GRU(CompiledStep, Module):
                         dtype=self.dtype)
 
     # ------------------------------------------------------------------ passes
-    def forward(self, x, state=None, resets=None):
-        """Run the sequence and keep what :meth:`backward` needs: ``y, h_n, cache``."""
-        return self._forward(x, state, resets, keep=True)
-
-    def __call__(self, x, state=None, resets=None):
-        """Inference: ``y, h_n``; nothing is kept for backward."""
-        y, h, _ = self._forward(x, state, resets, keep=False)
-        return y, h
-
     def _forward(self, x, state, resets, keep: bool):
-        x_in = x
-        x = self._check_x(x)
-        if keep and x is x_in:  # the cache must not see later in-place changes to the input
-            x = x.copy()
-        T, B, _ = x.shape
+        x, T, B, cache = self._begin_forward(x, resets, keep)
+        rs, rs_rev = cache.resets, cache.resets_rev
         h0 = self._check_state(state, B)
-        rs = as_resets(resets, T, B)
-        rs_rev = reverse_resets(rs) if (rs is not None and self.bidirectional) else None
         H, nd, dt = self.hidden_size, self.num_directions, self.dtype
         hn = h0.copy()  # T = 0 leaves the state as it was; otherwise the kernels overwrite it
-        cache = RecurrentCache(self, T, B, resets=rs, resets_rev=rs_rev)
         inp = x.reshape(T * B, self.input_size)
         for layer in range(self.num_layers):
             y = np.empty((T * B, H * nd), dtype=dt)
@@ -135,15 +120,10 @@ class GRU(CompiledStep, Module):
 
         Adds parameter gradients into :attr:`grads`; returns ``dx`` and ``dh0``.
         """
-        if not isinstance(cache, RecurrentCache) or cache.owner is not self:
-            raise ValueError("cache must be the cache returned by this layer's forward()")
-        T, B = cache.T, cache.B
+        T, B, dout = self._begin_backward(dy, cache)
         H, nd, dt = self.hidden_size, self.num_directions, self.dtype
-        dy = as_float_array(dy, dt, "dy", ndim=3)
-        check_shape(dy, (T, B, H * nd), "dy")
         dh_n = self._check_state(dstate, B, "dstate")
         dh0 = np.empty(self._state_shape(B), dtype=dt)
-        dout = dy.reshape(T * B, H * nd)
         for layer in range(self.num_layers - 1, -1, -1):
             d_in = self.input_size if layer == 0 else H * nd
             dinp = np.empty((T * B, d_in), dtype=dt)

@@ -37,8 +37,43 @@ class RecurrentCache:
     resets_rev: np.ndarray | None = None
 
 
-class CompiledStep:
-    """``step()`` through a layer's compiled plan (``self._plan``), shared by LSTM and GRU."""
+class RecurrentLayer:
+    """What LSTM and GRU share around their kernels: the forward/backward prologues, inference
+    and ``step()`` through the layer's compiled plan (``self._plan``)."""
+
+    def forward(self, x, state=None, resets=None):
+        """Run the sequence and keep what :meth:`backward` needs.
+
+        Returns ``y`` ``(T, B, H * num_directions)``, the final state (``(h, c)`` for an LSTM,
+        ``h`` for a GRU) and a cache.
+        """
+        return self._forward(x, state, resets, keep=True)
+
+    def __call__(self, x, state=None, resets=None):
+        """Inference: ``y, state``; nothing is kept for backward."""
+        y, state, _ = self._forward(x, state, resets, keep=False)
+        return y, state
+
+    def _begin_forward(self, x, resets, keep: bool):
+        """Validated ``x`` (copied when a cache keeps it), ``T``, ``B`` and an empty cache
+        holding the resets of both directions."""
+        x_in = x
+        x = self._check_x(x)
+        if keep and x is x_in:  # the cache must not see later in-place changes to the input
+            x = x.copy()
+        T, B, _ = x.shape
+        rs = as_resets(resets, T, B)
+        rs_rev = reverse_resets(rs) if (rs is not None and self.bidirectional) else None
+        return x, T, B, RecurrentCache(self, T, B, resets=rs, resets_rev=rs_rev)
+
+    def _begin_backward(self, dy, cache):
+        """The checked cache's ``T``, ``B`` and ``dy`` as ``(T * B, H * num_directions)``."""
+        if not isinstance(cache, RecurrentCache) or cache.owner is not self:
+            raise ValueError("cache must be the cache returned by this layer's forward()")
+        T, B, width = cache.T, cache.B, self.hidden_size * self.num_directions
+        dy = as_float_array(dy, self.dtype, "dy", ndim=3)
+        check_shape(dy, (T, B, width), "dy")
+        return T, B, dy.reshape(T * B, width)
 
     def step(self, x_t, state=None):
         """One time step for a batch: ``x_t`` ``(B, input_size)`` -> ``h_t, state``.
@@ -63,7 +98,7 @@ class CompiledStep:
         return (x, *st) if isinstance(st, tuple) else (x, st)
 
 
-class LSTM(CompiledStep, Module):
+class LSTM(RecurrentLayer, Module):
     """Long short-term memory layer(s), time-major ``(T, B, features)``.
 
     Parameters follow PyTorch's ``nn.LSTM``: names ``weight_ih_l{k}``, ``weight_hh_l{k}``,
@@ -170,31 +205,13 @@ class LSTM(CompiledStep, Module):
         return np.zeros(shape, dtype=self.dtype), np.zeros(shape, dtype=self.dtype)
 
     # ------------------------------------------------------------------ passes
-    def forward(self, x, state=None, resets=None):
-        """Run the sequence and keep what :meth:`backward` needs.
-
-        Returns ``y`` ``(T, B, H * num_directions)``, the final state ``(h, c)`` and a cache.
-        """
-        return self._forward(x, state, resets, keep=True)
-
-    def __call__(self, x, state=None, resets=None):
-        """Inference: ``y, (h, c)``; nothing is kept for backward."""
-        y, state, _ = self._forward(x, state, resets, keep=False)
-        return y, state
-
     def _forward(self, x, state, resets, keep: bool):
-        x_in = x
-        x = self._check_x(x)
-        if keep and x is x_in:  # the cache must not see later in-place changes to the input
-            x = x.copy()
-        T, B, _ = x.shape
+        x, T, B, cache = self._begin_forward(x, resets, keep)
+        rs, rs_rev = cache.resets, cache.resets_rev
         h0, c0 = self._check_state(state, B)
-        rs = as_resets(resets, T, B)
-        rs_rev = reverse_resets(rs) if (rs is not None and self.bidirectional) else None
         H, nd, dt = self.hidden_size, self.num_directions, self.dtype
         hn = np.empty(self._state_shape(B), dtype=dt)
         cn = np.empty(self._state_shape(B), dtype=dt)
-        cache = RecurrentCache(self, T, B, resets=rs, resets_rev=rs_rev)
         inp = x.reshape(T * B, self.input_size)
         for layer in range(self.num_layers):
             y = np.empty((T * B, H * nd), dtype=dt)
@@ -221,12 +238,8 @@ class LSTM(CompiledStep, Module):
 
         Adds parameter gradients into :attr:`grads`; returns ``dx`` and ``(dh0, dc0)``.
         """
-        if not isinstance(cache, RecurrentCache) or cache.owner is not self:
-            raise ValueError("cache must be the cache returned by this layer's forward()")
-        T, B = cache.T, cache.B
+        T, B, dout = self._begin_backward(dy, cache)
         H, nd, dt = self.hidden_size, self.num_directions, self.dtype
-        dy = as_float_array(dy, dt, "dy", ndim=3)
-        check_shape(dy, (T, B, H * nd), "dy")
         if dstate is None:
             dh_n = np.zeros(self._state_shape(B), dtype=dt)
             dc_n = dh_n
@@ -234,7 +247,6 @@ class LSTM(CompiledStep, Module):
             dh_n, dc_n = self._check_state(dstate, B, "dstate")
         dh0 = np.empty(self._state_shape(B), dtype=dt)
         dc0 = np.empty(self._state_shape(B), dtype=dt)
-        dout = dy.reshape(T * B, H * nd)
         for layer in range(self.num_layers - 1, -1, -1):
             d_in = self.input_size if layer == 0 else H * nd
             dinp = np.empty((T * B, d_in), dtype=dt)
