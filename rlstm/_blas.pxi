@@ -2,7 +2,7 @@
 # Included by _kernels.pyx; every other .pxi may use these.
 
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf, log, logf, log1p, log1pf, fabs, fabsf, INFINITY
+from libc.math cimport exp, expf, tanh, tanhf, log, logf, fabs, fabsf, INFINITY
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, saxpy, daxpy
@@ -127,13 +127,6 @@ cdef inline floating log_(floating x) noexcept nogil:
         return logf(x)
     else:
         return log(x)
-
-
-cdef inline floating log1p_(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
 
 
 def activations(const floating[::1] x, floating[::1] sig, floating[::1] th,

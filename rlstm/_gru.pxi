@@ -168,28 +168,6 @@ def gru_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
         _colsum_add(&dgh[0, 0], TB, G3, &db_hh[0])
 
 
-def gru_step(const floating[:, ::1] x, const floating[:, ::1] w_ih,
-             const floating[:, ::1] w_hh, const floating[::1] b_ih,
-             const floating[::1] b_hh, const floating[:, ::1] h,
-             floating[:, ::1] gates, floating[:, ::1] gh, floating[:, ::1] h_out):
-    """One time step of one layer: gates = b_ih + x @ w_ih.T, gh = b_hh + h @ w_hh.T, cell."""
-    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], D = x.shape[1], G3 = 3 * H, b
-    if B == 0 or H == 0:
-        return
-    with nogil:
-        for b in range(B):
-            memcpy(&gates[b, 0], &b_ih[0], G3 * sizeof(floating))
-            memcpy(&gh[b, 0], &b_hh[0], G3 * sizeof(floating))
-        if D > 0:
-            matmul_wt(<int>B, <int>G3, <int>D, &x[0, 0], <int>D, &w_ih[0, 0], <int>D,
-                      <floating>1.0, &gates[0, 0], <int>G3)
-        matmul_wt(<int>B, <int>G3, <int>H, &h[0, 0], <int>H, &w_hh[0, 0], <int>H,
-                  <floating>1.0, &gh[0, 0], <int>G3)
-        for b in range(B):
-            # ghn is not needed in a step: write it over gh's own n part (same values)
-            _gru_cell_fwd(&gates[b, 0], &gh[b, 0], &h[b, 0], &gh[b, 2 * H], &h_out[b, 0], H)
-
-
 # ---------------------------------------------------------------------------- rollout path
 cdef void _gru_step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int H,
                            const floating* x, const floating* h, floating* work,
