@@ -108,6 +108,13 @@ class OnPolicyConfig:
     """One LSTM for actor and critic (``True``) or a separate critic LSTM (``False``)."""
     mlp_hidden: Sequence[int] = ()
     """Sizes of an MLP encoder before the LSTM (``()``: none)."""
+    use_sde: bool = False
+    """Generalized state-dependent exploration for Box actions (gSDE, Raffin et al. 2022, as
+    SB3's ``use_sde``): the action noise is the actor LSTM's output times an exploration matrix
+    per env, held for ``sde_sample_freq`` steps, so exploration is smooth in time. It is what
+    MountainCarContinuous needs. Ignored for action spaces without a Box part."""
+    sde_sample_freq: int = -1
+    """Redraw the gSDE exploration matrices every this many steps (``-1``: once per rollout)."""
     policy_kwargs: dict = field(default_factory=dict)
     """More keyword arguments for :class:`rlstm.policy.LSTMPolicy` (e.g. ``log_std_init``)."""
     dtype: str = "float32"
@@ -175,6 +182,14 @@ class OnPolicyConfig:
                                               or self.blas_threads < 1):
             raise ValueError(f"blas_threads must be an int >= 1 or None, got "
                              f"{self.blas_threads!r}")
+        if not isinstance(self.use_sde, (bool, np.bool_)):
+            raise TypeError(f"use_sde must be a bool, got {self.use_sde!r}")
+        if not _is_int(self.sde_sample_freq) or not (self.sde_sample_freq == -1
+                                                     or self.sde_sample_freq >= 1):
+            raise ValueError(f"sde_sample_freq must be -1 (once per rollout) or an int >= 1, "
+                             f"got {self.sde_sample_freq!r}")
+        _check("use_sde" not in self.policy_kwargs,
+               "set use_sde on the trainer config, not in policy_kwargs")
         if not _is_int(self.checkpoint_freq) or self.checkpoint_freq < 0:
             raise ValueError(f"checkpoint_freq must be an int >= 0, got {self.checkpoint_freq!r}")
         _check(self.checkpoint_freq == 0 or self.log_dir is not None,
@@ -383,6 +398,14 @@ def _tensorboard_writer(log_dir: str):
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _has_box(space) -> bool:
+    if isinstance(space, spaces.Tuple):
+        return any(_has_box(s) for s in space.spaces)
+    if isinstance(space, spaces.Dict):
+        return any(_has_box(s) for s in space.spaces.values())
+    return isinstance(space, spaces.Box)
+
+
 def _clip_actions(space, a):
     """Clip ``Box`` parts of a (batched) action to the space's bounds."""
     if isinstance(space, spaces.Box):
@@ -492,7 +515,9 @@ class OnPolicyAlgorithm:
         self.policy = LSTMPolicy(observation_space, action_space, hidden_size=cfg.hidden_size,
                                  num_layers=cfg.num_layers, dtype=np.dtype(cfg.dtype),
                                  seed=policy_seed, shared_core=cfg.shared_core,
-                                 mlp_hidden=cfg.mlp_hidden, **cfg.policy_kwargs)
+                                 mlp_hidden=cfg.mlp_hidden,
+                                 use_sde=bool(cfg.use_sde and _has_box(action_space)),
+                                 **cfg.policy_kwargs)
         self.optimizer = Adam(self.policy, lr=cfg.learning_rate, eps=1e-5)
         self.rng = np.random.default_rng(rng_seed)
         self._predict_rng = np.random.default_rng(predict_seed)
@@ -552,11 +577,15 @@ class OnPolicyAlgorithm:
         next_step = cfg.autoreset_mode == "next_step"
         buf.reset()
         trunc_prev = np.zeros(cfg.n_envs, dtype=bool)
+        freq = cfg.sde_sample_freq
         for t in range(cfg.n_steps):
             if t % buf.seq_len == 0:
                 buf.add_state(self._state)
-            actions, values, log_probs, state = policy.act(self._obs, self._state,
-                                                           self._episode_start, rng=self.rng)
+            if policy.use_sde and (t == 0 or (freq > 0 and t % freq == 0)):
+                self._sde_noise = policy.sample_sde_noise(cfg.n_envs, self.rng)
+            actions, values, log_probs, state = policy.act(
+                self._obs, self._state, self._episode_start, rng=self.rng,
+                sde_noise=self._sde_noise if policy.use_sde else None)
             if next_step and trunc_prev.any():  # values[t] is V(final obs) of those episodes
                 buf.final_values[t - 1, trunc_prev] = values[trunc_prev]
             next_obs, rewards, terminated, truncated, infos = self.envs.step(

@@ -150,7 +150,7 @@ class PopulationPolicy:
         leaves = []
         log_std = t._log_std
         for head, (zs, _, ls) in zip(t.heads, t._slices):
-            a, _ = head.act(self._z[:, zs], None, None if log_std is None else log_std[ls],
+            a, _ = head.act(self._z[:, zs], None, None if log_std is None else log_std[..., ls],
                             None, True)
             leaves.append(a)
         if len(leaves) == 1 and not isinstance(t.action_space, (spaces.Tuple, spaces.Dict)):

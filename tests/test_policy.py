@@ -84,12 +84,13 @@ COMBOS = ([(o, "discrete") for o in OBS_SPACES] + [("box", a) for a in ACT_SPACE
           + [("dict_of_tuple", "dict_of_tuple"), ("tuple", "tuple")])
 
 
-@pytest.mark.parametrize("obs_name,act_name", COMBOS)
-def test_act_and_evaluate_agree(obs_name, act_name):
+@pytest.mark.parametrize("obs_name,act_name,sde", [c + (False,) for c in COMBOS] + [
+    ("box", "box", True), ("dict_of_tuple", "dict_of_tuple", True), ("box", "tuple", True)])
+def test_act_and_evaluate_agree(obs_name, act_name, sde):
     rng = np.random.default_rng(0)
     obs_space, act_space = OBS_SPACES[obs_name], ACT_SPACES[act_name]
     p = LSTMPolicy(obs_space, act_space, hidden_size=8, seed=1, dtype=np.float64,
-                   action_init_scale=1.0)
+                   action_init_scale=1.0, use_sde=sde)
     obs, acts, es, s0, lp_act, v_act = rollout(p, obs_space, 6, 3, rng)
     for (leaf, _), head in zip(unpack(act_space, acts), p.heads):
         assert leaf.shape[:2] == (6, 3)
@@ -114,6 +115,9 @@ def test_act_and_evaluate_agree(obs_name, act_name):
     ("image", "discrete", {}),
     ("image_dict", "box", {"mlp_hidden": (5,)}),
     ("image", "multibinary", {"image_encoder": "flatten"}),
+    ("box", "box", {"use_sde": True, "sde_learn_features": True}),
+    ("tuple", "dict_of_tuple", {"use_sde": True, "sde_learn_features": True,
+                                "shared_core": False, "num_layers": 2}),
 ])
 def test_backward_matches_central_differences(obs_name, act_name, kw):
     rng = np.random.default_rng(2)

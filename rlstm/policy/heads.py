@@ -9,7 +9,13 @@ Every head reads its columns ``z`` ``(N, n_out)`` of the policy's action layer a
 - ``backward(dlogp, dent, cache)`` -> ``dz (N, n_out)`` and ``dlog_std`` (Gaussian) or None.
 
 Heads: ``Discrete`` categorical; ``MultiDiscrete`` independent categoricals; ``MultiBinary``
-Bernoulli; ``Box`` diagonal Gaussian with a state-independent log-std, raw (unclipped) samples.
+Bernoulli; ``Box`` diagonal Gaussian with a state-independent log-std, raw (unclipped) samples,
+or, with ``use_sde``, generalized state-dependent exploration (gSDE, Raffin et al. 2022): the
+noise is ``latent @ E`` for an exploration matrix ``E ~ N(0, exp(log_std)**2)`` ``(H, d)`` that
+is held fixed for several steps, so exploration is smooth in time; given the latent, the action
+is Gaussian with variance ``latent**2 @ exp(2 log_std)`` per dimension. By default the latent's
+gradient through the variance is not taken, as in SB3's default ``learn_features=False``;
+``backward_latent`` gives it for ``sde_learn_features=True``.
 Categorical heads accept a boolean mask ``(N, n)`` (True = allowed): masked actions get
 probability 0, the entropy is over the allowed ones and masked logits get zero gradient.
 """
@@ -25,7 +31,10 @@ from .spaces import leaf_paths
 
 LOG_2PI = float(np.log(2 * np.pi))
 
-__all__ = ["make_heads", "Categorical", "MultiCategorical", "Bernoulli", "DiagGaussian"]
+__all__ = ["make_heads", "Categorical", "MultiCategorical", "Bernoulli", "DiagGaussian",
+           "StateDependentGaussian"]
+
+SDE_EPS = 1e-6  # added to the gSDE variance, as SB3, so a zero latent gives no log(0)
 
 
 def _categorical(z: np.ndarray, mask: np.ndarray | None):
@@ -68,7 +77,8 @@ def _cat_backward(logp, p, a, ent, dlogp, dent):
 class Head:
     n_out = 0       # columns of the action layer
     n_mask = 0      # columns of the action mask it reads
-    n_log_std = 0   # entries of the log-std parameter
+    n_log_std = 0   # entries (columns, for gSDE) of the log-std parameter
+    sde = False     # True: act/log_prob_entropy also take the latent (and exploration noise)
     space = None
 
     def check_actions(self, a, lead, name):
@@ -260,7 +270,67 @@ class DiagGaussian(Head):
         return dz, dls
 
 
-def make_heads(space) -> list[Head]:
+class StateDependentGaussian(DiagGaussian):
+    """gSDE for a ``Box`` leaf: ``log_std`` is the ``(H, d)`` column block of the policy's
+    ``(H, D)`` log-std matrix, ``latent`` the core output ``(N, H)``, ``noise`` the exploration
+    matrices ``(N, H, d)`` drawn from the standard normal (scaled by ``exp(log_std)`` here, so
+    they stay valid when ``log_std`` moves)."""
+
+    sde = True
+
+    @staticmethod
+    def _variance(latent, log_std):
+        std2 = np.exp(2.0 * log_std)
+        y2 = latent * latent
+        return y2 @ std2 + SDE_EPS, y2, std2
+
+    def act(self, z, mask, log_std, rng, deterministic, latent=None, noise=None):
+        if latent is None:  # deterministic use without the latent (population evaluators)
+            if not deterministic:
+                raise ValueError("a gSDE head needs the latent to sample")
+            return z.reshape((z.shape[0],) + tuple(self.space.shape)), np.zeros(
+                z.shape[0], z.dtype)
+        var, _, _ = self._variance(latent, log_std)
+        if deterministic:
+            dev = np.zeros_like(z)
+        else:
+            if noise is None:
+                noise = rng.standard_normal((z.shape[0],) + log_std.shape).astype(z.dtype)
+            dev = np.einsum("nh,nhd->nd", latent, noise * np.exp(log_std))
+        u = dev / np.sqrt(var)
+        lp = (-0.5 * u * u - 0.5 * np.log(var) - 0.5 * LOG_2PI).sum(axis=1).astype(z.dtype)
+        return (z + dev).reshape((z.shape[0],) + tuple(self.space.shape)), lp
+
+    def log_prob_entropy(self, z, a, mask, log_std, latent=None):
+        if latent is None:
+            raise ValueError("a gSDE head needs the latent")
+        var, y2, std2 = self._variance(latent, log_std)
+        inv_sd = 1.0 / np.sqrt(var)
+        u = (a - z) * inv_sd
+        half_log_var = 0.5 * np.log(var)
+        lp = (-0.5 * u * u - half_log_var - 0.5 * LOG_2PI).sum(axis=1).astype(z.dtype)
+        ent = (half_log_var + 0.5 + 0.5 * LOG_2PI).sum(axis=1).astype(z.dtype)
+        return lp, ent, (u, inv_sd, var, y2, std2)
+
+    def backward(self, dlogp, dent, cache):
+        # d logp/d var_j = (u_j^2 - 1) / (2 var_j), dH/d var_j = 1 / (2 var_j),
+        # d var_j / d log_std_ij = 2 y_i^2 std_ij^2  ->  d log_std = std^2 * (y^2)^T W
+        u, inv_sd, var, y2, std2 = cache
+        dz = dlogp[:, None] * u * inv_sd
+        w = (dlogp[:, None] * (u * u - 1) + dent[:, None]) / var
+        return dz, std2 * (y2.T @ w)
+
+    @staticmethod
+    def backward_latent(dlogp, dent, cache, latent):
+        """The gradient through the variance w.r.t. the latent ``(N, H)``:
+        ``d var_j / d y_i = 2 y_i std_ij^2``."""
+        u, _, var, _, std2 = cache
+        w = (dlogp[:, None] * (u * u - 1) + dent[:, None]) / var
+        return latent * (w @ std2.T)
+
+
+def make_heads(space, sde_latent: int = 0) -> list[Head]:
+    """One head per leaf of ``space``; ``sde_latent > 0`` makes Box heads gSDE heads."""
     heads = []
     for _, s in leaf_paths(space, skip_mask=False):
         if isinstance(s, spaces.Discrete):
@@ -272,7 +342,7 @@ def make_heads(space) -> list[Head]:
         elif isinstance(s, spaces.Box):
             if s.dtype.kind != "f":
                 raise TypeError(f"a Box action space must have a float dtype, got {s.dtype}")
-            heads.append(DiagGaussian(s))
+            heads.append(StateDependentGaussian(s) if sde_latent else DiagGaussian(s))
         else:
             raise TypeError(f"unsupported action space {type(s).__name__}")
     return heads

@@ -78,7 +78,8 @@ class LSTMPolicy(Module):
                                   core.weight_hh_l0 (4H, H), core.bias_ih_l0, core.bias_hh_l0
         critic_core.<layer names> only with shared_core=False
         action.weight (n, H), action.bias (n,)    columns split across heads in action order
-        log_std (d,)              only when the action space has a Box part
+        log_std (d,)              only when the action space has a Box part;
+                                  (H, d) with use_sde=True (gSDE exploration matrix scale)
         value.weight (1, H), value.bias (1,)
 
     ``policy.core`` (and ``policy.critic_core``) is the recurrent layer itself, so a batched
@@ -103,13 +104,22 @@ class LSTMPolicy(Module):
         action_init_scale: scale of the initial action-layer weights (small = near-uniform).
         image_encoder: ``"conv"`` (a small conv net per image part, ``image{j}.*`` parameters)
             or ``"flatten"`` (pixels / 255 fed as they are).
+        use_sde: generalized state-dependent exploration for Box actions (gSDE, as SB3's
+            ``use_sde``): the action noise is ``y @ E`` for the actor core's output ``y`` and an
+            exploration matrix ``E`` per env, drawn by :meth:`sample_sde_noise` and passed to
+            :meth:`act` (a trainer redraws it every ``sde_sample_freq`` steps); ``log_std``
+            becomes ``(hidden_size, d)``. Without ``sde_noise``, a stochastic ``act`` draws
+            fresh matrices for that call.
+        sde_learn_features: with ``use_sde``, also pass the gradient of the action variance into
+            the core (SB3's ``learn_features``); off by default, as in SB3.
     """
 
     def __init__(self, observation_space, action_space, hidden_size: int = 64,
                  num_layers: int = 1, dtype=np.float32, seed=None, *, core="lstm",
                  core_kwargs: dict | None = None, mlp_hidden=(), shared_core: bool = True,
                  log_std_init: float = 0.0, action_init_scale: float = 0.01,
-                 image_encoder: str = "conv"):
+                 image_encoder: str = "conv", use_sde: bool = False,
+                 sde_learn_features: bool = False):
         check_space(observation_space, "observation_space")
         check_space(action_space, "action_space")
         self.observation_space, self.action_space = observation_space, action_space
@@ -118,6 +128,14 @@ class LSTMPolicy(Module):
         if not isinstance(shared_core, (bool, np.bool_)):
             raise TypeError(f"shared_core must be a bool, got {shared_core!r}")
         self.shared_core = bool(shared_core)
+        if not isinstance(use_sde, (bool, np.bool_)):
+            raise TypeError(f"use_sde must be a bool, got {use_sde!r}")
+        self.use_sde = bool(use_sde)
+        if not isinstance(sde_learn_features, (bool, np.bool_)):
+            raise TypeError(f"sde_learn_features must be a bool, got {sde_learn_features!r}")
+        if sde_learn_features and not self.use_sde:
+            raise ValueError("sde_learn_features=True needs use_sde=True")
+        self.sde_learn_features = bool(sde_learn_features)
         self.core_kwargs = dict(core_kwargs or {})
         if "bidirectional" in self.core_kwargs and self.core_kwargs["bidirectional"]:
             raise ValueError("a policy core cannot be bidirectional (act() cannot see the future)")
@@ -151,7 +169,7 @@ class LSTMPolicy(Module):
             plain[a:b] = False
         self._plain_cols = np.flatnonzero(plain)
         self.feature_dim = int(plain.sum()) + sum(n.out_features for n in self.image_nets)
-        self.heads = make_heads(action_space)
+        self.heads = make_heads(action_space, sde_latent=self.hidden_size if self.use_sde else 0)
         self.n_action = sum(h.n_out for h in self.heads)
         self.n_mask = sum(h.n_mask for h in self.heads)
         self.n_log_std = sum(h.n_log_std for h in self.heads)
@@ -177,7 +195,7 @@ class LSTMPolicy(Module):
             if child is not None:
                 spec += param_spec(child, prefix)
         if self.n_log_std:
-            spec.append(("log_std", (self.n_log_std,)))
+            spec.append(("log_std", (H, self.n_log_std) if self.use_sde else (self.n_log_std,)))
         spec += param_spec(self.value_net, "value.")
         self._allocate(spec, dtype)
         for prefix, child in children + [("value.", self.value_net)]:
@@ -207,7 +225,8 @@ class LSTMPolicy(Module):
                 "core_kwargs": self.core_kwargs, "mlp_hidden": list(self.mlp_hidden),
                 "shared_core": self.shared_core, "log_std_init": self.log_std_init,
                 "action_init_scale": self.action_init_scale,
-                "image_encoder": self.image_encoder}
+                "image_encoder": self.image_encoder, "use_sde": self.use_sde,
+                "sde_learn_features": self.sde_learn_features}
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -302,14 +321,15 @@ class LSTMPolicy(Module):
 
     # ------------------------------------------------------------------ rollout
     def act(self, obs, state, episode_start, deterministic: bool = False, rng=None,
-            action_mask=None):
+            action_mask=None, sde_noise=None):
         """One step for a batch of ``B`` envs.
 
         Returns ``actions`` (the action-space structure, batched, exactly as sampled), ``values``
         ``(B,)``, ``log_probs`` ``(B,)`` and the next state. Where ``episode_start[b]`` is set,
         row ``b``'s state is zeroed first. ``rng`` is a ``numpy.random.Generator`` (default: the
         policy's own, seeded by ``seed``). ``action_mask`` ``(B, n_mask)`` overrides a Dict
-        observation's ``action_mask`` key.
+        observation's ``action_mask`` key. ``sde_noise`` ``(B, hidden_size, d)``: the gSDE
+        exploration matrices from :meth:`sample_sde_noise` (``use_sde`` only; ``None``: fresh).
         """
         if isinstance(state, (tuple, list)) and state and isinstance(state[0], np.ndarray):
             B = state[0].shape[1]
@@ -338,16 +358,43 @@ class LSTMPolicy(Module):
         z = self.action_net._forward(y)
         values = self.value_net._forward(yv)[:, 0]
         rng = self.rng if rng is None else rng
+        if sde_noise is not None:
+            sde_noise = self._check_sde_noise(sde_noise, B)
         leaves, logp = [], None
         for h, (zs, ms, ls) in zip(self.heads, self._slices):
-            a, lp = h.act(z[:, zs], None if (mask is None or not h.n_mask) else mask[:, ms],
-                          None if self._log_std is None else self._log_std[ls], rng,
-                          deterministic)
+            args = (z[:, zs], None if (mask is None or not h.n_mask) else mask[:, ms],
+                    None if self._log_std is None else self._log_std[..., ls], rng,
+                    deterministic)
+            if h.sde:
+                a, lp = h.act(*args, latent=y,
+                              noise=None if sde_noise is None else sde_noise[..., ls])
+            else:
+                a, lp = h.act(*args)
             leaves.append(a)
             logp = lp if logp is None else logp + lp
         actions = leaves[0] if len(leaves) == 1 and not isinstance(
             self.action_space, (spaces.Tuple, spaces.Dict)) else pack(self.action_space, leaves)
         return actions, values, logp.astype(self.dtype, copy=False), new_state
+
+    def sample_sde_noise(self, batch_size: int, rng=None) -> np.ndarray:
+        """Standard-normal gSDE exploration matrices ``(batch_size, hidden_size, d)``, one per
+        env, for :meth:`act`'s ``sde_noise`` (scaled by ``exp(log_std)`` when used)."""
+        if not self.use_sde:
+            raise ValueError("sample_sde_noise needs a policy built with use_sde=True")
+        B = check_int("batch_size", batch_size, 1)
+        rng = self.rng if rng is None else rng
+        return rng.standard_normal((B,) + self._log_std.shape).astype(self.dtype)
+
+    def _check_sde_noise(self, noise, B: int) -> np.ndarray:
+        if not self.use_sde:
+            raise ValueError("sde_noise given, but the policy was built with use_sde=False")
+        shape = (B,) + self._log_std.shape
+        if not isinstance(noise, np.ndarray) or noise.shape != shape:
+            raise ValueError(f"sde_noise must be an array of shape {shape} from "
+                             f"sample_sde_noise({B}), got {getattr(noise, 'shape', noise)!r}")
+        if noise.dtype.kind != "f" or not np.isfinite(noise).all():
+            raise ValueError("sde_noise must hold finite floats")
+        return noise
 
     def value(self, obs, state, episode_start=None) -> np.ndarray:
         """Values ``(B,)`` of ``obs`` from ``state`` without sampling (e.g. to bootstrap a
@@ -429,9 +476,10 @@ class LSTMPolicy(Module):
         ent = np.zeros(T * B, dtype=self.dtype)
         head_caches = []
         for h, a, (zs, ms, ls) in zip(self.heads, acts, self._slices):
-            lp, e, c = h.log_prob_entropy(
-                z[:, zs], a, None if (mask is None or not h.n_mask) else mask[:, ms],
-                None if self._log_std is None else self._log_std[ls])
+            args = (z[:, zs], a, None if (mask is None or not h.n_mask) else mask[:, ms],
+                    None if self._log_std is None else self._log_std[..., ls])
+            lp, e, c = h.log_prob_entropy(*args, latent=y) if h.sde else \
+                h.log_prob_entropy(*args)
             logp += lp
             ent += e
             head_caches.append(c)
@@ -463,11 +511,17 @@ class LSTMPolicy(Module):
         dlp, de, dv = (coef(dlog_probs, "dlog_probs"), coef(dentropy, "dentropy"),
                        coef(dvalues, "dvalues"))
         dz = np.empty((N, self.n_action), dtype=self.dtype)
+        dy_sde = None
         for h, c, (zs, _, ls) in zip(self.heads, cache.head_caches, self._slices):
             dz[:, zs], dls = h.backward(dlp, de, c)
             if dls is not None:
-                self.grads["log_std"][ls] += dls
+                self.grads["log_std"][..., ls] += dls
+            if h.sde and self.sde_learn_features:
+                d = h.backward_latent(dlp, de, c, cache.y)
+                dy_sde = d if dy_sde is None else dy_sde + d
         dy = self.action_net.backward(dz, cache.y)
+        if dy_sde is not None:
+            dy += dy_sde
         dyv = self.value_net.backward(dv[:, None], cache.yv)
         if self.critic_core is None:
             dy += dyv
