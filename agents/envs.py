@@ -157,7 +157,9 @@ _REGISTRY = [
     ("PendulumNoVel-v1", _masked("Pendulum-v1", (0, 1)), 200, None),
     ("MountainCarContinuousNoVel-v0", _masked("MountainCarContinuous-v0", (0,)), 999, 90.0),
 ]
-if importlib.util.find_spec("Box2D") is not None:
+# Gymnasium's box2d package imports pygame too (CarRacing), so LunarLander needs both.
+HAVE_BOX2D = all(importlib.util.find_spec(m) is not None for m in ("Box2D", "pygame"))
+if HAVE_BOX2D:
     _REGISTRY.append(("LunarLanderNoVel-v3", _masked("LunarLander-v3", (0, 1, 4, 6, 7)), 1000,
                       200.0))
 
@@ -174,7 +176,8 @@ def _register() -> None:
 
 
 def registered_ids() -> list[str]:
-    """Every id this module registers (LunarLander only when box2d is installed)."""
+    """Every id this module registers (LunarLander only when box2d and pygame are installed,
+    as ``pip install "gymnasium[box2d]"`` or rlstm's ``test`` extra gives them)."""
     return [f"{NAMESPACE}/{name}" for name, *_ in _REGISTRY] + [f"{NAMESPACE}/TMaze-v0"]
 
 

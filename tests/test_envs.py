@@ -22,6 +22,9 @@ def test_check_env(env_id):
     ("rlstm/CartPoleNoVel-v1", "CartPole-v1", [0, 2]),
     ("rlstm/PendulumNoVel-v1", "Pendulum-v1", [0, 1]),
     ("rlstm/MountainCarContinuousNoVel-v0", "MountainCarContinuous-v0", [0]),
+    pytest.param("rlstm/LunarLanderNoVel-v3", "LunarLander-v3", [0, 1, 4, 6, 7],
+                 marks=pytest.mark.skipif(not envs.HAVE_BOX2D,
+                                          reason="needs box2d and pygame (the test extra)")),
 ])
 def test_masked_env_matches_base(masked, base, keep):
     m, b = gym.make(masked), gym.make(base)
@@ -39,6 +42,13 @@ def test_masked_env_matches_base(masked, base, keep):
         if tm or trm:
             break
     assert m.observation_space.shape == (len(keep),)
+
+
+def test_lunar_lander_is_registered_exactly_when_box2d_and_pygame_are_there():
+    assert ("rlstm/LunarLanderNoVel-v3" in envs.registered_ids()) == envs.HAVE_BOX2D
+    if envs.HAVE_BOX2D:
+        env = gym.make("rlstm/LunarLanderNoVel-v3", continuous=True)  # kwargs reach the base
+        assert env.action_space.shape == (2,) and env.observation_space.shape == (5,)
 
 
 def test_cartpole_novel_truncates_at_500():
