@@ -1,6 +1,7 @@
 """The ``rlstm`` command line.
 
     rlstm train [ALGO] [ENV] [--timesteps N] [--seed S] [--out DIR] [--set key=value ...]
+                [--no-tuned]
     rlstm evaluate PATH [ENV] [--episodes N] [--render out.gif]
     rlstm bench [...]
 
@@ -8,6 +9,9 @@
 (``rlstm/CartPoleNoVel-v1``, 100k steps) with a progress bar, then writes ``model.rlstm``,
 ``progress.csv`` and ``learning_curve.png`` under ``--out`` (default
 ``runs/<algo>-<env>-<seed>``) and prints the final evaluation.
+
+For an (ALGO, ENV) pair listed in :mod:`agents.hyperparams` the tuned settings and budget are
+the starting point (``--set`` and ``--timesteps`` override them, ``--no-tuned`` ignores them).
 
 Algorithms are looked up in :data:`ALGORITHMS` (name -> ``"module:Class"``); adding one is one
 line there. A trainer class may set ``default_timesteps`` and ``default_env``.
@@ -86,12 +90,21 @@ def _train(args) -> int:
     from .plotting import plot_learning_curve
 
     cls = load_algorithm(args.algo)
+    from .hyperparams import tuned
+
     env = args.env or getattr(cls, "default_env", DEFAULT_ENV)
-    timesteps = args.timesteps or getattr(cls, "default_timesteps", DEFAULT_TIMESTEPS)
+    # a resumed run keeps the settings saved in its checkpoint
+    preset, preset_steps = ({}, None) if (args.no_tuned or args.resume) else tuned(args.algo,
+                                                                                   env)
+    timesteps = (args.timesteps or preset_steps
+                 or getattr(cls, "default_timesteps", DEFAULT_TIMESTEPS))
     out = args.out or os.path.join("runs", f"{args.algo.lower()}-{env.replace('/', '-')}-"
                                            f"{args.seed}")
     os.makedirs(out, exist_ok=True)
-    overrides = _parse_overrides(args.set)
+    overrides = {**preset, **_parse_overrides(args.set)}
+    if preset:
+        print(f"rlstm: tuned settings for {args.algo.lower()} on {env} "
+              f"(agents.hyperparams; --no-tuned to ignore): {preset}")
     if "log_dir" in _config_fields(cls):
         overrides.setdefault("log_dir", out)
     if args.checkpoint_freq:
@@ -204,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="PATH",
                    help="continue from a saved model or checkpoint")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--no-tuned", action="store_true",
+                   help="ignore the tuned settings of agents.hyperparams for this algo and env")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model")

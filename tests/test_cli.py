@@ -105,3 +105,22 @@ def test_bench_delegates_to_rlstm_benchmark(monkeypatch):
     monkeypatch.setattr(rlstm.benchmark, "main", lambda argv: seen.append(argv) or ["rows"])
     assert cli.main(["bench", "--quick", "x"]) == 0
     assert seen == [["--quick", "x"]]
+
+
+def test_tuned_settings_are_the_starting_point_and_set_overrides_them(tmp_path, capsys):
+    out = tmp_path / "pend"
+    assert cli.main(["train", "ppo", "rlstm/PendulumNoVel-v1", "--timesteps", "64", "--out",
+                     str(out), "--no-progress", "--eval-episodes", "1", "--set", "n_envs=2",
+                     "--set", "n_steps=16", "--set", "seq_len=8", "--set",
+                     "n_minibatches=2"]) == 0
+    assert "tuned settings for ppo on rlstm/PendulumNoVel-v1" in capsys.readouterr().out
+    from agents import PPO
+    m = PPO.load(out / "model.rlstm")
+    assert m.config.use_sde and m.config.gamma == 0.9 and m.config.n_envs == 2
+    assert m.policy.use_sde and m.policy.params["log_std"].shape == (64, 1)
+    out2 = tmp_path / "plain"
+    assert cli.main(["train", "ppo", "rlstm/PendulumNoVel-v1", "--timesteps", "32", "--out",
+                     str(out2), "--no-progress", "--eval-episodes", "1", "--no-tuned",
+                     "--set", "n_envs=2", "--set", "n_steps=16"]) == 0
+    assert "tuned settings" not in capsys.readouterr().out
+    assert not PPO.load(out2 / "model.rlstm").config.use_sde

@@ -1,0 +1,52 @@
+"""Tuned settings per (algorithm, task), the way RL Zoo keeps them in its yml files.
+
+Each entry is the configuration measured in ``benchmarks/learning_results.py`` (numbers in
+docs/agents.md and the README), with its step budget. ``rlstm train ALGO ENV`` starts from the
+entry for ``(ALGO, ENV)`` when there is one (``--set`` overrides on top, ``--no-tuned`` ignores
+it), and from the trainer's defaults otherwise::
+
+    from agents import PPO
+    from agents.hyperparams import tuned
+    settings, budget = tuned("ppo", "rlstm/MountainCarContinuousNoVel-v0")
+    PPO("rlstm/MountainCarContinuousNoVel-v0", seed=0, **settings).learn(budget)
+"""
+from __future__ import annotations
+
+import copy
+
+__all__ = ["TUNED", "tuned"]
+
+# algorithm -> env id -> {"timesteps": budget, "settings": config overrides, "result": text}
+TUNED: dict[str, dict[str, dict]] = {
+    "ppo": {
+        # The defaults themselves: solve both CartPoles within 100k steps (3 of 3 seeds).
+        "CartPole-v1": {"timesteps": 100_000, "settings": {}},
+        "rlstm/CartPoleNoVel-v1": {"timesteps": 100_000, "settings": {}},
+        "Acrobot-v1": {"timesteps": 100_000, "settings": {}},
+        # The Zoo's RecurrentPPO uses gSDE here too; rlstm's own learning-rate/rollout choice.
+        "rlstm/PendulumNoVel-v1": {"timesteps": 100_000, "settings": {
+            "n_envs": 4, "n_steps": 512, "seq_len": 64, "n_minibatches": 16, "n_epochs": 10,
+            "gamma": 0.9, "gae_lambda": 0.95, "learning_rate": 3e-3, "clip_schedule": "constant",
+            "mlp_hidden": [64], "use_sde": True, "sde_sample_freq": 4}},
+        # The Zoo's ppo_lstm settings (n_envs 8, n_steps 1024, batch 256, gSDE every 8 steps,
+        # LSTM 32, separate critic) with an MLP(64) encoder and log_std_init -1.
+        "rlstm/MountainCarContinuousNoVel-v0": {"timesteps": 300_000, "settings": {
+            "n_envs": 8, "n_steps": 1024, "seq_len": 128, "n_minibatches": 32, "n_epochs": 10,
+            "gamma": 0.9999, "gae_lambda": 0.9, "learning_rate": 7.77e-5,
+            "lr_schedule": "constant", "clip_range": 0.1, "clip_schedule": "constant",
+            "ent_coef": 0.00429, "vf_coef": 0.19, "max_grad_norm": 5.0,
+            "normalize_reward": False, "hidden_size": 32, "mlp_hidden": [64],
+            "use_sde": True, "sde_sample_freq": 8, "policy_kwargs": {"log_std_init": -1.0}}},
+    },
+}
+
+
+def tuned(algo: str, env_id: str) -> tuple[dict, int | None]:
+    """``(settings, timesteps)`` tuned for ``algo`` on ``env_id``; ``({}, None)`` if none."""
+    if not isinstance(algo, str) or not isinstance(env_id, str):
+        raise TypeError("tuned(algo, env_id) takes two strings, e.g. tuned('ppo', "
+                        "'rlstm/PendulumNoVel-v1')")
+    entry = TUNED.get(algo.lower(), {}).get(env_id)
+    if entry is None:
+        return {}, None
+    return copy.deepcopy(entry["settings"]), entry["timesteps"]
