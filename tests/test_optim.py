@@ -82,6 +82,21 @@ def test_adam_matches_algorithm_1(dtype, wd, rng):
     np.testing.assert_allclose(p, want, rtol=1e-5 if dtype == np.float32 else 1e-9, atol=1e-7)
 
 
+@pytest.mark.parametrize("n", [1, 7, 1000, 35_011])
+def test_fused_adam_kernel_matches_algorithm_1_on_long_vectors(dtype, n, rng):
+    """The kernel's vectorised loop and its tail, every length class, decay on."""
+    grads = [rng.standard_normal(n) * 10.0 ** rng.integers(-4, 2) for _ in range(4)]
+    p0 = rng.standard_normal(n)
+    want = _adam_algorithm_1(p0, grads, lr=3e-3, b1=0.9, b2=0.999, eps=1e-5, wd=0.01)
+    p, g = p0.astype(dtype), np.zeros(n, dtype)
+    opt = Adam(p, g, lr=3e-3, eps=1e-5, weight_decay=0.01)
+    for gt in grads:
+        g[...] = gt
+        opt.step()
+    np.testing.assert_allclose(p, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-14)
+
+
 def test_adam_matches_algorithm_1_for_tiny_gradients():
     p0 = np.array([1.0, -1.0])
     grads = [np.array([1e-8, -3e-8])] * 3
