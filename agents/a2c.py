@@ -1,6 +1,6 @@
 """Recurrent A2C (Mnih et al. 2016, synchronous): one gradient step per short rollout.
 
-The loss is :func:`agents.base.policy_gradient_loss` without clipping: ``-A log pi + vf_coef/2
+The loss is :func:`agents.base.policy_gradient_loss` without clipping: ``-A log pi + vf_coef
 (V - R)^2 - ent_coef H``, over one ``policy.evaluate`` of the rollout's sequences.
 """
 from __future__ import annotations

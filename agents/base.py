@@ -8,7 +8,7 @@ callbacks, checkpoints, the NaN guard, ``predict`` and ``save``/``load``. A trai
 
 Rollouts follow Gymnasium's contract: ``terminated`` and ``truncated`` are kept apart and a
 truncation bootstraps from the value of the final observation; the vector env's
-``autoreset_mode`` (``next_step``, Gymnasium's default, or ``same_step``) is honoured; the LSTM
+``autoreset_mode`` (``same_step`` by default, or ``next_step``, Gymnasium's) is honoured; the LSTM
 state is zeroed at episode starts, and the state at each sequence start is stored for the update.
 
 Runs are reproducible: with a ``seed`` every random draw comes from one generator that is saved
@@ -88,7 +88,7 @@ class OnPolicyConfig:
     ent_coef: float = 0.0
     """Entropy bonus coefficient."""
     vf_coef: float = 0.5
-    """Value-loss coefficient."""
+    """Value-loss coefficient: the loss adds ``vf_coef * mean((V - R)^2)`` (SB3's convention)."""
     normalize_advantage: bool = True
     """Standardize advantages per minibatch."""
     normalize_obs: bool = True
@@ -121,9 +121,11 @@ class OnPolicyConfig:
     """``"float32"`` or ``"float64"`` for the policy."""
     vec_env: str = "sync"
     """``"sync"`` (one process) or ``"async"`` (one subprocess per env)."""
-    autoreset_mode: str = "next_step"
-    """The vector env's autoreset mode: ``"next_step"`` (Gymnasium's default) or
-    ``"same_step"``."""
+    autoreset_mode: str = "same_step"
+    """The vector env's autoreset mode: ``"same_step"`` (an ending episode is reset within the
+    same ``step``, as SB3's vector envs do, so no step is spent on resets) or ``"next_step"``
+    (Gymnasium's default: the step after an episode ends only resets; those steps are counted
+    but masked out of the losses)."""
     log_dir: str | None = None
     """Folder for ``progress.csv``, TensorBoard events and checkpoints (``None``: no files)."""
     checkpoint_freq: int = 0
@@ -203,8 +205,10 @@ def policy_gradient_loss(log_probs, entropy, values, old_log_probs, advantages, 
     """PPO's clipped surrogate (or the plain policy gradient when ``clip_range`` is None),
     value loss (optionally clipped), entropy bonus; averaged over the ``mask``-ed entries.
 
-    ``loss = -mean(min(r A, clip(r, 1-eps, 1+eps) A)) + vf_coef * 0.5 * mean((V - R)^2)
-    - ent_coef * mean(H)`` with ``r = exp(log_probs - old_log_probs)``.
+    ``loss = -mean(min(r A, clip(r, 1-eps, 1+eps) A)) + vf_coef * mean((V - R)^2)
+    - ent_coef * mean(H)`` with ``r = exp(log_probs - old_log_probs)``: the value loss is the
+    plain mean squared error, as in Stable-Baselines3 (so ``vf_coef`` means what it means in
+    SB3 and the RL Zoo; CleanRL's ``0.5 * mse`` convention halves it).
 
     Returns ``(loss, stats, dlog_probs, dentropy, dvalues)``: the gradients of ``loss`` with
     respect to the three policy outputs, ready for ``policy.backward``.
@@ -232,15 +236,15 @@ def policy_gradient_loss(log_probs, entropy, values, old_log_probs, advantages, 
     v = np.asarray(values, dtype=np.float64)
     err = v - returns
     if clip_range_vf is None:
-        value_loss = 0.5 * np.sum(w * err ** 2)
-        dv = w * err
+        value_loss = np.sum(w * err ** 2)
+        dv = 2.0 * w * err
     else:
         dvc = np.clip(v - old_values, -clip_range_vf, clip_range_vf)
         err_c = old_values + dvc - returns
         use_unclipped = err ** 2 >= err_c ** 2
-        value_loss = 0.5 * np.sum(w * np.maximum(err ** 2, err_c ** 2))
+        value_loss = np.sum(w * np.maximum(err ** 2, err_c ** 2))
         inside = np.abs(v - old_values) <= clip_range_vf
-        dv = w * np.where(use_unclipped, err, err_c * inside)
+        dv = 2.0 * w * np.where(use_unclipped, err, err_c * inside)
     ent = np.asarray(entropy, dtype=np.float64)
     ent_mean = np.sum(w * ent)
     loss = pg_loss + vf_coef * value_loss - ent_coef * ent_mean

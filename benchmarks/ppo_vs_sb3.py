@@ -56,7 +56,7 @@ def run_rlstm(seed, args):
             return True
 
     probe = Probe()
-    model = PPO(ENV, seed=seed)
+    model = PPO(ENV, seed=seed, **args.overrides)
     t0 = time.perf_counter()
     model.learn(args.max_steps, callback=probe)
     total = time.perf_counter() - t0 - probe.eval_time
@@ -75,7 +75,7 @@ def run_sb3(seed, args):
     from agents.ppo import PPOConfig
 
     torch.set_num_threads(args.threads)
-    c = PPOConfig()
+    c = PPOConfig(**args.overrides)
     venv = VecNormalize(make_vec_env(ENV, n_envs=c.n_envs, seed=seed), gamma=c.gamma,
                         norm_obs=c.normalize_obs, norm_reward=c.normalize_reward)
     eval_env = VecNormalize(make_vec_env(ENV, n_envs=1, seed=10_000 + seed), training=False,
@@ -133,7 +133,11 @@ def main(argv=None):
     p.add_argument("--only", choices=["rlstm", "sb3"], default=None)
     p.add_argument("--stop-at-target", action="store_true",
                    help="stop each run once the target is reached")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a PPOConfig field for both libraries, e.g. --set n_epochs=10")
     args = p.parse_args(argv)
+    from agents.cli import _parse_overrides
+    args.overrides = _parse_overrides(args.set)
     from threadpoolctl import threadpool_limits
 
     runners = {"rlstm": run_rlstm, "sb3-contrib": run_sb3}

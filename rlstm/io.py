@@ -26,7 +26,8 @@ __all__ = ["save", "load", "register"]
 def _lstm_config(m) -> dict:
     return {"input_size": m.input_size, "hidden_size": m.hidden_size,
             "num_layers": m.num_layers, "bidirectional": m.bidirectional,
-            "variant": m.variant, "cell_activation": m.cell_activation, "dtype": m.dtype.name}
+            "variant": m.variant, "cell_activation": m.cell_activation, "dtype": m.dtype.name,
+            "forget_bias": m.forget_bias}
 
 
 def _need(ok: bool, what: str) -> None:
@@ -55,7 +56,8 @@ def _lstm_build(c: dict, size: int):
     _check_recurrent(c, int(c["input_size"]), size)
     return LSTM(c["input_size"], c["hidden_size"], c["num_layers"],
                 bidirectional=c["bidirectional"], variant=c["variant"],
-                cell_activation=c["cell_activation"], dtype=c["dtype"])
+                cell_activation=c["cell_activation"], dtype=c["dtype"],
+                forget_bias=c.get("forget_bias", 0.0))
 
 
 def _gru_config(m) -> dict:

@@ -108,12 +108,20 @@ class LSTM(RecurrentLayer, Module):
     ``variant="peephole_cell"`` replaces ``weight_hh_l{k}`` by ``weight_ch_l{k}`` of shape
     ``(3 * H, H)``: the full cell-to-gate matrices U_i, U_f, U_o (the gates read ``c_{t-1}``,
     the cell input ``g = tanh(W_g x + b_g)`` has no recurrent term, ``h_0`` is unused).
+    ``forget_bias`` is added to the initial forget-gate bias ``bias_ih[H:2H]`` (Gers et al.
+    2000; Jozefowicz et al. 2015 recommend 1.0; Keras' ``unit_forget_bias``), so a fresh layer
+    starts out remembering; 0.0 (default) is PyTorch's initialisation.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  bidirectional: bool = False, variant: str = "vanilla",
-                 cell_activation: str = "tanh", dtype=np.float32, seed=None):
+                 cell_activation: str = "tanh", dtype=np.float32, seed=None,
+                 forget_bias: float = 0.0):
         self.input_size = check_int("input_size", input_size, 0)
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float, np.number)) \
+                or not np.isfinite(forget_bias):
+            raise TypeError(f"forget_bias must be a finite number, got {forget_bias!r}")
+        self.forget_bias = float(forget_bias)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.num_layers = check_int("num_layers", num_layers, 1)
         if not isinstance(bidirectional, (bool, np.bool_)):
@@ -167,10 +175,16 @@ class LSTM(RecurrentLayer, Module):
         return [base, base + "_reverse"][:self.num_directions]
 
     def reset_parameters(self, seed=None) -> None:
-        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
+        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H)); then
+        ``forget_bias`` is added to each ``bias_ih``'s forget-gate rows."""
         rng = np.random.default_rng(seed)
         k = 1.0 / np.sqrt(self.hidden_size)
         self.flat_params[...] = rng.uniform(-k, k, size=self.flat_params.size)
+        if self.forget_bias:
+            H = self.hidden_size
+            for layer in range(self.num_layers):
+                for suffix in self._suffixes(layer):
+                    self.params[f"bias_ih{suffix}"][H:2 * H] += self.forget_bias
 
     def _layer(self, k: int):
         layer, d = divmod(k, self.num_directions)

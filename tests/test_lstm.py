@@ -505,3 +505,20 @@ def test_backward_is_unaffected_by_changing_the_inputs_after_forward(make_inputs
     state[1][...] = 0
     lstm.backward(dy, cache)
     np.testing.assert_array_equal(lstm.flat_grads, want)
+
+
+def test_forget_bias_shifts_only_the_initial_forget_gate_biases(tmp_path):
+    import rlstm
+    H = 5
+    base = rlstm.LSTM(3, H, 2, bidirectional=True, seed=7)
+    fb = rlstm.LSTM(3, H, 2, bidirectional=True, seed=7, forget_bias=1.0)
+    for name, p in fb.params.items():
+        want = base.params[name].copy()
+        if name.startswith("bias_ih"):
+            want[H:2 * H] += 1.0
+        np.testing.assert_array_equal(p, want, err_msg=name)
+    rlstm.save(fb, tmp_path / "fb.rlstm")
+    assert rlstm.load(tmp_path / "fb.rlstm").forget_bias == 1.0
+    for bad in (None, "1", True, float("nan")):
+        with pytest.raises(TypeError, match="forget_bias"):
+            rlstm.LSTM(3, H, forget_bias=bad)
