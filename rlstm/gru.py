@@ -63,7 +63,6 @@ class GRU(RecurrentLayer, Module):
 
     # Shared with the LSTM, which has the same sizes, names and initialisation.
     _suffixes = LSTM._suffixes
-    reset_parameters = LSTM.reset_parameters
     _state_shape = LSTM._state_shape
     _check_x = LSTM._check_x
 

@@ -41,6 +41,12 @@ class RecurrentLayer:
     """What LSTM and GRU share around their kernels: the forward/backward prologues, inference
     and ``step()`` through the layer's compiled plan (``self._plan``)."""
 
+    def reset_parameters(self, seed=None) -> None:
+        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
+        rng = np.random.default_rng(seed)
+        k = 1.0 / np.sqrt(self.hidden_size)
+        self.flat_params[...] = rng.uniform(-k, k, size=self.flat_params.size)
+
     def forward(self, x, state=None, resets=None):
         """Run the sequence and keep what :meth:`backward` needs.
 
@@ -175,11 +181,9 @@ class LSTM(RecurrentLayer, Module):
         return [base, base + "_reverse"][:self.num_directions]
 
     def reset_parameters(self, seed=None) -> None:
-        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H)); then
-        ``forget_bias`` is added to each ``bias_ih``'s forget-gate rows."""
-        rng = np.random.default_rng(seed)
-        k = 1.0 / np.sqrt(self.hidden_size)
-        self.flat_params[...] = rng.uniform(-k, k, size=self.flat_params.size)
+        """PyTorch's initialisation (every parameter U(-1/sqrt(H), 1/sqrt(H))), then
+        ``forget_bias`` added to each ``bias_ih``'s forget-gate rows."""
+        RecurrentLayer.reset_parameters(self, seed)
         if self.forget_bias:
             H = self.hidden_size
             for layer in range(self.num_layers):
