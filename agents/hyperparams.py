@@ -38,6 +38,11 @@ TUNED: dict[str, dict[str, dict]] = {
             "ent_coef": 0.00429, "vf_coef": 0.095, "max_grad_norm": 5.0,
             "normalize_reward": False, "hidden_size": 32, "mlp_hidden": [64],
             "use_sde": True, "sde_sample_freq": 8, "policy_kwargs": {"log_std_init": -1.0}}},
+        # rlstm's own choice (needs box2d + pygame); measured at 3M steps.
+        "rlstm/LunarLanderNoVel-v3": {"timesteps": 3_000_000, "settings": {
+            "n_envs": 16, "n_steps": 512, "seq_len": 128, "n_minibatches": 16, "n_epochs": 10,
+            "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 3e-4, "ent_coef": 0.01,
+            "hidden_size": 64, "mlp_hidden": [64]}},
     },
 }
 

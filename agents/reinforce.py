@@ -31,7 +31,7 @@ class REINFORCEConfig(OnPolicyConfig):
     """Discount factor."""
     gae_lambda: float = 1.0
     """Must stay 1.0 (Monte-Carlo returns): that is what makes it REINFORCE."""
-    learning_rate: float = 5e-3
+    learning_rate: float = 1e-2
     """Adam step size (initial value: it decays linearly to 0 over each ``learn`` call)."""
     normalize_reward: bool = False
     """Scale rewards by the running return std."""
