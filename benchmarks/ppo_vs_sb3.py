@@ -13,7 +13,10 @@ run on one thread (``--threads``) so the comparison is per core. The shared hype
 rlstm's PPO defaults (see docs/agents.md), mapped onto RecurrentPPO: ``batch_size = n_envs *
 n_steps / n_minibatches``, ``lstm_hidden_size = hidden_size``, ``enable_critic_lstm = not
 shared_core``, ``net_arch = []`` (rlstm's heads read the LSTM output directly), VecNormalize
-for observation/reward normalization.
+for observation/reward normalization. Both value losses are ``vf_coef * MSE`` and both vector
+envs reset an ending episode within the same step (rlstm's ``autoreset_mode="same_step"``), so
+the objectives and the step counts mean the same thing. ``--set key=value`` changes a
+``PPOConfig`` field for both libraries (e.g. ``--set n_epochs=10``).
 """
 from __future__ import annotations
 
