@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _kernels
 from ._validation import as_float_array, check_dtype, check_int, check_shape
-from .lstm import LSTM, RecurrentCache, RecurrentLayer
+from .lstm import RecurrentCache, RecurrentLayer
 from .module import Module
 
 _NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
@@ -31,13 +31,7 @@ class GRU(RecurrentLayer, Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  bidirectional: bool = False, dtype=np.float32, seed=None):
-        self.input_size = check_int("input_size", input_size, 0)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
-        self.num_layers = check_int("num_layers", num_layers, 1)
-        if not isinstance(bidirectional, (bool, np.bool_)):
-            raise TypeError(f"bidirectional must be a bool, got {bidirectional!r}")
-        self.bidirectional = bool(bidirectional)
-        self.num_directions = 2 if self.bidirectional else 1
+        self._init_sizes(input_size, hidden_size, num_layers, bidirectional)
         H = self.hidden_size
         spec = []
         for layer in range(self.num_layers):
@@ -54,17 +48,8 @@ class GRU(RecurrentLayer, Module):
         if self.bidirectional:
             self._plan = None
             return
-        base = self.flat_params.__array_interface__["data"][0]
-        item = self.flat_params.itemsize
-        offsets = [(self.params[f"{name}_l{layer}"].__array_interface__["data"][0] - base)
-                   // item for layer in range(self.num_layers)
-                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        offsets = self._plan_offsets(("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         self._plan = _kernels.GRUStepPlan(self, offsets, self.input_size, self.hidden_size)
-
-    # Shared with the LSTM, which has the same sizes, names and initialisation.
-    _suffixes = LSTM._suffixes
-    _state_shape = LSTM._state_shape
-    _check_x = LSTM._check_x
 
     def _layer(self, k: int):
         layer, d = divmod(k, self.num_directions)

@@ -41,6 +41,39 @@ class RecurrentLayer:
     """What LSTM and GRU share around their kernels: the forward/backward prologues, inference
     and ``step()`` through the layer's compiled plan (``self._plan``)."""
 
+    def _init_sizes(self, input_size, hidden_size, num_layers, bidirectional) -> None:
+        """Validate and set the sizes every recurrent layer has."""
+        self.input_size = check_int("input_size", input_size, 0)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be a bool, got {bidirectional!r}")
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+
+    def _suffixes(self, layer: int) -> list[str]:
+        base = f"_l{layer}"
+        return [base, base + "_reverse"][:self.num_directions]
+
+    def _state_shape(self, B: int) -> tuple[int, int, int]:
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _check_x(self, x) -> np.ndarray:
+        x = as_float_array(x, self.dtype, "x", ndim=3)
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x must have shape (T, B, input_size={self.input_size}), "
+                             f"got {x.shape}")
+        return x
+
+    def _plan_offsets(self, names) -> list[int]:
+        """Element offsets within ``flat_params`` of each layer's ``names`` (layer-major), for
+        the compiled step plan; a name the layer lacks gives 0 (the kernel ignores it)."""
+        base = self.flat_params.__array_interface__["data"][0]
+        item = self.flat_params.itemsize
+        return [(self.params.get(f"{name}_l{layer}", self.flat_params)
+                 .__array_interface__["data"][0] - base) // item
+                for layer in range(self.num_layers) for name in names]
+
     def reset_parameters(self, seed=None) -> None:
         """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
         rng = np.random.default_rng(seed)
@@ -123,20 +156,14 @@ class LSTM(RecurrentLayer, Module):
                  bidirectional: bool = False, variant: str = "vanilla",
                  cell_activation: str = "tanh", dtype=np.float32, seed=None,
                  forget_bias: float = 0.0):
-        self.input_size = check_int("input_size", input_size, 0)
+        self._init_sizes(input_size, hidden_size, num_layers, bidirectional)
         if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float, np.number)) \
                 or not np.isfinite(forget_bias):
             raise TypeError(f"forget_bias must be a finite number, got {forget_bias!r}")
         self.forget_bias = float(forget_bias)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
-        self.num_layers = check_int("num_layers", num_layers, 1)
-        if not isinstance(bidirectional, (bool, np.bool_)):
-            raise TypeError(f"bidirectional must be a bool, got {bidirectional!r}")
-        self.bidirectional = bool(bidirectional)
         self.variant = check_choice("variant", variant, VARIANTS)
         self.cell_activation = check_choice("cell_activation", cell_activation,
                                             CELL_ACTIVATIONS)
-        self.num_directions = 2 if self.bidirectional else 1
         self._peephole = self.variant == "peephole"
         self._identity = self.cell_activation == "identity"
         self._cell_rec = self.variant == "peephole_cell"
@@ -161,13 +188,8 @@ class LSTM(RecurrentLayer, Module):
         if self.bidirectional:
             self._plan = None
             return
-        base = self.flat_params.__array_interface__["data"][0]
-        item = self.flat_params.itemsize
-        offsets = []
-        for layer in range(self.num_layers):
-            for name in ("weight_ih", self._rec_name, "bias_ih", "bias_hh", "peephole"):
-                arr = self.params.get(f"{name}_l{layer}", self.flat_params)
-                offsets.append((arr.__array_interface__["data"][0] - base) // item)
+        offsets = self._plan_offsets(("weight_ih", self._rec_name, "bias_ih", "bias_hh",
+                                      "peephole"))
         self._plan = _kernels.StepPlan(self, offsets, self.input_size, self.hidden_size,
                                        self._peephole, self._identity, self._cell_rec)
 
@@ -175,10 +197,6 @@ class LSTM(RecurrentLayer, Module):
     def _rec_name(self) -> str:
         """The recurrent matrix: ``weight_hh`` (h_{t-1}), or ``weight_ch`` (c_{t-1})."""
         return "weight_ch" if self._cell_rec else "weight_hh"
-
-    def _suffixes(self, layer: int) -> list[str]:
-        base = f"_l{layer}"
-        return [base, base + "_reverse"][:self.num_directions]
 
     def reset_parameters(self, seed=None) -> None:
         """PyTorch's initialisation (every parameter U(-1/sqrt(H), 1/sqrt(H))), then
@@ -203,16 +221,6 @@ class LSTM(RecurrentLayer, Module):
                 g[f"bias_hh{suffix}"], dpeep)
 
     # ------------------------------------------------------------------ validation
-    def _check_x(self, x) -> np.ndarray:
-        x = as_float_array(x, self.dtype, "x", ndim=3)
-        if x.shape[2] != self.input_size:
-            raise ValueError(f"x must have shape (T, B, input_size={self.input_size}), "
-                             f"got {x.shape}")
-        return x
-
-    def _state_shape(self, B: int) -> tuple[int, int, int]:
-        return (self.num_layers * self.num_directions, B, self.hidden_size)
-
     def _check_state(self, state, B: int, name: str = "state"):
         shape = self._state_shape(B)
         return as_state_pair(state, shape, self.dtype, name)
