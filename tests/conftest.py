@@ -5,6 +5,9 @@ cannot import this file), which also keeps them usable inside hypothesis tests.
 """
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -54,6 +57,21 @@ def make_inputs():
         rs = (rng.random((T, B)) < resets) if resets else None
         return x, st, rs
     return make
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="session")
+def load_example():
+    """``load_example(name)``: the module ``examples/<name>.py`` (examples are scripts, not a
+    package), so a test can call its ``main``."""
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session")

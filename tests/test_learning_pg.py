@@ -59,13 +59,8 @@ def test_reinforce_solves_cartpole():
     assert best >= 475.0, results
 
 
-def test_ppo_bridges_a_50_step_tmaze():
+def test_ppo_bridges_a_50_step_tmaze(load_example):
     """Bakker's T-maze at corridor length 50, via the curriculum of examples/."""
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "tmaze_curriculum.py"
-    spec = importlib.util.spec_from_file_location("tmaze_curriculum", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("tmaze_curriculum")
     with threadpool_limits(1):
         assert module.main(["--seed", "0"]) == 0

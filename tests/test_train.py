@@ -1,6 +1,4 @@
 """Supervised sequence training: losses, SequenceModel gradients, fit, truncated BPTT."""
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
@@ -198,25 +196,15 @@ def test_ctc_plumbing_with_a_stand_in_loss(monkeypatch):
 
 
 # ---------------------------------------------------------------------------- examples
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.slow
-def test_adding_problem_is_solved(tmp_path):
+def test_adding_problem_is_solved(tmp_path, load_example):
     res = load_example("adding_problem").main(["--T", "100", "--epochs", "30", "--target",
                                                "0.005", "--out", str(tmp_path / "m.rlstm")])
     assert res["test_mse"] < 0.01 < 0.1 < res["baseline"]
 
 
 @pytest.mark.slow
-def test_time_series_beats_baselines(tmp_path):
+def test_time_series_beats_baselines(tmp_path, load_example):
     res = load_example("time_series").main(["--epochs", "8", "--out",
                                             str(tmp_path / "ts.png")])
     assert res["lstm"] < 0.7 * min(res["persistence"], res["seasonal"])
@@ -224,7 +212,7 @@ def test_time_series_beats_baselines(tmp_path):
 
 
 @pytest.mark.slow
-def test_anomaly_detection_finds_most_events(tmp_path):
+def test_anomaly_detection_finds_most_events(tmp_path, load_example):
     res = load_example("anomaly_detection").main(["--epochs", "40", "--out",
                                                   str(tmp_path / "a.png")])
     assert res["events_detected"] >= 0.6 * res["events"]

@@ -1,30 +1,18 @@
 """The variants' examples learn what they claim (slow: full training runs, ~25 s of CPU)."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.slow
-def test_sequence_ctc_label_error_rate_falls_far_below_chance():
+def test_sequence_ctc_label_error_rate_falls_far_below_chance(load_example):
     res = load_example("sequence_ctc").main(["--steps", "200"])
     assert res["chance"] > 0.7 and res["before"] > 0.7
     assert res["final"] < 0.1
 
 
 @pytest.mark.slow
-def test_peephole_lstm_times_better_than_vanilla():
+def test_peephole_lstm_times_better_than_vanilla(load_example):
     res = load_example("peephole_timing").main([])
     mean = (lambda runs: sum(r[0] for r in runs) / len(runs))
     assert mean(res["peephole"]) < 0.5 * mean(res["vanilla"])
