@@ -12,27 +12,15 @@ Prints the median time per call over ``--repeats`` runs of ``--calls`` calls, an
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from gymnasium import spaces
 from threadpoolctl import threadpool_limits
 
+from rlstm.benchmark import median_time
 from rlstm.policy import LSTMPolicy
 
 OBS_DIM, N_ACT = 4, 2
-
-
-def time_calls(fn, calls: int, repeats: int) -> float:
-    """Median over ``repeats`` of the mean seconds per call (after a warm-up run)."""
-    fn()
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        runs.append((time.perf_counter() - t0) / calls)
-    return float(np.median(runs))
 
 
 def rlstm_step(hidden: int, B: int):
@@ -88,8 +76,8 @@ def main(argv=None):
     with threadpool_limits(limits=args.threads):
         for hidden in (64, 256):
             for B in (1, 16):
-                t_r = time_calls(rlstm_step(hidden, B), args.calls, args.repeats)
-                t_t = (time_calls(torch_step(hidden, B), args.calls, args.repeats)
+                t_r = median_time(rlstm_step(hidden, B), args.repeats, number=args.calls)
+                t_t = (median_time(torch_step(hidden, B), args.repeats, number=args.calls)
                        if torch is not None else float("nan"))
                 print(f"{hidden:>6} {B:>5} {t_r * 1e6:>9.1f} {t_t * 1e6:>9.1f} "
                       f"{t_t / t_r:>8.1f}x")

@@ -21,13 +21,16 @@ import numpy as np
 from .lstm import LSTM
 
 
-def median_time(fn: Callable[[], object], repeat: int = 7, min_time: float = 0.05) -> float:
-    """Median seconds per call over ``repeat`` runs, each long enough to time (>= min_time)."""
+def median_time(fn: Callable[[], object], repeat: int = 7, min_time: float = 0.05,
+                number: int | None = None) -> float:
+    """Median seconds per call over ``repeat`` runs, each long enough to time (>= min_time),
+    or of exactly ``number`` calls when given."""
     fn()  # warm up (allocations, BLAS threads, caches)
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    number = max(1, int(min_time / once))
+    if number is None:
+        t0 = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - t0, 1e-7)
+        number = max(1, int(min_time / once))
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
