@@ -402,14 +402,6 @@ def _tensorboard_writer(log_dir: str):
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _has_box(space) -> bool:
-    if isinstance(space, spaces.Tuple):
-        return any(_has_box(s) for s in space.spaces)
-    if isinstance(space, spaces.Dict):
-        return any(_has_box(s) for s in space.spaces.values())
-    return isinstance(space, spaces.Box)
-
-
 def _clip_actions(space, a):
     """Clip ``Box`` parts of a (batched) action to the space's bounds."""
     if isinstance(space, spaces.Box):
@@ -520,7 +512,7 @@ class OnPolicyAlgorithm:
                                  num_layers=cfg.num_layers, dtype=np.dtype(cfg.dtype),
                                  seed=policy_seed, shared_core=cfg.shared_core,
                                  mlp_hidden=cfg.mlp_hidden,
-                                 use_sde=bool(cfg.use_sde and _has_box(action_space)),
+                                 use_sde=bool(cfg.use_sde),
                                  **cfg.policy_kwargs)
         self.optimizer = Adam(self.policy, lr=cfg.learning_rate, eps=1e-5)
         self.rng = np.random.default_rng(rng_seed)

@@ -175,3 +175,11 @@ def test_matches_stable_baselines3_state_dependent_noise_distribution():
     lp, ent, _ = head.log_prob_entropy(z, a, None, L, latent=y)
     np.testing.assert_allclose(lp, dist.log_prob(t(a)).numpy(), rtol=1e-10)
     np.testing.assert_allclose(ent, dist.entropy().numpy(), rtol=1e-10)
+
+
+def test_use_sde_has_no_effect_without_a_box_action():
+    p = LSTMPolicy(BOX_OBS, spaces.Discrete(3), hidden_size=4, seed=0, use_sde=True,
+                   sde_learn_features=True)
+    assert not p.use_sde and not p.sde_learn_features and "log_std" not in p.params
+    with pytest.raises(ValueError, match="use_sde=True"):
+        p.sample_sde_noise(2)

@@ -109,7 +109,8 @@ class LSTMPolicy(Module):
             exploration matrix ``E`` per env, drawn by :meth:`sample_sde_noise` and passed to
             :meth:`act` (a trainer redraws it every ``sde_sample_freq`` steps); ``log_std``
             becomes ``(hidden_size, d)``. Without ``sde_noise``, a stochastic ``act`` draws
-            fresh matrices for that call.
+            fresh matrices for that call. No effect (``policy.use_sde`` is False) when the
+            action space has no Box part.
         sde_learn_features: with ``use_sde``, also pass the gradient of the action variance into
             the core (SB3's ``learn_features``); off by default, as in SB3.
     """
@@ -173,6 +174,9 @@ class LSTMPolicy(Module):
         self.n_action = sum(h.n_out for h in self.heads)
         self.n_mask = sum(h.n_mask for h in self.heads)
         self.n_log_std = sum(h.n_log_std for h in self.heads)
+        # gSDE acts on Box heads only: without one there is nothing to explore that way
+        self.use_sde = self.use_sde and self.n_log_std > 0
+        self.sde_learn_features = self.sde_learn_features and self.use_sde
 
         H = self.hidden_size
         self.encoder = (MLP(self.feature_dim, self.mlp_hidden, dtype=dtype, seed=seeds[0])
