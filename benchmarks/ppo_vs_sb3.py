@@ -169,6 +169,13 @@ def main(argv=None):
                   f"{np.median([s for _, s in rs]):.0f} steps/s")
         else:
             print(f"{name}: never reached {args.target:g}")
+    ours, theirs = results.get("rlstm", []), results.get("sb3-contrib", [])
+    if all(h is not None for h, _ in ours + theirs) and ours and theirs:
+        med = lambda rs, k: float(np.median([h[k] for h, _ in rs]))  # noqa: E731
+        print(f"ratios of the medians: {med(theirs, 1) / med(ours, 1):.1f}x less wall-clock, "
+              f"{med(ours, 0) / med(theirs, 0):.2f}x the env steps, "
+              f"{np.median([s for _, s in ours]) / np.median([s for _, s in theirs]):.1f}x "
+              f"the training steps/s (rlstm vs sb3-contrib)")
 
 
 if __name__ == "__main__":
