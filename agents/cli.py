@@ -26,7 +26,7 @@ import os
 import sys
 from typing import Sequence
 
-__all__ = ["ALGORITHMS", "main", "load_algorithm", "load_model"]
+__all__ = ["ALGORITHMS", "main", "load_algorithm", "load_model", "parse_overrides"]
 
 ALGORITHMS: dict[str, str] = {
     "ppo": "agents.ppo:PPO",
@@ -68,7 +68,9 @@ def _parse_value(text: str):
         return text
 
 
-def _parse_overrides(items: Sequence[str]) -> dict:
+def parse_overrides(items: Sequence[str]) -> dict:
+    """``["key=value", ...]`` (``--set`` arguments) -> ``{key: value}``, values parsed as JSON
+    when they are JSON (numbers, booleans, lists, dicts), else kept as strings."""
     out = {}
     for item in items:
         if "=" not in item:
@@ -101,7 +103,7 @@ def _train(args) -> int:
     out = args.out or os.path.join("runs", f"{args.algo.lower()}-{env.replace('/', '-')}-"
                                            f"{args.seed}")
     os.makedirs(out, exist_ok=True)
-    overrides = {**preset, **_parse_overrides(args.set)}
+    overrides = {**preset, **parse_overrides(args.set)}
     if preset:
         print(f"rlstm: tuned settings for {args.algo.lower()} on {env} "
               f"(agents.hyperparams; --no-tuned to ignore): {preset}")

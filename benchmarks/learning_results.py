@@ -36,10 +36,10 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field on top of the settings, e.g. --set vf_coef=1")
     args = p.parse_args(argv)
-    from agents.cli import _parse_overrides
+    from agents.cli import parse_overrides
     cls = {"ppo": PPO, "a2c": A2C, "reinforce": REINFORCE}[args.algo]
     settings, budget = ({}, None) if args.no_tuned else tuned(args.algo, args.env)
-    settings.update(_parse_overrides(args.set))
+    settings.update(parse_overrides(args.set))
     budget = args.budget or budget or 100_000
     freq = args.eval_freq or max(5_000, budget // 20)
     threshold = args.threshold

@@ -139,8 +139,8 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a PPOConfig field for both libraries, e.g. --set n_epochs=10")
     args = p.parse_args(argv)
-    from agents.cli import _parse_overrides
-    args.overrides = _parse_overrides(args.set)
+    from agents.cli import parse_overrides
+    args.overrides = parse_overrides(args.set)
     from threadpoolctl import threadpool_limits
 
     runners = {"rlstm": run_rlstm, "sb3-contrib": run_sb3}

@@ -28,7 +28,7 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a PPO setting, e.g. --set ent_coef=0.02")
     args = p.parse_args(argv)
-    from agents.cli import _parse_overrides
+    from agents.cli import parse_overrides
     settings = dict(n_envs=8, n_steps=128, seq_len=128, n_epochs=8, n_minibatches=2,
                     gamma=0.99, gae_lambda=0.95, learning_rate=1e-3, lr_schedule="constant",
                     clip_schedule="constant", ent_coef=0.01, normalize_obs=False,
@@ -36,7 +36,7 @@ def main(argv=None):
                     # forget gates start open (bias +1), so the fresh LSTM keeps the cue:
                     # 4 of 5 seeds reach corridor 50 with it, 3 of 5 without
                     policy_kwargs={"core_kwargs": {"forget_bias": 1.0}})
-    settings.update(_parse_overrides(args.set))
+    settings.update(parse_overrides(args.set))
 
     stage = {"length": args.lengths[0]}
 
