@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rlstm._validation import check_choice, check_int
+from rlstm.validation import check_choice, check_int
 
 __all__ = ["BACKENDS", "make_backend", "SerialBackend", "ProcessBackend", "RayBackend",
            "default_backend", "split_jobs"]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from rlstm._validation import check_int
+from rlstm.validation import check_int
 
 __all__ = ["RolloutBuffer", "compute_gae", "tree_map", "tree_stack"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlstm._validation import check_dtype, check_int
+from rlstm.validation import check_dtype, check_int
 
 __all__ = ["NoiseTable"]
 

@@ -8,7 +8,8 @@ from .layers import MLP, Linear
 from .lstm import LSTM
 from .module import Module
 from .optim import clip_grad_norm
-from .train import SequenceModel, fit
+from .sequence import SequenceModel
+from .train import fit
 
 __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "ConvLSTM", "ctc_loss", "Module", "Linear", "MLP", "clip_grad_norm",

@@ -15,8 +15,8 @@ import numbers
 
 import numpy as np
 
-from . import _kernels
-from ._validation import (as_float_array, as_resets, as_state_pair, check_dtype, check_int,
+from . import _kernels, registry
+from .validation import (as_float_array, as_resets, as_state_pair, check_dtype, check_int,
                           check_shape)
 from .lstm import RecurrentCache
 from .module import Module
@@ -256,9 +256,4 @@ def _build(c: dict, size: int) -> ConvLSTM:
                     num_layers=L, dtype=c["dtype"])
 
 
-def _register() -> None:
-    from .io import register
-    register("ConvLSTM", _config, _build)
-
-
-_register()
+registry.register("ConvLSTM", _config, _build)

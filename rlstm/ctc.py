@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import _kernels
-from ._validation import as_float_array, check_choice, check_int
+from .validation import as_float_array, check_choice, check_int
 
 __all__ = ["ctc_loss"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
-from ._validation import as_float_array, check_dtype, check_int, check_shape
+from . import _kernels, registry
+from .validation import as_float_array, check_dtype, check_int, check_shape
 from .lstm import RecurrentCache, RecurrentLayer
 from .module import Module
 
@@ -125,3 +125,18 @@ class GRU(RecurrentLayer, Module):
                                       dw_ih, dw_hh, db_ih, db_hh, dh0[k])
             dout = dinp
         return dout.reshape(T, B, self.input_size), dh0
+
+
+# ---------------------------------------------------------------------------- rlstm.save/load
+def _config(m: GRU) -> dict:
+    return {"input_size": m.input_size, "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers, "bidirectional": m.bidirectional, "dtype": m.dtype.name}
+
+
+def _build(c: dict, size: int) -> GRU:
+    registry.need_recurrent(c, int(c["input_size"]), size)
+    return GRU(c["input_size"], c["hidden_size"], c["num_layers"],
+               bidirectional=c["bidirectional"], dtype=c["dtype"])
+
+
+registry.register("GRU", _config, _build)

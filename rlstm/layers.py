@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import as_float_array, check_choice, check_int
+from . import registry
+from .validation import as_float_array, check_choice, check_int
 from .module import Module
 
 ACTIVATIONS = ("tanh", "relu")
@@ -238,3 +239,42 @@ class ConvEncoder(Module):
         for k in range(len(self.layers) - 1, -1, -1):
             d = d * (acts[k + 1] > 0)
             d = self.layers[k].backward(d, acts[k], need_dx=k > 0)
+
+
+# ---------------------------------------------------------------------------- rlstm.save/load
+def _linear_config(m: Linear) -> dict:
+    return {"in_features": m.in_features, "out_features": m.out_features,
+            "dtype": m.dtype.name}
+
+
+def _linear_build(c: dict, size: int) -> Linear:
+    registry.need(int(c["in_features"]) * int(c["out_features"]) <= size, "Linear too large")
+    return Linear(c["in_features"], c["out_features"], dtype=c["dtype"])
+
+
+def _mlp_config(m: MLP) -> dict:
+    return {"in_features": m.in_features, "hidden": list(m.hidden),
+            "activation": m.activation, "dtype": m.dtype.name}
+
+
+def _mlp_build(c: dict, size: int) -> MLP:
+    sizes = [int(c["in_features"])] + [int(h) for h in c["hidden"]]
+    registry.need(sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) <= size, "MLP too large")
+    return MLP(c["in_features"], c["hidden"], activation=c["activation"], dtype=c["dtype"])
+
+
+def _conv_config(m: Conv2d) -> dict:
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels,
+            "kernel_size": m.kernel_size, "stride": m.stride, "dtype": m.dtype.name}
+
+
+def _conv_build(c: dict, size: int) -> Conv2d:
+    registry.need(int(c["in_channels"]) * int(c["out_channels"]) * int(c["kernel_size"]) ** 2
+                  <= size, "Conv2d too large")
+    return Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"],
+                  dtype=c["dtype"])
+
+
+registry.register("Linear", _linear_config, _linear_build)
+registry.register("MLP", _mlp_config, _mlp_build)
+registry.register("Conv2d", _conv_config, _conv_build)

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels
-from ._validation import (as_float_array, as_resets, as_state_pair, check_choice, check_dtype,
+from . import _kernels, registry
+from .validation import (as_float_array, as_resets, as_state_pair, check_choice, check_dtype,
                           check_int, check_shape)
 from .module import Module
 
@@ -292,3 +292,22 @@ class LSTM(RecurrentLayer, Module):
                                        self._cell_rec)
             dout = dinp
         return dout.reshape(T, B, self.input_size), (dh0, dc0)
+
+
+# ---------------------------------------------------------------------------- rlstm.save/load
+def _config(m: LSTM) -> dict:
+    return {"input_size": m.input_size, "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers, "bidirectional": m.bidirectional,
+            "variant": m.variant, "cell_activation": m.cell_activation, "dtype": m.dtype.name,
+            "forget_bias": m.forget_bias}
+
+
+def _build(c: dict, size: int) -> LSTM:
+    registry.need_recurrent(c, int(c["input_size"]), size)
+    return LSTM(c["input_size"], c["hidden_size"], c["num_layers"],
+                bidirectional=c["bidirectional"], variant=c["variant"],
+                cell_activation=c["cell_activation"], dtype=c["dtype"],
+                forget_bias=c.get("forget_bias", 0.0))
+
+
+registry.register("LSTM", _config, _build)

@@ -5,7 +5,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ._validation import check_dtype
+from .validation import check_dtype
 
 
 class Module:
@@ -63,6 +63,17 @@ class Module:
         flat_params[...] = self._flat_params
         flat_grads[...] = self._flat_grads
         self._set_vectors(flat_params, flat_grads)
+
+    @property
+    def param_layout(self) -> dict[str, tuple[int, tuple[int, ...]]]:
+        """``{name: (offset, shape)}``: where each parameter lives in ``flat_params`` (row-major,
+        in this order). Code that keeps many parameter vectors of one architecture (an
+        evolution strategy's population) finds each weight there without a module per vector."""
+        out, offset = {}, 0
+        for name, shape in self._spec:
+            out[name] = (offset, shape)
+            offset += int(np.prod(shape))
+        return out
 
     @property
     def num_params(self) -> int:

@@ -6,6 +6,13 @@ here one kernel call per layer advances every member, each with its own weights,
 from a ``(P, num_params)`` matrix whose rows use the SAME layout as ``LSTMPolicy.flat_params``
 (row p is what ``template.flat_params`` would hold for member p). Nothing is copied per member.
 
+The template describes itself through public names only: ``param_layout`` (where each weight
+lives in a row), ``inputs`` (how observations are encoded, and which columns are images) and
+``action_heads`` (how the action layer's columns become actions), so the members act exactly as
+the template would with their weights. Image parts (``image_encoder="conv"``) run each
+member's conv net on that member's rows (one call per member and image part per step: slower
+than the rest, which is one call per layer for the whole population).
+
 Each member drives ``batch_per_member`` envs (several episodes at once); rows of the batch are
 member-major: member p owns rows ``[p * B, (p + 1) * B)``.
 
@@ -15,24 +22,15 @@ the mean for Gaussian heads, ``z > 0`` for Bernoulli), which is what neuroevolut
 from __future__ import annotations
 
 import numpy as np
-from gymnasium import spaces
 
 from . import _kernels
-from ._validation import as_float_array, check_int
+from .layers import ConvEncoder
+from .lstm import LSTM
+from .validation import as_float_array, check_int
 
-__all__ = ["PopulationPolicy", "param_offset"]
+__all__ = ["PopulationPolicy"]
 
 _ACT = {"tanh": 1, "relu": 2}
-
-
-def param_offset(module, array: np.ndarray) -> int:
-    """Index in ``module.flat_params`` where the view ``array`` starts."""
-    base = module.flat_params
-    off = array.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-    idx, rem = divmod(off, base.itemsize)
-    if rem or not 0 <= idx <= base.size - array.size:
-        raise ValueError("array is not a view into module.flat_params")
-    return int(idx)
 
 
 class PopulationPolicy:
@@ -47,20 +45,19 @@ class PopulationPolicy:
     """
 
     def __init__(self, template, params, batch_per_member: int = 1):
-        for attr in ("flat_params", "core", "action_net", "heads", "_slices", "_encode"):
+        for attr in ("param_layout", "core", "inputs", "action_heads", "encoder"):
             if not hasattr(template, attr):
                 raise TypeError(f"template must be an rlstm.policy.LSTMPolicy, got "
                                 f"{type(template).__name__} (no {attr!r})")
-        from .lstm import LSTM
         core = template.core
-        if not isinstance(core, LSTM) or core.bidirectional:
-            raise ValueError("PopulationPolicy needs a unidirectional rlstm.LSTM core "
-                             f"(core='lstm'), got {type(core).__name__}")
-        if getattr(template, "_mask_from_obs", False):
-            raise ValueError("PopulationPolicy does not handle action masks in observations")
+        if type(core) is not LSTM or core.bidirectional or core.variant == "peephole_cell":
+            raise ValueError("PopulationPolicy needs a unidirectional rlstm.LSTM core of the "
+                             "'vanilla' or 'peephole' variant (core='lstm'), got "
+                             f"{type(core).__name__}"
+                             f"{'' if type(core) is not LSTM else ' ' + repr(core.variant)}")
         self.template = template
         self.dtype = template.flat_params.dtype
-        n = template.flat_params.size
+        n = template.num_params
         arr = as_float_array(params, self.dtype, "params", ndim=2)
         if arr.shape[1] != n or arr.shape[0] < 1:
             raise ValueError(f"params must have shape (P, {n}) (one flat parameter vector of "
@@ -71,31 +68,42 @@ class PopulationPolicy:
         self.rows = self.P * self.B
         self.H = core.hidden_size
         self.L = core.num_layers
+        layout = template.param_layout
 
-        # offsets of every weight in a member's row (views of the template give them)
-        def off(a):
-            return param_offset(template, a)
+        def off(name: str) -> int:
+            return layout[name][0]
 
+        inputs = template.inputs
+        # one conv net per image part, loaded with a member's weights before its rows run
+        self._images = []
+        for j, net in enumerate(inputs.image_nets):
+            a, _ = layout[f"image{j}.{next(iter(net.params))}"]
+            self._images.append((ConvEncoder(net.image_shape, [c.out_channels for c in
+                                                                net.layers],
+                                             channels_first=net.channels_first,
+                                             dtype=self.dtype), a, a + net.num_params))
         self._encoder = []
+        width = inputs.feature_dim
         if template.encoder is not None:
             act = _ACT[template.encoder.activation]
             for k, layer in enumerate(template.encoder.layers):
-                self._encoder.append((off(template.params[f"encoder.{k}.weight"]),
-                                      off(template.params[f"encoder.{k}.bias"]),
+                self._encoder.append((off(f"encoder.{k}.weight"), off(f"encoder.{k}.bias"),
                                       layer.out_features, act))
+            width = template.encoder.layers[-1].out_features
+        if layout["core.weight_ih_l0"][1] != (4 * self.H, width):
+            raise ValueError(f"the template's core reads {layout['core.weight_ih_l0'][1][1]} "
+                             f"features, its inputs give {width}: not an LSTMPolicy layout")
         self._identity = core.cell_activation == "identity"
         self._layers = []
-        p = template.params  # the documented names: core.<LSTM names>, action.weight, ...
         for k in range(self.L):
-            peep = off(p[f"core.peephole_l{k}"]) if core.variant == "peephole" else -1
-            self._layers.append((off(p[f"core.weight_ih_l{k}"]), off(p[f"core.weight_hh_l{k}"]),
-                                 off(p[f"core.bias_ih_l{k}"]), off(p[f"core.bias_hh_l{k}"]),
-                                 peep))
-        self._action = (off(p["action.weight"]), off(p["action.bias"]), template.n_action)
+            peep = off(f"core.peephole_l{k}") if core.variant == "peephole" else -1
+            self._layers.append((off(f"core.weight_ih_l{k}"), off(f"core.weight_hh_l{k}"),
+                                 off(f"core.bias_ih_l{k}"), off(f"core.bias_hh_l{k}"), peep))
+        self._action = (off("action.weight"), off("action.bias"))
         # scratch buffers, allocated once
         R, H = self.rows, self.H
         self._gates = np.empty((R, 4 * H), dtype=self.dtype)
-        self._z = np.empty((R, template.n_action), dtype=self.dtype)
+        self._z = np.empty((R, template.action_heads.n_out), dtype=self.dtype)
         self._enc = [np.empty((R, o), dtype=self.dtype) for _, _, o, _ in self._encoder]
 
     def initial_state(self):
@@ -115,9 +123,26 @@ class PopulationPolicy:
             raise ValueError(f"state arrays must have shape {shape}, got {h.shape}, {c.shape}")
         return h, c
 
+    def _image_features(self, x: np.ndarray) -> np.ndarray:
+        """The template's :meth:`PolicyInputs.features`, with each member's conv weights on
+        that member's rows."""
+        if not self._images:
+            return x
+        nets = [net for net, _, _ in self._images]
+        out = None
+        for p in range(self.P):
+            for net, a, b in self._images:
+                net.flat_params[...] = self.params[p, a:b]
+            rows = slice(p * self.B, (p + 1) * self.B)
+            f, _ = self.template.inputs.features(x[rows], nets)
+            if out is None:
+                out = np.empty((self.rows, f.shape[1]), dtype=self.dtype)
+            out[rows] = f
+        return out
+
     def features(self, obs, state=None):
         """Core output ``(P * B, H)`` and the next state (the readout's input, for Evolino)."""
-        x = self.template._encode(obs, (self.rows,), "obs")
+        x = self._image_features(self.template.inputs.encode(obs, (self.rows,), "obs"))
         h, c = self._check_state(state)
         w = self.params
         for (ow, ob, _, act), buf in zip(self._encoder, self._enc):
@@ -135,7 +160,8 @@ class PopulationPolicy:
         """Deterministic actions for ``P * B`` observations (member-major) and the next state.
 
         Equals ``template.act(obs_p, state_p, episode_start, deterministic=True)`` with
-        member p's weights loaded, for every member p.
+        member p's weights loaded, for every member p (action masks in the observations are
+        applied as the template applies them).
         """
         if episode_start is not None and state is not None:
             es = np.asarray(episode_start, dtype=bool).reshape(self.rows)
@@ -143,17 +169,11 @@ class PopulationPolicy:
                 h, c = self._check_state(state)
                 keep = (~es).astype(self.dtype)[None, :, None]
                 state = (h * keep, c * keep)
-        y, state = self.features(obs, state)
-        o_w, o_b, _ = self._action
-        _kernels.population_linear(self.params, o_w, o_b, y, self._z, 0)
         t = self.template
-        leaves = []
-        log_std = t._log_std
-        for head, (zs, _, ls) in zip(t.heads, t._slices):
-            a, _ = head.act(self._z[:, zs], None, None if log_std is None else log_std[..., ls],
-                            None, True)
-            leaves.append(a)
-        if len(leaves) == 1 and not isinstance(t.action_space, (spaces.Tuple, spaces.Dict)):
-            return leaves[0], state
-        from .policy.heads import pack
-        return pack(t.action_space, leaves), state
+        mask = t.action_mask(obs, None, (self.rows,))
+        y, state = self.features(obs, state)
+        o_w, o_b = self._action
+        _kernels.population_linear(self.params, o_w, o_b, y, self._z, 0)
+        log_std = t.log_std  # the mode of a Gaussian does not depend on it
+        actions, _ = t.action_heads.act(self._z, mask, log_std, None, True, latent=y)
+        return actions, state

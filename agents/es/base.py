@@ -26,7 +26,7 @@ from agents.base import RunLogger
 from agents.common import (RunningMeanStd, env_id, make_env_fn, rng_from_array,
                            rng_state_to_array)
 from agents.noise import NoiseTable
-from rlstm._validation import check_dtype, check_int
+from rlstm.validation import check_dtype, check_int
 from rlstm.serialization import load_arrays, save_arrays
 
 __all__ = ["EvolutionConfig", "EvolutionTrainer", "Evaluator", "centered_ranks"]

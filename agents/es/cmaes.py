@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlstm._validation import check_int
+from rlstm.validation import check_int
 
 from .base import EvolutionConfig, EvolutionTrainer
 

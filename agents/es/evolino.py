@@ -18,7 +18,7 @@ import numpy as np
 from agents.common import rng_from_array, rng_state_to_array
 from agents.noise import NoiseTable
 from rlstm import LSTM
-from rlstm._validation import as_float_array, check_int
+from rlstm.validation import as_float_array, check_int
 from rlstm.optim import Adam
 from rlstm.serialization import load_arrays, save_arrays
 
@@ -53,11 +53,9 @@ class Evolino(OpenAIES):
     def _init_strategy(self) -> None:
         super()._init_strategy()
         readout = np.zeros(self.num_params, dtype=bool)
-        for name, view in self.policy.params.items():
+        for name, (o, shape) in self.policy.param_layout.items():
             if name.startswith("action.") or name == "log_std":
-                from rlstm.population import param_offset
-                o = param_offset(self.policy, view)
-                readout[o:o + view.size] = True
+                readout[o:o + int(np.prod(shape))] = True
         self.readout_mask = readout
         self._evolve_mask = (~readout).astype(np.float32)
         self._pg_grad = np.zeros_like(self._theta)

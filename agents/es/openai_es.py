@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlstm._validation import check_choice
+from rlstm.validation import check_choice
 from rlstm.optim import SGD, Adam
 
 from .base import EvolutionConfig, EvolutionTrainer, centered_ranks

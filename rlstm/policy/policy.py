@@ -5,42 +5,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
-from .._validation import check_choice, check_int
-from .._validation import check_dtype
-from ..layers import MLP, ConvEncoder, Linear, adopt, param_spec
-from ..lstm import LSTM
+from .. import registry
+from ..cores import core_class, core_name
+from ..io import load, save
+from ..layers import MLP, Linear, adopt, param_spec
 from ..module import Module
-from .heads import make_heads, pack, unpack
-from .spaces import MASK_KEY, Encoder, check_space, flat_dim, is_image, split_mask
-
-CORES = ("lstm", "gru")
-IMAGE_ENCODERS = ("conv", "flatten")
+from ..validation import check_dtype, check_int
+from .actions import ActionHeads
+from .inputs import PolicyInputs
+from .spaces import check_space, flat_dim, space_from_json, space_to_json, split_mask
 
 __all__ = ["LSTMPolicy", "PolicyCache"]
-
-
-def core_class(core: Any):
-    """``"lstm"`` -> :class:`rlstm.LSTM`, ``"gru"`` -> ``rlstm.GRU`` (when built), or a class."""
-    if isinstance(core, str):
-        check_choice("core", core, CORES)
-        if core == "lstm":
-            return LSTM
-        import rlstm
-        cls = getattr(rlstm, "GRU", None)
-        if cls is None:
-            raise ValueError("core='gru' needs rlstm.GRU, which this version of rlstm does not "
-                             "have; use core='lstm'")
-        return cls
-    if isinstance(core, type) and issubclass(core, Module) and hasattr(core, "step"):
-        return core
-    raise TypeError(f"core must be 'lstm', 'gru' or an rlstm recurrent layer class with "
-                    f"forward/backward/step, got {core!r}")
-
-
-def core_name(cls) -> str:
-    return {"LSTM": "lstm", "GRU": "gru"}.get(cls.__name__, cls.__name__)
 
 
 @dataclass
@@ -153,27 +129,18 @@ class LSTMPolicy(Module):
         seeds = rng.integers(2 ** 63, size=5)
         self.rng = np.random.default_rng(rng.integers(2 ** 63))
 
-        self.obs_dim = flat_dim(observation_space)
-        if self.obs_dim == 0:
-            raise ValueError("observation_space encodes to zero features")
-        self.image_encoder = check_choice("image_encoder", image_encoder, IMAGE_ENCODERS)
-        self._encoder = Encoder(observation_space, check_dtype(dtype))
-        # image leaves (uint8 Box, 3 dims) go through a small conv net each, unless "flatten"
-        images = ([(col, d, sub) for _, _, sub, col, d in self._encoder.leaves if is_image(sub)]
-                  if self.image_encoder == "conv" else [])
-        conv_rng = np.random.default_rng([int(seeds[0]), 1])
-        self.image_nets = [ConvEncoder(sub.shape, dtype=dtype, seed=conv_rng.integers(2 ** 63))
-                           for _, _, sub in images]
-        self._image_cols = [(col, col + d) for col, d, _ in images]
-        plain = np.ones(self.obs_dim, bool)
-        for a, b in self._image_cols:
-            plain[a:b] = False
-        self._plain_cols = np.flatnonzero(plain)
-        self.feature_dim = int(plain.sum()) + sum(n.out_features for n in self.image_nets)
-        self.heads = make_heads(action_space, sde_latent=self.hidden_size if self.use_sde else 0)
-        self.n_action = sum(h.n_out for h in self.heads)
-        self.n_mask = sum(h.n_mask for h in self.heads)
-        self.n_log_std = sum(h.n_log_std for h in self.heads)
+        # observation -> core input: encoding, and a conv net per image part
+        self.inputs = PolicyInputs(observation_space, check_dtype(dtype), image_encoder,
+                                   seed=int(seeds[0]))
+        self.image_encoder = self.inputs.image_encoder
+        self.obs_dim, self.feature_dim = self.inputs.obs_dim, self.inputs.feature_dim
+        self.image_nets = self.inputs.image_nets
+        self.action_heads = ActionHeads(action_space,
+                                        sde_latent=self.hidden_size if self.use_sde else 0)
+        self.heads, self.head_slices = self.action_heads.heads, self.action_heads.slices
+        self.n_action = self.action_heads.n_out
+        self.n_mask = self.action_heads.n_mask
+        self.n_log_std = self.action_heads.n_log_std
         # gSDE acts on Box heads only: without one there is nothing to explore that way
         self.use_sde = self.use_sde and self.n_log_std > 0
         self.sde_learn_features = self.sde_learn_features and self.use_sde
@@ -207,19 +174,12 @@ class LSTMPolicy(Module):
                 adopt(self, child, prefix)
         if self.n_log_std:
             self.params["log_std"][...] = self.log_std_init
-        self._log_std = self.params["log_std"] if self.n_log_std else None
-        # column slices of the action layer, the mask and log_std, per head
-        self._slices = []
-        o = m = s = 0
-        for h in self.heads:
-            self._slices.append((slice(o, o + h.n_out), slice(m, m + h.n_mask),
-                                 slice(s, s + h.n_log_std)))
-            o, m, s = o + h.n_out, m + h.n_mask, s + h.n_log_std
         self._n_core_state = len(self._core_state_tuple(self.core.initial_state(1)))
-        self._box_obs = (isinstance(observation_space, spaces.Box)
-                         and observation_space.dtype != np.uint8)
-        self._mask_from_obs = (isinstance(observation_space, spaces.Dict)
-                               and MASK_KEY in observation_space.spaces)
+
+    @property
+    def log_std(self) -> np.ndarray | None:
+        """The ``log_std`` parameter (a view), or None without a Box action part."""
+        return self.params["log_std"] if self.n_log_std else None
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict:
@@ -272,56 +232,12 @@ class LSTMPolicy(Module):
         return tuple(out)
 
     # ------------------------------------------------------------------ inputs
-    def _encode(self, obs, lead: tuple, name: str) -> np.ndarray:
-        if self._box_obs:
-            x = obs if isinstance(obs, np.ndarray) else np.asarray(obs)
-            shape = lead + self.observation_space.shape
-            if x.shape != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {np.shape(x)}")
-            if x.dtype.kind not in "fiu":
-                raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
-            x = np.ascontiguousarray(x.reshape(-1, self.obs_dim), dtype=self.dtype)
-            if not np.isfinite(x).all():
-                raise ValueError(f"{name} contains NaN or inf")
-            return x
-        return self._encoder(obs, lead, name)
-
-    def _features(self, x: np.ndarray):
-        """Encoded observations -> core input: image columns through their conv nets."""
-        if not self.image_nets:
-            return x, []
-        parts, caches = [x[:, self._plain_cols]], []
-        for net, (a, b) in zip(self.image_nets, self._image_cols):
-            f, c = net.forward(np.ascontiguousarray(x[:, a:b]))
-            parts.append(f)
-            caches.append(c)
-        return np.concatenate(parts, axis=1), caches
-
-    def _mask(self, obs, mask, lead: tuple, name: str):
-        if mask is None and self._mask_from_obs:
+    def action_mask(self, obs, mask, lead: tuple, name: str = "action_mask"):
+        """The boolean action mask ``(prod(lead), n_mask)`` to apply (``mask`` if given, else a
+        Dict observation's ``action_mask`` key), or None; checked against the heads."""
+        if mask is None and self.inputs.has_action_mask:
             mask = split_mask(self.observation_space, obs)
-        if mask is None:
-            return None
-        if self.n_mask == 0:
-            raise ValueError(f"{name} given, but the action space has no Discrete or "
-                             f"MultiDiscrete part to mask")
-        m = np.asarray(mask)
-        if m.dtype.kind not in "biu":
-            raise TypeError(f"{name} must be boolean (True = allowed), got dtype {m.dtype}")
-        shape = lead + (self.n_mask,)
-        if m.shape != shape:
-            raise ValueError(f"{name} must have shape {shape} (one column per discrete action, "
-                             f"heads in action-space order), got {m.shape}")
-        m = m.reshape(-1, self.n_mask).astype(bool)
-        for h, (_, ms, _) in zip(self.heads, self._slices):
-            if h.n_mask:
-                parts = ([(0, h.n_mask)] if not hasattr(h, "offsets") else
-                         [(int(a), int(b)) for a, b in zip(h.offsets[:-1], h.offsets[1:])])
-                for a, b in parts:
-                    if not m[:, ms.start + a:ms.start + b].any(axis=1).all():
-                        raise ValueError(f"{name} forbids every action of a head in some row; "
-                                         f"each row must allow at least one action per head")
-        return m
+        return self.action_heads.check_mask(mask, lead, name)
 
     # ------------------------------------------------------------------ rollout
     def act(self, obs, state, episode_start, deterministic: bool = False, rng=None,
@@ -338,8 +254,8 @@ class LSTMPolicy(Module):
         if isinstance(state, (tuple, list)) and state and isinstance(state[0], np.ndarray):
             B = state[0].shape[1]
         else:
-            B = self._batch_of(obs)
-        x = self._features(self._encode(obs, (B,), "obs"))[0]
+            B = self.inputs.batch_size(obs)
+        x = self.inputs.features(self.inputs.encode(obs, (B,), "obs"))[0]
         state = self._check_state(state, B, "state")
         if episode_start is not None:
             es = episode_start if isinstance(episode_start, np.ndarray) else np.asarray(
@@ -349,7 +265,7 @@ class LSTMPolicy(Module):
             if es.any():
                 keep = (~es.astype(bool)).astype(self.dtype)[None, :, None]
                 state = tuple(s * keep for s in state)
-        mask = self._mask(obs, action_mask, (B,), "action_mask")
+        mask = self.action_mask(obs, action_mask, (B,), "action_mask")
         if self.encoder is not None:
             x = self.encoder.forward(x)[0]
         actor, critic = self._split_state(state)
@@ -364,20 +280,8 @@ class LSTMPolicy(Module):
         rng = self.rng if rng is None else rng
         if sde_noise is not None:
             sde_noise = self._check_sde_noise(sde_noise, B)
-        leaves, logp = [], None
-        for h, (zs, ms, ls) in zip(self.heads, self._slices):
-            args = (z[:, zs], None if (mask is None or not h.n_mask) else mask[:, ms],
-                    None if self._log_std is None else self._log_std[..., ls], rng,
-                    deterministic)
-            if h.sde:
-                a, lp = h.act(*args, latent=y,
-                              noise=None if sde_noise is None else sde_noise[..., ls])
-            else:
-                a, lp = h.act(*args)
-            leaves.append(a)
-            logp = lp if logp is None else logp + lp
-        actions = leaves[0] if len(leaves) == 1 and not isinstance(
-            self.action_space, (spaces.Tuple, spaces.Dict)) else pack(self.action_space, leaves)
+        actions, logp = self.action_heads.act(z, mask, self.log_std, rng, deterministic,
+                                              latent=y, sde_noise=sde_noise)
         return actions, values, logp.astype(self.dtype, copy=False), new_state
 
     def sample_sde_noise(self, batch_size: int, rng=None) -> np.ndarray:
@@ -387,12 +291,12 @@ class LSTMPolicy(Module):
             raise ValueError("sample_sde_noise needs a policy built with use_sde=True")
         B = check_int("batch_size", batch_size, 1)
         rng = self.rng if rng is None else rng
-        return rng.standard_normal((B,) + self._log_std.shape).astype(self.dtype)
+        return rng.standard_normal((B,) + self.log_std.shape).astype(self.dtype)
 
     def _check_sde_noise(self, noise, B: int) -> np.ndarray:
         if not self.use_sde:
             raise ValueError("sde_noise given, but the policy was built with use_sde=False")
-        shape = (B,) + self._log_std.shape
+        shape = (B,) + self.log_std.shape
         if not isinstance(noise, np.ndarray) or noise.shape != shape:
             raise ValueError(f"sde_noise must be an array of shape {shape} from "
                              f"sample_sde_noise({B}), got {getattr(noise, 'shape', noise)!r}")
@@ -403,8 +307,8 @@ class LSTMPolicy(Module):
     def value(self, obs, state, episode_start=None) -> np.ndarray:
         """Values ``(B,)`` of ``obs`` from ``state`` without sampling (e.g. to bootstrap a
         truncated episode from its final observation). The state is not advanced."""
-        B = self._batch_of(obs)
-        x = self._features(self._encode(obs, (B,), "obs"))[0]
+        B = self.inputs.batch_size(obs)
+        x = self.inputs.features(self.inputs.encode(obs, (B,), "obs"))[0]
         state = self._check_state(state, B, "state")
         if episode_start is not None:
             es = np.asarray(episode_start, dtype=bool)
@@ -419,25 +323,6 @@ class LSTMPolicy(Module):
         else:
             y = self.critic_core.step(x, critic)[0]
         return self.value_net._forward(y)[:, 0]
-
-    def _batch_of(self, obs) -> int:
-        """B from the first leaf of ``obs`` (structure errors are left to the encoder)."""
-        space, leaf = self.observation_space, obs
-        while isinstance(space, (spaces.Dict, spaces.Tuple)):
-            if isinstance(space, spaces.Dict):
-                key = next((k for k in space.spaces if k != MASK_KEY), None)
-                if not isinstance(leaf, dict) or key not in leaf:
-                    return 1
-                space, leaf = space.spaces[key], leaf[key]
-            else:
-                if not isinstance(leaf, (tuple, list)) or not leaf:
-                    return 1
-                space, leaf = space.spaces[0], leaf[0]
-        shape = np.shape(leaf)
-        if len(shape) != len(space.shape) + 1:
-            raise ValueError(f"obs must be batched: shape (B,) + {space.shape} as a vector env "
-                             f"returns it, got {shape} (add a leading axis for one env)")
-        return int(shape[0])
 
     # ------------------------------------------------------------------ training
     def evaluate(self, obs_seq, actions_seq, state0, episode_starts, action_masks=None):
@@ -455,13 +340,12 @@ class LSTMPolicy(Module):
         if T == 0 or B == 0:
             raise ValueError("episode_starts must have T >= 1 and B >= 1")
         lead = (T, B)
-        x = self._encode(obs_seq, lead, "obs_seq")
-        mask = self._mask(obs_seq, action_masks, lead, "action_masks")
-        leaves = unpack(self.action_space, actions_seq, "actions_seq")
-        acts = [h.check_actions(a, lead, name) for h, (a, name) in zip(self.heads, leaves)]
+        x = self.inputs.encode(obs_seq, lead, "obs_seq")
+        mask = self.action_mask(obs_seq, action_masks, lead, "action_masks")
+        acts = self.action_heads.check_actions(actions_seq, lead, "actions_seq")
         state = self._check_state(state0, B, "state0")
         actor, critic = self._split_state(state)
-        x, image_caches = self._features(x)
+        x, image_caches = self.inputs.features(x)
         mlp_cache = None
         if self.encoder is not None:
             x, mlp_cache = self.encoder.forward(x)
@@ -476,17 +360,8 @@ class LSTMPolicy(Module):
             yv = y
         z = self.action_net._forward(y)
         values = self.value_net._forward(yv)[:, 0]
-        logp = np.zeros(T * B, dtype=self.dtype)
-        ent = np.zeros(T * B, dtype=self.dtype)
-        head_caches = []
-        for h, a, (zs, ms, ls) in zip(self.heads, acts, self._slices):
-            args = (z[:, zs], a, None if (mask is None or not h.n_mask) else mask[:, ms],
-                    None if self._log_std is None else self._log_std[..., ls])
-            lp, e, c = h.log_prob_entropy(*args, latent=y) if h.sde else \
-                h.log_prob_entropy(*args)
-            logp += lp
-            ent += e
-            head_caches.append(c)
+        logp, ent, head_caches = self.action_heads.log_prob_entropy(z, acts, mask, self.log_std,
+                                                                    latent=y)
         cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches,
                             image_caches)
         return logp.reshape(T, B), ent.reshape(T, B), values.reshape(T, B), cache
@@ -515,14 +390,9 @@ class LSTMPolicy(Module):
         dlp, de, dv = (coef(dlog_probs, "dlog_probs"), coef(dentropy, "dentropy"),
                        coef(dvalues, "dvalues"))
         dz = np.empty((N, self.n_action), dtype=self.dtype)
-        dy_sde = None
-        for h, c, (zs, _, ls) in zip(self.heads, cache.head_caches, self._slices):
-            dz[:, zs], dls = h.backward(dlp, de, c)
-            if dls is not None:
-                self.grads["log_std"][..., ls] += dls
-            if h.sde and self.sde_learn_features:
-                d = h.backward_latent(dlp, de, c, cache.y)
-                dy_sde = d if dy_sde is None else dy_sde + d
+        dy_sde = self.action_heads.backward(
+            dlp, de, cache.head_caches, dz, self.grads.get("log_std"),
+            latent=cache.y if self.sde_learn_features else None)
         dy = self.action_net.backward(dz, cache.y)
         if dy_sde is not None:
             dy += dy_sde
@@ -536,23 +406,38 @@ class LSTMPolicy(Module):
         dx = dx.reshape(N, -1)
         if self.encoder is not None:
             dx = self.encoder.backward(dx, cache.mlp_cache, need_dx=bool(self.image_nets))
-        col = len(self._plain_cols)
-        for net, c in zip(self.image_nets, cache.image_caches):
-            net.backward(dx[:, col:col + net.out_features], c)
-            col += net.out_features
+        self.inputs.backward(dx, cache.image_caches)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
         """Write the policy (spaces, constructor arguments, parameters) with ``rlstm.save``."""
-        from ..io import save
         save(self, path)
 
     @classmethod
     def load(cls, path) -> "LSTMPolicy":
         """Read a policy written by :meth:`save` (no pickle; bad files raise ``ValueError``)."""
-        from ..io import load
         obj = load(path, kind="LSTMPolicy")
         if not isinstance(obj, cls):
             raise ValueError(f"{path} holds a {type(obj).__name__}, not an {cls.__name__}")
         return obj
 
+
+# ---------------------------------------------------------------------------- rlstm.save/load
+def _config(m: LSTMPolicy) -> dict:
+    return {**m.config(), "observation_space": space_to_json(m.observation_space),
+            "action_space": space_to_json(m.action_space)}
+
+
+def _build(c: dict, size: int) -> LSTMPolicy:
+    c = dict(c)
+    obs = space_from_json(c.pop("observation_space"))
+    act = space_from_json(c.pop("action_space"))
+    d_in = flat_dim(obs)
+    for h in c.get("mlp_hidden") or []:
+        registry.need(d_in * int(h) <= size, "encoder too large")
+        d_in = int(h)
+    registry.need_recurrent(c, d_in, size)
+    return LSTMPolicy(obs, act, c.pop("hidden_size"), c.pop("num_layers"), c.pop("dtype"), **c)
+
+
+registry.register("LSTMPolicy", _config, _build)

@@ -3,8 +3,8 @@
 An observation batch with leading dims ``lead`` (``(B,)`` from a vector env, ``(T, B)`` in a
 rollout buffer) becomes one float array ``(prod(lead), D)``:
 
-- ``Box``: flattened. A ``uint8`` Box with 3 dims (an image) is flattened and scaled by 1/255
-  (no conv encoder yet; see docs/policy.md).
+- ``Box``: flattened. A ``uint8`` Box with 3 dims (an image) is flattened and scaled by 1/255;
+  :class:`rlstm.policy.inputs.PolicyInputs` then passes those columns through a conv net.
 - ``Discrete(n, start)``: one-hot of ``obs - start`` (n columns).
 - ``MultiDiscrete(nvec, start)``: one one-hot block per entry (``sum(nvec)`` columns).
 - ``MultiBinary(n)``: the bits as 0/1 floats.

@@ -221,72 +221,6 @@ def test_episode_start_resets_state():
 MASKED_OBS = spaces.Dict({"obs": BOX, "action_mask": spaces.MultiBinary(5)})
 
 
-def test_masked_actions_never_sampled_and_entropy_over_valid():
-    p = LSTMPolicy(MASKED_OBS, spaces.Discrete(5), hidden_size=8, seed=0, action_init_scale=0.0)
-    B = 4000
-    mask = np.zeros((B, 5), bool)
-    mask[:, [1, 3]] = True
-    mask[::2, 4] = True
-    obs = {"obs": np.zeros((B, 3), np.float32), "action_mask": mask}
-    a, _, lp, _ = p.act(obs, p.initial_state(B), None, rng=np.random.default_rng(0))
-    assert mask[np.arange(B), a].all()
-    # uniform logits: p = 1/3 or 1/2 over the allowed actions
-    np.testing.assert_allclose(lp[::2], np.log(1 / 3), rtol=1e-5)
-    np.testing.assert_allclose(lp[1::2], np.log(1 / 2), rtol=1e-5)
-    counts = np.bincount(a[1::2], minlength=5)
-    assert counts[0] == counts[2] == counts[4] == 0 and abs(counts[1] - 1000) < 120
-    lp_e, ent, _, _ = p.evaluate({k: v[None] for k, v in obs.items()}, a[None],
-                                 p.initial_state(B), np.ones((1, B), bool))
-    np.testing.assert_allclose(ent[0, ::2], np.log(3), rtol=1e-5)
-    np.testing.assert_allclose(ent[0, 1::2], np.log(2), rtol=1e-5)
-    np.testing.assert_allclose(lp_e[0], lp, rtol=1e-6)
-    det = p.act(obs, p.initial_state(B), None, deterministic=True)[0]
-    assert mask[np.arange(B), det].all()
-
-
-def test_masked_logits_get_zero_gradient_and_mask_argument():
-    rng = np.random.default_rng(0)
-    act = spaces.Tuple((spaces.Discrete(3), spaces.MultiDiscrete([2, 3]), BOX))
-    p = LSTMPolicy(BOX, act, hidden_size=4, seed=0, dtype=np.float64, action_init_scale=1.0)
-    T, B = 3, 4
-    masks = rng.random((T, B, 8)) < 0.6
-    masks[..., [0, 3, 5]] = True  # one allowed action per categorical
-    obs, acts, es, s0, lp_act, _ = rollout(p, BOX, T, B, rng, masks=masks)
-    for part, (lo, hi) in ((acts[0], (0, 3)),):
-        assert np.take_along_axis(masks[..., lo:hi], part[..., None], -1).all()
-    lp, ent, v, cache = p.evaluate(obs, acts, s0, es, action_masks=masks)
-    np.testing.assert_allclose(lp, lp_act, rtol=1e-10)
-    # gradient w.r.t. logits: recover it through the action layer on a one-row problem
-    z_grads = []
-    for h, c, (zs, ms, _) in zip(p.heads, cache.head_caches, p._slices):
-        dz, _ = h.backward(np.ones(T * B), np.ones(T * B), c)
-        if h.n_mask:
-            assert np.all(dz[~masks.reshape(T * B, -1)[:, ms]] == 0)
-            z_grads.append(dz)
-    assert any(np.abs(g).max() > 1e-3 for g in z_grads)
-    # evaluating an action the mask forbids is an error
-    bad = masks.copy()
-    bad[0, 0, :3] = False
-    bad[0, 0, acts[0][0, 0]] = True
-    bad[0, 0, (acts[0][0, 0] + 1) % 3] = True
-    bad2 = bad.copy()
-    bad2[0, 0, acts[0][0, 0]] = False
-    with pytest.raises(ValueError, match="forbids"):
-        p.evaluate(obs, acts, s0, es, action_masks=bad2)
-
-
-def test_mask_errors():
-    p = LSTMPolicy(MASKED_OBS, spaces.Discrete(5), hidden_size=4, seed=0)
-    obs = {"obs": np.zeros((2, 3), np.float32), "action_mask": np.zeros((2, 5), bool)}
-    with pytest.raises(ValueError, match="at least one"):
-        p.act(obs, None, None)
-    with pytest.raises(ValueError, match="shape"):
-        p.act(obs, None, None, action_mask=np.ones((2, 4), bool))
-    q = LSTMPolicy(BOX, spaces.Box(-1, 1, (2,)), hidden_size=4, seed=0)
-    with pytest.raises(ValueError, match="no Discrete"):
-        q.act(np.zeros((2, 3)), None, None, action_mask=np.ones((2, 2), bool))
-
-
 # ---------------------------------------------------------------------------- bad input
 def test_bad_inputs_raise_clear_errors():
     p = LSTMPolicy(OBS_SPACES["dict_of_tuple"], ACT_SPACES["discrete"], hidden_size=4, seed=0)
@@ -343,17 +277,6 @@ def test_float32_policy_runs_and_matches_float64():
     np.testing.assert_allclose(lp32, lp_act, rtol=1e-4, atol=1e-4)
     p32.backward(np.ones((5, 3)), np.ones((5, 3)), np.ones((5, 3)), c)
     assert p32.flat_grads.dtype == np.float32 and np.isfinite(p32.flat_grads).all()
-
-
-def test_categorical_sampling_frequencies_match_probabilities():
-    p = LSTMPolicy(BOX, spaces.Discrete(4), hidden_size=4, seed=0, action_init_scale=0.0)
-    p.params["action.bias"][...] = [0.0, 1.0, -1.0, 0.5]
-    B = 40000
-    a, _, lp, _ = p.act(np.zeros((B, 3), np.float32), None, None, rng=np.random.default_rng(0))
-    probs = np.exp([0.0, 1.0, -1.0, 0.5]) / np.exp([0.0, 1.0, -1.0, 0.5]).sum()
-    freq = np.bincount(a, minlength=4) / B
-    assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / B)), (freq, probs)
-    np.testing.assert_allclose(lp, np.log(probs)[a], rtol=1e-5)
 
 
 class ElmanRNN(rlstm.Module):
@@ -513,38 +436,6 @@ def test_single_env_fast_path_samples_the_same_distribution():
     np.testing.assert_allclose(p.evaluate(rollout_obs, a_seq, s0, es)[0], lp_act, rtol=1e-12)
 
 
-def test_head_log_probs_and_entropies_match_scipy():
-    from scipy import stats
-    from rlstm.policy.heads import Bernoulli, Categorical, DiagGaussian, MultiCategorical
-    rng = np.random.default_rng(0)
-    N = 6
-    z = rng.standard_normal((N, 3)) * 2
-    h = DiagGaussian(spaces.Box(-1, 1, (3,)))
-    log_std = np.array([-0.5, 0.0, 0.7])
-    a = rng.standard_normal((N, 3))
-    lp, ent, _ = h.log_prob_entropy(z, a, None, log_std)
-    np.testing.assert_allclose(lp, stats.norm.logpdf(a, z, np.exp(log_std)).sum(1), rtol=1e-12)
-    np.testing.assert_allclose(ent, stats.norm.entropy(0, np.exp(log_std)).sum(), rtol=1e-12)
-    h = Bernoulli(spaces.MultiBinary(3))
-    bits = rng.integers(0, 2, (N, 3))
-    lp, ent, _ = h.log_prob_entropy(z, bits.astype(float), None, None)
-    q = 1 / (1 + np.exp(-z))
-    np.testing.assert_allclose(lp, stats.bernoulli.logpmf(bits, q).sum(1), rtol=1e-10)
-    np.testing.assert_allclose(ent, stats.bernoulli.entropy(q).sum(1), rtol=1e-10)
-    h = Categorical(spaces.Discrete(3))
-    k = rng.integers(0, 3, N)
-    lp, ent, _ = h.log_prob_entropy(z, k, None, None)
-    pr = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-    np.testing.assert_allclose(lp, np.log(pr[np.arange(N), k]), rtol=1e-12)
-    np.testing.assert_allclose(ent, stats.entropy(pr, axis=1), rtol=1e-12)
-    h = MultiCategorical(spaces.MultiDiscrete([2, 1]))
-    k2 = np.stack([rng.integers(0, 2, N), np.zeros(N, int)], 1)
-    lp, ent, _ = h.log_prob_entropy(z, k2, None, None)
-    pr2 = np.exp(z[:, :2]) / np.exp(z[:, :2]).sum(1, keepdims=True)
-    np.testing.assert_allclose(lp, np.log(pr2[np.arange(N), k2[:, 0]]), rtol=1e-12)
-    np.testing.assert_allclose(ent, stats.entropy(pr2, axis=1), rtol=1e-12)
-
-
 def test_policy_gradient_learns_a_masked_contextual_bandit():
     """act -> reward -> evaluate -> backward -> Adam: the whole path learns (signs, masks)."""
     from rlstm.optim import Adam
@@ -585,9 +476,75 @@ def test_act_advances_the_core_exactly_like_lstm_step():
     state = p.initial_state(3)
     state = tuple(s + 0.3 for s in state)
     _, _, _, new_state = p.act(obs, state, np.zeros(3, bool), rng=np.random.default_rng(1))
-    x = p._encode(obs, (3,), "obs")
+    x = p.inputs.encode(obs, (3,), "obs")
     if p.encoder is not None:
         x = p.encoder.forward(x)[0]
     _, (h, c) = p.core.step(x, state)
     np.testing.assert_array_equal(new_state[0], h)
     np.testing.assert_array_equal(new_state[1], c)
+
+
+def test_masked_actions_never_sampled_and_entropy_over_valid():
+    p = LSTMPolicy(MASKED_OBS, spaces.Discrete(5), hidden_size=8, seed=0, action_init_scale=0.0)
+    B = 4000
+    mask = np.zeros((B, 5), bool)
+    mask[:, [1, 3]] = True
+    mask[::2, 4] = True
+    obs = {"obs": np.zeros((B, 3), np.float32), "action_mask": mask}
+    a, _, lp, _ = p.act(obs, p.initial_state(B), None, rng=np.random.default_rng(0))
+    assert mask[np.arange(B), a].all()
+    # uniform logits: p = 1/3 or 1/2 over the allowed actions
+    np.testing.assert_allclose(lp[::2], np.log(1 / 3), rtol=1e-5)
+    np.testing.assert_allclose(lp[1::2], np.log(1 / 2), rtol=1e-5)
+    counts = np.bincount(a[1::2], minlength=5)
+    assert counts[0] == counts[2] == counts[4] == 0 and abs(counts[1] - 1000) < 120
+    lp_e, ent, _, _ = p.evaluate({k: v[None] for k, v in obs.items()}, a[None],
+                                 p.initial_state(B), np.ones((1, B), bool))
+    np.testing.assert_allclose(ent[0, ::2], np.log(3), rtol=1e-5)
+    np.testing.assert_allclose(ent[0, 1::2], np.log(2), rtol=1e-5)
+    np.testing.assert_allclose(lp_e[0], lp, rtol=1e-6)
+    det = p.act(obs, p.initial_state(B), None, deterministic=True)[0]
+    assert mask[np.arange(B), det].all()
+
+
+def test_masked_logits_get_zero_gradient_and_mask_argument():
+    rng = np.random.default_rng(0)
+    act = spaces.Tuple((spaces.Discrete(3), spaces.MultiDiscrete([2, 3]), BOX))
+    p = LSTMPolicy(BOX, act, hidden_size=4, seed=0, dtype=np.float64, action_init_scale=1.0)
+    T, B = 3, 4
+    masks = rng.random((T, B, 8)) < 0.6
+    masks[..., [0, 3, 5]] = True  # one allowed action per categorical
+    obs, acts, es, s0, lp_act, _ = rollout(p, BOX, T, B, rng, masks=masks)
+    for part, (lo, hi) in ((acts[0], (0, 3)),):
+        assert np.take_along_axis(masks[..., lo:hi], part[..., None], -1).all()
+    lp, ent, v, cache = p.evaluate(obs, acts, s0, es, action_masks=masks)
+    np.testing.assert_allclose(lp, lp_act, rtol=1e-10)
+    # gradient w.r.t. logits: recover it through the action layer on a one-row problem
+    z_grads = []
+    for h, c, (zs, ms, _) in zip(p.heads, cache.head_caches, p.head_slices):
+        dz, _ = h.backward(np.ones(T * B), np.ones(T * B), c)
+        if h.n_mask:
+            assert np.all(dz[~masks.reshape(T * B, -1)[:, ms]] == 0)
+            z_grads.append(dz)
+    assert any(np.abs(g).max() > 1e-3 for g in z_grads)
+    # evaluating an action the mask forbids is an error
+    bad = masks.copy()
+    bad[0, 0, :3] = False
+    bad[0, 0, acts[0][0, 0]] = True
+    bad[0, 0, (acts[0][0, 0] + 1) % 3] = True
+    bad2 = bad.copy()
+    bad2[0, 0, acts[0][0, 0]] = False
+    with pytest.raises(ValueError, match="forbids"):
+        p.evaluate(obs, acts, s0, es, action_masks=bad2)
+
+
+def test_mask_errors():
+    p = LSTMPolicy(MASKED_OBS, spaces.Discrete(5), hidden_size=4, seed=0)
+    obs = {"obs": np.zeros((2, 3), np.float32), "action_mask": np.zeros((2, 5), bool)}
+    with pytest.raises(ValueError, match="at least one"):
+        p.act(obs, None, None)
+    with pytest.raises(ValueError, match="shape"):
+        p.act(obs, None, None, action_mask=np.ones((2, 4), bool))
+    q = LSTMPolicy(BOX, spaces.Box(-1, 1, (2,)), hidden_size=4, seed=0)
+    with pytest.raises(ValueError, match="no Discrete"):
+        q.act(np.zeros((2, 3)), None, None, action_mask=np.ones((2, 2), bool))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rlstm import LSTM
-from rlstm._validation import (as_float_array, as_resets, check_choice, check_dtype, check_int,
+from rlstm.validation import (as_float_array, as_resets, check_choice, check_dtype, check_int,
                                check_shape)
 
 

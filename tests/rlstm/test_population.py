@@ -16,13 +16,38 @@ CASES = [
                                               gym.spaces.Box(-1, 1, (1,), np.float32))), {}),
     (BOX, gym.spaces.Discrete(2), {"mlp_hidden": (8,)}),
     (BOX, gym.spaces.Box(-2.0, 2.0, (2,), dtype=np.float32), {"use_sde": True}),
+    (BOX, gym.spaces.Discrete(3), {"core_kwargs": {"cell_activation": "identity"}}),
+    # images through each member's own conv net (a regression: the population used to feed
+    # the raw pixels to the core and act [0 0 0 0] where the policy acted [1 1 0 1])
+    (gym.spaces.Box(0, 255, (64, 64, 3), np.uint8), gym.spaces.Discrete(2), {}),
+    (gym.spaces.Box(0, 255, (7, 7, 3), np.uint8), gym.spaces.Discrete(3),
+     {"mlp_hidden": (8,)}),
+    (gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (9, 11, 2), np.uint8),
+                      "pos": gym.spaces.Discrete(4)}), gym.spaces.Discrete(3), {}),
+    (gym.spaces.Box(0, 255, (12, 12, 1), np.uint8), gym.spaces.Discrete(2),
+     {"image_encoder": "flatten"}),
+    # action masks carried in the observation
+    (gym.spaces.Dict({"obs": BOX, "action_mask": gym.spaces.MultiBinary(4)}),
+     gym.spaces.Discrete(4), {}),
 ]
 
 
 def _obs(space, rng, n):
+    if isinstance(space, gym.spaces.Dict):
+        out = {k: _obs(s, rng, n) for k, s in space.spaces.items()}
+        if "action_mask" in out:
+            out["action_mask"] = rng.random((n,) + space["action_mask"].shape) < 0.6
+            out["action_mask"][:, 0] = True
+        return out
     if isinstance(space, gym.spaces.Discrete):
         return rng.integers(space.n, size=n)
+    if space.dtype == np.uint8:
+        return rng.integers(0, 256, size=(n,) + space.shape).astype(np.uint8)
     return rng.normal(size=(n,) + space.shape).astype(np.float32)
+
+
+def _rows(obs, rows):
+    return {k: v[rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[rows]
 
 
 def _leaves(a):
@@ -32,9 +57,6 @@ def _leaves(a):
 @pytest.mark.parametrize("obs_space,act_space,kw", CASES)
 def test_population_equals_per_member_act(obs_space, act_space, kw):
     template = LSTMPolicy(obs_space, act_space, hidden_size=6, seed=0, **kw)
-    if template.encoder is not None and not np.shares_memory(
-            template.encoder.layers[0].params["weight"], template.flat_params):
-        pytest.skip("LSTMPolicy's MLP encoder layers are not views of flat_params (policy bug)")
     P, B, T = 4, 3, 5
     rng = np.random.default_rng(1)
     params = rng.normal(0, 0.7, (P, template.num_params)).astype(template.dtype)
@@ -52,7 +74,8 @@ def test_population_equals_per_member_act(obs_space, act_space, kw):
         rows = slice(p * B, (p + 1) * B)
         s = template.initial_state(B)
         for t in range(T):
-            a, _, _, s = template.act(obs[t][rows], s, starts[t][rows], deterministic=True)
+            a, _, _, s = template.act(_rows(obs[t], rows), s, starts[t][rows],
+                                      deterministic=True)
             for want, have in zip(_leaves(a), got[t]):
                 np.testing.assert_allclose(have[rows], want, atol=tol, rtol=0)
 
@@ -88,6 +111,15 @@ def test_population_rejects_bad_input():
         pop.act(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="state arrays must have shape"):
         pop.act(np.zeros((4, 4)), (np.zeros((1, 3, 4)), np.zeros((1, 3, 4))))
+    with pytest.raises(ValueError, match=r"obs must have shape \(4, 4\)"):
+        pop.act(np.zeros((4, 6)))  # observations of another width never reach the kernel
+
+
+@pytest.mark.parametrize("kw", [{"core": "gru"}, {"core_kwargs": {"variant": "peephole_cell"}}])
+def test_population_refuses_cores_it_cannot_step(kw):
+    template = LSTMPolicy(BOX, gym.spaces.Discrete(2), hidden_size=4, seed=0, **kw)
+    with pytest.raises(ValueError, match="unidirectional rlstm.LSTM core"):
+        PopulationPolicy(template, np.zeros((2, template.num_params)))
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-6), (np.float64, 1e-13)])

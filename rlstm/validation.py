@@ -1,7 +1,8 @@
-"""Input checks shared by every public layer, loss and policy.
+"""Input checks shared by every public layer, loss, policy and trainer (a public module).
 
 The public layer validates and converts; the kernels trust what they are given. Every error says
-what was expected and, where there is one, how to fix it.
+what was expected and, where there is one, how to fix it. ``agents`` uses these checks too, so
+they are part of rlstm's public interface.
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 import numpy as np
 
 DTYPES = (np.float32, np.float64)
+
+__all__ = ["DTYPES", "check_dtype", "check_int", "check_choice", "as_float_array",
+           "check_shape", "as_resets", "as_state_pair"]
 
 
 def check_dtype(dtype: Any) -> np.dtype:

@@ -178,7 +178,7 @@ def test_ctc_plumbing_with_a_stand_in_loss(monkeypatch):
         calls.append((logits.shape, targets.shape, input_lengths.tolist(),
                       target_lengths.tolist(), blank))
         return 0.5 * (logits ** 2).sum(axis=(0, 2)), logits.copy()
-    monkeypatch.setattr(rlstm, "ctc_loss", fake_ctc, raising=False)
+    monkeypatch.setattr(rlstm.train, "ctc_loss", fake_ctc)
     m = rlstm.SequenceModel(2, 4, 3, seed=0)
     x = np.random.default_rng(0).standard_normal((5, 4, 2))
     y = np.array([[1, 2], [1, 0], [2, 2], [1, 1]])
@@ -196,24 +196,5 @@ def test_ctc_plumbing_with_a_stand_in_loss(monkeypatch):
 
 
 # ---------------------------------------------------------------------------- examples
-@pytest.mark.slow
-def test_adding_problem_is_solved(tmp_path, load_example):
-    res = load_example("adding_problem").main(["--T", "100", "--epochs", "30", "--target",
-                                               "0.005", "--out", str(tmp_path / "m.rlstm")])
-    assert res["test_mse"] < 0.01 < 0.1 < res["baseline"]
 
 
-@pytest.mark.slow
-def test_time_series_beats_baselines(tmp_path, load_example):
-    res = load_example("time_series").main(["--epochs", "8", "--out",
-                                            str(tmp_path / "ts.png")])
-    assert res["lstm"] < 0.7 * min(res["persistence"], res["seasonal"])
-    assert (tmp_path / "ts.png").stat().st_size > 10_000
-
-
-@pytest.mark.slow
-def test_anomaly_detection_finds_most_events(tmp_path, load_example):
-    res = load_example("anomaly_detection").main(["--epochs", "40", "--out",
-                                                  str(tmp_path / "a.png")])
-    assert res["events_detected"] >= 0.6 * res["events"]
-    assert res["false_alarms"] < 60

@@ -1,0 +1,37 @@
+"""Losses for sequence outputs, each with its gradient: mean squared error and softmax
+cross-entropy (CTC is :func:`rlstm.ctc_loss`)."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["mse_loss", "cross_entropy_loss"]
+
+
+def mse_loss(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean squared error over all elements, and its gradient with respect to ``pred``."""
+    diff = pred - target
+    n = max(diff.size, 1)
+    return float(np.sum(diff * diff) / n), (2.0 / n) * diff
+
+
+def cross_entropy_loss(logits: np.ndarray, labels: np.ndarray, ignore_index: int = -1
+                       ) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy over the rows whose label is not ``ignore_index``.
+
+    ``logits`` ``(..., C)``, ``labels`` ``(...)`` integers; returns the loss and d loss/d logits.
+    """
+    C = logits.shape[-1]
+    z = logits.reshape(-1, C)
+    lab = labels.reshape(-1)
+    valid = lab != ignore_index
+    n = max(int(valid.sum()), 1)
+    zm = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(zm).sum(axis=1, keepdims=True))
+    logp = zm - lse
+    safe = np.where(valid, lab, 0)
+    rows = np.arange(z.shape[0])
+    loss = -float(np.sum(np.where(valid, logp[rows, safe], 0.0))) / n
+    grad = np.exp(logp)
+    grad[rows, safe] -= 1
+    grad *= (valid / n)[:, None]
+    return loss, grad.reshape(logits.shape).astype(logits.dtype, copy=False)

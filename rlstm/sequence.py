@@ -1,0 +1,121 @@
+"""``SequenceModel``: a recurrent core with a linear readout at every step, and
+:func:`chrono_init` for long lags. Trained by :func:`rlstm.fit`."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import registry
+from .cores import core_class, core_name
+from .layers import Linear, adopt, param_spec
+from .module import Module
+from .validation import as_float_array, check_int
+
+__all__ = ["SequenceModel", "chrono_init"]
+
+
+class SequenceModel(Module):
+    """A recurrent core with a linear readout at every step: ``(T, B, D) -> (T, B, O)``.
+
+    Parameters: ``core.<layer names>`` (e.g. ``core.weight_ih_l0``) then ``readout.weight``
+    ``(O, H * directions)`` and ``readout.bias`` ``(O,)``, all views into ``flat_params``.
+    ``core`` is ``"lstm"``, ``"gru"`` or an rlstm recurrent layer class; ``core_kwargs`` go to
+    it (e.g. ``{"variant": "peephole"}``).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int,
+                 num_layers: int = 1, *, core="lstm", bidirectional: bool = False,
+                 core_kwargs: dict | None = None, dtype=np.float32, seed=None):
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.output_size = check_int("output_size", output_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.bidirectional = bool(bidirectional)
+        self.core_kwargs = dict(core_kwargs or {})
+        cls = core_class(core)
+        self.core_type = core_name(cls)
+        rng = np.random.default_rng(seed)
+        s1, s2 = rng.integers(2 ** 63, size=2)
+        self.core = cls(self.input_size, self.hidden_size, self.num_layers,
+                        bidirectional=self.bidirectional, dtype=dtype, seed=s1,
+                        **self.core_kwargs)
+        width = self.hidden_size * (2 if self.bidirectional else 1)
+        self.readout = Linear(width, self.output_size, dtype=dtype, seed=s2)
+        self.submodules = [("core.", self.core), ("readout.", self.readout)]
+        self._allocate(param_spec(self.core, "core.") + param_spec(self.readout, "readout."),
+                       dtype)
+        for prefix, child in self.submodules:
+            adopt(self, child, prefix)
+
+    def config(self) -> dict:
+        """Constructor arguments (JSON-able): what ``rlstm.save`` stores."""
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "output_size": self.output_size, "num_layers": self.num_layers,
+                "core": self.core_type, "bidirectional": self.bidirectional,
+                "core_kwargs": self.core_kwargs, "dtype": self.dtype.name}
+
+    def initial_state(self, batch_size: int):
+        return self.core.initial_state(batch_size)
+
+    def forward(self, x, state=None, resets=None):
+        """``out (T, B, O)``, final state, cache (for :meth:`backward`)."""
+        h, state, core_cache = self.core.forward(x, state, resets)
+        T, B, W = h.shape
+        hf = h.reshape(T * B, W)
+        out = self.readout._forward(hf).reshape(T, B, self.output_size)
+        return out, state, (core_cache, hf, T, B)
+
+    def backward(self, dout, cache, dstate=None):
+        """Add parameter gradients for ``dout`` (T, B, O); returns ``dx, dstate0``."""
+        core_cache, hf, T, B = cache
+        dout = as_float_array(dout, self.dtype, "dout", ndim=3)
+        if dout.shape != (T, B, self.output_size):
+            raise ValueError(f"dout must have shape {(T, B, self.output_size)}, got {dout.shape}")
+        dh = self.readout.backward(dout.reshape(T * B, -1), hf)
+        return self.core.backward(dh.reshape(T, B, -1), core_cache, dstate)
+
+    def __call__(self, x, state=None, resets=None):
+        """Inference: ``out, state`` (no cache kept)."""
+        h, state = self.core(x, state, resets)
+        T, B, W = h.shape
+        return self.readout._forward(h.reshape(T * B, W)).reshape(T, B, -1), state
+
+    def step(self, x_t, state=None):
+        """One time step: ``x_t`` ``(B, D)`` -> output ``(B, O)`` and the next state."""
+        h, state = self.core.step(x_t, state)
+        return self.readout._forward(h), state
+
+    def predict(self, x, state=None, batch_size: int = 256) -> np.ndarray:
+        """Outputs for ``x`` ``(T, N, D)``, in batches of ``batch_size`` sequences."""
+        x = as_float_array(x, self.dtype, "x", ndim=3)
+        outs = [self(x[:, i:i + batch_size], state if state is None else
+                     tuple(s[:, i:i + batch_size] for s in state))[0]
+                for i in range(0, x.shape[1], batch_size)]
+        return np.concatenate(outs, axis=1)
+
+
+def chrono_init(lstm, max_lag: int, seed=None) -> None:
+    """Chrono initialisation (Tallec & Ollivier 2018) of an ``rlstm.LSTM``'s gate biases.
+
+    Forget-gate biases ``log(U(1, max_lag - 1))`` and input-gate biases their negatives, so the
+    memory starts with time constants up to ``max_lag`` steps: long lags are learned much
+    sooner. Works in place on every layer and direction (``bias_hh`` gate parts are zeroed).
+    """
+    max_lag = check_int("max_lag", max_lag, 3)
+    rng = np.random.default_rng(seed)
+    H = lstm.hidden_size
+    for name, b in lstm.params.items():
+        if name.startswith("bias_ih"):
+            bf = np.log(rng.uniform(1, max_lag - 1, H))
+            b[H:2 * H] = bf
+            b[:H] = -bf
+        elif name.startswith("bias_hh"):
+            b[:2 * H] = 0
+
+
+# ---------------------------------------------------------------------------- rlstm.save/load
+def _build(c: dict, size: int) -> SequenceModel:
+    registry.need_recurrent(c, int(c["input_size"]), size)
+    return SequenceModel(**c)
+
+
+registry.register("SequenceModel", SequenceModel.config, _build)
