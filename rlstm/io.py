@@ -17,7 +17,7 @@ import numpy as np
 from . import registry
 from .serialization import load_arrays, save_arrays
 
-__all__ = ["save", "load", "register"]
+__all__ = ["save", "load", "register", "describe", "rebuild", "read"]
 
 register = registry.register  # the old spelling: rlstm.io.register(kind, config, build)
 
@@ -34,44 +34,68 @@ def _ints_at_most(obj, limit: int) -> None:
         registry.need(obj <= limit, f"{obj} > {limit}")
 
 
-def save(obj, path: str | os.PathLike) -> None:
-    """Write ``obj`` (any registered kind: LSTM, GRU, ConvLSTM, Linear, MLP, Conv2d,
-    SequenceModel, LSTMPolicy, ...) to ``path``."""
+def describe(obj) -> dict:
+    """The header section that :func:`rebuild` turns back into ``obj``'s architecture:
+    ``{"kind", "config", "num_params", "dtype"}``. A file may hold several such sections (a
+    trainer's file holds its policy's under ``"policy"``)."""
     kind = type(obj).__name__
     if kind not in registry.kinds() or not hasattr(obj, "flat_params"):
         raise TypeError(f"rlstm.save takes an rlstm module or policy ({list(registry.kinds())}), "
                         f"got {kind}")
-    config = registry.lookup(kind)[0](obj)
-    save_arrays(path, {"flat_params": obj.flat_params}, kind=kind,
-                meta={"config": config, "num_params": int(obj.flat_params.size),
-                      "dtype": obj.flat_params.dtype.name})
+    return {"kind": kind, "config": registry.lookup(kind)[0](obj),
+            "num_params": int(obj.flat_params.size), "dtype": obj.flat_params.dtype.name}
 
 
-def load(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None):
-    """Rebuild the module saved at ``path`` (optionally requiring its ``kind``)."""
-    try:
-        arrays, header = load_arrays(path, kind or registry.kinds())
-    except (NotImplementedError, OverflowError, UnicodeDecodeError, struct.error) as e:
-        # a damaged zip directory can make zipfile raise these (e.g. "compression method")
-        raise ValueError(f"{path} is not a readable rlstm file: {e}") from e
-    kind = header["kind"]
-    config = header.get("config")
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} has no constructor arguments in its header")
-    if set(arrays) != {"flat_params"}:
-        raise ValueError(f"{path} must hold exactly one array 'flat_params', got {sorted(arrays)}")
-    flat = arrays["flat_params"]
+def rebuild(section, flat, where: str = "the file"):
+    """The object described by ``section`` (from :func:`describe`) with parameters ``flat``.
+
+    Sizes are checked against ``flat`` before anything is allocated; every problem is a
+    ``ValueError`` that names ``where``. Only registered kinds are constructed.
+    """
+    if not isinstance(section, dict) or not isinstance(section.get("config"), dict):
+        raise ValueError(f"{where} has no constructor arguments in its header")
+    kind, config = section.get("kind"), section["config"]
+    if kind not in registry.kinds():
+        raise ValueError(f"{where} describes a {kind!r}, not one of {list(registry.kinds())}")
+    if not isinstance(flat, np.ndarray) or flat.ndim != 1:
+        raise ValueError(f"{where}: the parameters must be one flat vector")
     try:
         _ints_at_most({k: v for k, v in config.items() if not k.endswith("_space")},
                       max(int(flat.size), 1))
         obj = registry.lookup(kind)[1](config, int(flat.size))
-    except (TypeError, ValueError, KeyError, OverflowError, MemoryError) as e:
-        raise ValueError(f"{path} has invalid constructor arguments for {kind}: {e}") from e
+    except (TypeError, ValueError, KeyError, OverflowError, MemoryError, RecursionError) as e:
+        raise ValueError(f"{where} has invalid constructor arguments for {kind}: {e}") from e
     if flat.shape != obj.flat_params.shape or flat.dtype != obj.flat_params.dtype:
-        raise ValueError(f"{path}: parameters are {flat.dtype}{list(flat.shape)}, the "
+        raise ValueError(f"{where}: parameters are {flat.dtype}{list(flat.shape)}, the "
                          f"{kind} described needs {obj.flat_params.dtype}"
                          f"{list(obj.flat_params.shape)}")
     if not np.isfinite(flat).all():
-        raise ValueError(f"{path}: parameters contain NaN or inf")
+        raise ValueError(f"{where}: parameters contain NaN or inf")
     obj.flat_params[...] = flat
     return obj
+
+
+def read(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None):
+    """``(arrays, header)`` of any rlstm file, with damaged archives reported as
+    ``ValueError`` (``load_arrays`` plus the zip errors a corrupt directory raises)."""
+    try:
+        return load_arrays(path, kind)
+    except (NotImplementedError, OverflowError, UnicodeDecodeError, struct.error) as e:
+        # a damaged zip directory can make zipfile raise these (e.g. "compression method")
+        raise ValueError(f"{path} is not a readable rlstm file: {e}") from e
+
+
+def save(obj, path: str | os.PathLike) -> None:
+    """Write ``obj`` (any registered kind: LSTM, GRU, ConvLSTM, Linear, MLP, Conv2d,
+    SequenceModel, LSTMPolicy, ...) to ``path``."""
+    section = describe(obj)
+    kind = section.pop("kind")
+    save_arrays(path, {"flat_params": obj.flat_params}, kind=kind, meta=section)
+
+
+def load(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None):
+    """Rebuild the module saved at ``path`` (optionally requiring its ``kind``)."""
+    arrays, header = read(path, kind or registry.kinds())
+    if set(arrays) != {"flat_params"}:
+        raise ValueError(f"{path} must hold exactly one array 'flat_params', got {sorted(arrays)}")
+    return rebuild(header, arrays["flat_params"], str(path))

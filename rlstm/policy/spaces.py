@@ -24,8 +24,18 @@ SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBina
              spaces.Tuple, spaces.Dict)
 
 __all__ = ["Encoder", "leaf_paths", "flat_dim", "encode", "split_mask", "check_space",
-           "space_to_json",
-           "space_from_json", "MASK_KEY"]
+           "space_to_json", "space_from_json", "tree_map", "MASK_KEY"]
+
+
+def tree_map(fn, *trees):
+    """Apply ``fn`` leafwise over matching dict / tuple / list trees (observations and actions
+    of Dict and Tuple spaces are such trees of arrays)."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: tree_map(fn, *(t[k] for t in trees)) for k in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(tree_map(fn, *parts) for parts in zip(*trees))
+    return fn(*trees)
 
 
 def check_space(space: Any, name: str) -> None:
