@@ -1,43 +1,64 @@
 """Recurrent A2C (Mnih et al. 2016, synchronous): one gradient step per short rollout.
 
-The loss is :func:`agents.base.policy_gradient_loss` without clipping: ``-A log pi + vf_coef
-(V - R)^2 - ent_coef H``, over one ``policy.evaluate`` of the rollout's sequences.
+The loss, over one ``policy.evaluate`` of the rollout's sequences, is the plain policy
+gradient with a value baseline and an entropy bonus: ``-A log pi + vf_coef (V - R)^2 -
+ent_coef H`` (:mod:`agents.losses` without clipping).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import OnPolicyAlgorithm, OnPolicyConfig
+import numpy as np
+
 from .buffers import RolloutBuffer
+from .losses import normalize_advantages, step_weights, surrogate_loss, value_loss
+from .config import AtLeast1
+from .onpolicy import NonNegative, OnPolicyConfig, OnPolicyTrainer, Positive, Unit
 
 __all__ = ["A2C", "A2CConfig"]
 
 
 @dataclass
 class A2CConfig(OnPolicyConfig):
-    """A2C settings: the fields of :class:`agents.base.OnPolicyConfig` with A2C defaults."""
+    """A2C settings: the fields of :class:`agents.onpolicy.OnPolicyConfig` with A2C
+    defaults."""
 
-    n_envs: int = 8
+    n_envs: AtLeast1 = 8
     """Parallel environments."""
-    n_steps: int = 16
+    n_steps: AtLeast1 = 16
     """Steps per env per update (the BPTT window when ``seq_len`` is None)."""
-    gamma: float = 0.99
+    gamma: Unit = 0.99
     """Discount factor."""
-    gae_lambda: float = 0.95
+    gae_lambda: Unit = 0.95
     """GAE(lambda)."""
-    learning_rate: float = 3e-3
+    learning_rate: Positive = 3e-3
     """Adam step size."""
-    ent_coef: float = 0.0
+    ent_coef: NonNegative = 0.0
     """Entropy bonus."""
     normalize_advantage: bool = False
     """Standardize advantages per update."""
 
 
-class A2C(OnPolicyAlgorithm):
+class A2C(OnPolicyTrainer):
     """Synchronous advantage actor-critic with an LSTM policy."""
 
     config_class = A2CConfig
 
     def _update(self, buf: RolloutBuffer, progress: float) -> dict:
-        mb = buf.sequences()
-        return self._gradient_step(mb, clip_range=None, clip_range_vf=None)
+        cfg = self.config
+        seq = buf.sequences()
+        log_probs, entropy, values, cache = self.policy.evaluate(
+            seq["obs"], seq["actions"], seq["states"], seq["episode_starts"])
+        adv = seq["advantages"]
+        if cfg.normalize_advantage:
+            adv = normalize_advantages(adv, seq["valid"])
+        w = step_weights(seq["valid"])
+        pg, dlog_probs, kl, _ = surrogate_loss(log_probs, seq["log_probs"], adv, w, None)
+        vf, dvalues = value_loss(values, seq["returns"], seq["values"], w, None)
+        ent = np.sum(w * np.asarray(entropy, dtype=np.float64))
+        loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
+        grad_norm = self.apply_gradients(loss, dlog_probs, -cfg.ent_coef * w,
+                                         cfg.vf_coef * dvalues, cache)
+        return {"loss": float(loss), "pg_loss": float(pg), "value_loss": float(vf),
+                "entropy": float(ent), "approx_kl": kl, "clip_fraction": 0.0,
+                "grad_norm": grad_norm}

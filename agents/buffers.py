@@ -18,23 +18,14 @@ Gymnasium's contract is kept exactly:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from rlstm.policy.spaces import tree_map
 from rlstm.validation import check_int
 
-__all__ = ["RolloutBuffer", "compute_gae", "tree_map", "tree_stack"]
-
-
-def tree_map(fn: Callable[..., Any], *trees):
-    """Apply ``fn`` leafwise over matching dict / tuple / list trees of arrays."""
-    first = trees[0]
-    if isinstance(first, dict):
-        return {k: tree_map(fn, *(t[k] for t in trees)) for k in first}
-    if isinstance(first, (tuple, list)):
-        return type(first)(tree_map(fn, *parts) for parts in zip(*trees))
-    return fn(*trees)
+__all__ = ["RolloutBuffer", "compute_gae", "tree_stack", "select_sequences"]
 
 
 def tree_stack(trees: list) -> Any:
@@ -114,7 +105,7 @@ class RolloutBuffer:
         self.valid = np.ones((T, B), dtype=bool)
         self.final_values = np.zeros((T, B), dtype=np.float64)
         self.advantages = self.returns = None
-        self._sequences = {}
+        self._sequences = None
 
     @property
     def full(self) -> bool:
@@ -157,7 +148,7 @@ class RolloutBuffer:
         self.obs = tree_stack(self._obs)
         self.actions = tree_stack(self._actions)
         self.states = tree_stack(self._states)
-        self._sequences = {}
+        self._sequences = None
 
     def complete_episode_mask(self) -> np.ndarray:
         """``(T, B)``: True for steps whose episode ends within this rollout (for Monte-Carlo
@@ -169,53 +160,48 @@ class RolloutBuffer:
         return (t_idx <= last_done[None, :]) & self.valid
 
     # ----------------------------------------------------------------- sequences
-    def _to_sequences(self, a: np.ndarray) -> np.ndarray:
+    def to_sequences(self, a: np.ndarray) -> np.ndarray:
         """``(n_steps, n_envs, ...)`` -> ``(seq_len, n_chunks * n_envs, ...)``; sequence
         ``k * n_envs + b`` is steps ``[k * seq_len, (k + 1) * seq_len)`` of env ``b``."""
         L, K, B = self.seq_len, self.n_chunks, self.n_envs
         a = a.reshape((K, L, B) + a.shape[2:])
         return np.ascontiguousarray(np.swapaxes(a, 0, 1).reshape((L, K * B) + a.shape[3:]))
 
-    def sequences(self, state_batch_axis: int = 1) -> dict[str, Any]:
-        """The whole rollout as ``n_sequences`` sequences of length ``seq_len``.
+    def sequences(self) -> dict[str, Any]:
+        """The whole rollout as ``n_sequences`` sequences of length ``seq_len`` (computed once
+        per rollout).
 
-        Recurrent states, stored as ``(n_chunks, *state_shape)`` leaves whose batch axis is
-        ``state_batch_axis``, are merged to one batch of ``n_chunks * n_envs`` rows.
+        Recurrent states, stored as ``(n_chunks, num_layers, n_envs, H)`` leaves, are merged
+        to ``(num_layers, n_chunks * n_envs, H)``: row ``k * n_envs + b`` starts sequence
+        ``k`` of env ``b``.
         """
-        seq = {name: self._to_sequences(getattr(self, name)) for name in
+        if self._sequences is not None:
+            return self._sequences
+        seq = {name: self.to_sequences(getattr(self, name)) for name in
                ("rewards", "values", "log_probs", "episode_starts", "valid", "advantages",
                 "returns")}
-        seq["obs"] = tree_map(self._to_sequences, self.obs)
-        seq["actions"] = tree_map(self._to_sequences, self.actions)
+        seq["obs"] = tree_map(self.to_sequences, self.obs)
+        seq["actions"] = tree_map(self.to_sequences, self.actions)
 
         def merge_state(s: np.ndarray) -> np.ndarray:
-            # (K, ..., B at axis 1 + ax, ...) -> batch axis holds k * n_envs + b
-            ax = state_batch_axis + 1
-            s = np.moveaxis(s, 0, ax - 1)  # K just before the batch axis
-            shape = s.shape[:ax - 1] + (s.shape[ax - 1] * s.shape[ax],) + s.shape[ax + 1:]
-            return np.ascontiguousarray(s.reshape(shape))
+            s = np.moveaxis(s, 0, 1)  # (L, K, B, H) -> batch rows k * n_envs + b
+            return np.ascontiguousarray(s.reshape((s.shape[0], -1) + s.shape[3:]))
         seq["states"] = tree_map(merge_state, self.states)
+        self._sequences = seq
         return seq
 
-    def minibatches(self, n_minibatches: int, rng: np.random.Generator,
-                    state_batch_axis: int = 1) -> Iterator[dict[str, Any]]:
+    def minibatches(self, n_minibatches: int, rng: np.random.Generator
+                    ) -> Iterator[dict[str, Any]]:
         """Shuffle whole sequences and yield ``n_minibatches`` batches of them."""
-        if state_batch_axis not in self._sequences:  # once per rollout, not per epoch
-            self._sequences[state_batch_axis] = self.sequences(state_batch_axis)
-        seq = self._sequences[state_batch_axis]
+        seq = self.sequences()
         order = rng.permutation(self.n_sequences)
         for idx in np.array_split(order, n_minibatches):
             if idx.size == self.n_sequences:  # one minibatch: the whole rollout, no copy
                 yield seq
             else:
-                yield select_sequences(seq, np.sort(idx), state_batch_axis)
+                yield select_sequences(seq, np.sort(idx))
 
 
-def select_sequences(seq: dict[str, Any], idx: np.ndarray, state_batch_axis: int = 1):
-    """The sequences ``idx`` (batch axis 1 of every leaf; ``state_batch_axis`` of states)."""
-    out = {k: tree_map(lambda a: np.ascontiguousarray(a[:, idx]), v)
-           for k, v in seq.items() if k != "states"}
-    out["states"] = tree_map(lambda s: np.ascontiguousarray(np.take(s, idx,
-                                                                    axis=state_batch_axis)),
-                             seq["states"])
-    return out
+def select_sequences(seq: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
+    """The sequences ``idx``: batch axis 1 of every leaf (states included)."""
+    return {k: tree_map(lambda a: np.ascontiguousarray(a[:, idx]), v) for k, v in seq.items()}

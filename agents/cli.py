@@ -13,83 +13,72 @@
 For an (ALGO, ENV) pair listed in :mod:`agents.hyperparams` the tuned settings and budget are
 the starting point (``--set`` and ``--timesteps`` override them, ``--no-tuned`` ignores them).
 
-Algorithms are looked up in :data:`ALGORITHMS` (name -> ``"module:Class"``); adding one is one
-line there. A trainer class may set ``default_timesteps`` and ``default_env``.
+Algorithms are looked up in :data:`agents.TRAINERS` (name -> trainer class); a trainer class
+sets ``default_timesteps`` and ``default_env``. ``--set key=value`` values are typed by the
+config field: ``true/false/True/False/1/0`` for a bool, a number for a number field,
+``none`` for an optional one, ``[64, 64]`` for a list, JSON for a dict; anything else is an
+error that names the field.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import json
 import os
 import sys
 from typing import Sequence
 
-__all__ = ["ALGORITHMS", "main", "load_algorithm", "load_model", "parse_overrides"]
+from rlstm.validation import config_hints, parse_value, unknown_keys_error
 
-ALGORITHMS: dict[str, str] = {
-    "ppo": "agents.ppo:PPO",
-    "a2c": "agents.a2c:A2C",
-    "reinforce": "agents.reinforce:REINFORCE",
-    "es": "agents.es:OpenAIES", "pgpe": "agents.es:PGPE", "snes": "agents.es:SNES", "cmaes": "agents.es:CMAES", "ga": "agents.es:GA", "evolino": "agents.es:Evolino",  # noqa: E501
-}
+__all__ = ["main", "load_algorithm", "load_model", "parse_overrides"]
+
 DEFAULT_ENV = "rlstm/CartPoleNoVel-v1"
 DEFAULT_TIMESTEPS = 100_000
 
 
 def load_algorithm(name: str):
-    """The trainer class registered as ``name`` (case-insensitive)."""
+    """The trainer class registered in :data:`agents.TRAINERS` as ``name``
+    (case-insensitive)."""
+    from agents import TRAINERS
     key = name.lower()
-    if key not in ALGORITHMS:
+    if key not in TRAINERS:
         raise SystemExit(f"rlstm: unknown algorithm {name!r}; choose one of "
-                         f"{', '.join(sorted(ALGORITHMS))}")
-    module, cls = ALGORITHMS[key].split(":")
-    return getattr(importlib.import_module(module), cls)
+                         f"{', '.join(sorted(TRAINERS))}")
+    return TRAINERS[key]
 
 
 def load_model(path: str, env=None):
     """Load any saved trainer: the file's header says which class it is."""
-    from rlstm.serialization import load_arrays
-    _, header = load_arrays(path)
+    from agents import TRAINERS
+    from rlstm.io import read
+    _, header = read(path)
     kind = header.get("kind")
-    for spec in ALGORITHMS.values():
-        module, cls_name = spec.split(":")
-        if cls_name == kind:
-            cls = getattr(importlib.import_module(module), cls_name)
-            return cls.load(path, env=env) if env is not None else cls.load(path)
+    for cls in TRAINERS.values():
+        if cls.__name__ == kind:
+            return cls.load(path, env=env)
     raise SystemExit(f"rlstm: {path} holds a {kind!r}, which is not a registered algorithm")
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_overrides(items: Sequence[str]) -> dict:
-    """``["key=value", ...]`` (``--set`` arguments) -> ``{key: value}``, values parsed as JSON
-    when they are JSON (numbers, booleans, lists, dicts), else kept as strings."""
+def parse_overrides(items: Sequence[str], config_class) -> dict:
+    """``["key=value", ...]`` (``--set`` arguments) -> ``{key: value}``, each value typed by
+    ``config_class``'s field (:func:`rlstm.validation.parse_value`). An unknown key or a value
+    that does not fit its field is a ``ValueError``/``TypeError`` that names it."""
+    hints = config_hints(config_class)
+    names = {f.name for f in dataclasses.fields(config_class)}
     out = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"rlstm: --set expects key=value (e.g. --set n_envs=4), got {item!r}")
+            raise ValueError(f"--set expects key=value (e.g. --set n_envs=4), got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = _parse_value(value)
+        key = key.strip().replace("-", "_")
+        if key not in names:
+            raise unknown_keys_error(config_class.__name__, [key], names)
+        out[key] = parse_value(f"{config_class.__name__}.{key}", value, hints[key])
     return out
-
-
-def _config_fields(cls) -> set[str]:
-    config_class = getattr(cls, "config_class", None)
-    if config_class is not None and dataclasses.is_dataclass(config_class):
-        return {f.name for f in dataclasses.fields(config_class)}
-    return set()
 
 
 def _train(args) -> int:
     from .evaluation import evaluate
-    from .plotting import plot_learning_curve
+    from .logger import plot_learning_curve
 
     cls = load_algorithm(args.algo)
     from .hyperparams import tuned
@@ -103,12 +92,14 @@ def _train(args) -> int:
     out = args.out or os.path.join("runs", f"{args.algo.lower()}-{env.replace('/', '-')}-"
                                            f"{args.seed}")
     os.makedirs(out, exist_ok=True)
-    overrides = {**preset, **parse_overrides(args.set)}
+    try:
+        overrides = {**preset, **parse_overrides(args.set, cls.config_class)}
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"rlstm: {e}") from None
     if preset:
         print(f"rlstm: tuned settings for {args.algo.lower()} on {env} "
               f"(agents.hyperparams; --no-tuned to ignore): {preset}")
-    if "log_dir" in _config_fields(cls):
-        overrides.setdefault("log_dir", out)
+    overrides.setdefault("log_dir", out)
     if args.checkpoint_freq:
         overrides["checkpoint_freq"] = args.checkpoint_freq
     try:
@@ -143,7 +134,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .common import make_env_fn
+    from .env_factory import make_env_fn
     from .evaluation import evaluate
 
     try:
@@ -204,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an agent (default: PPO on rlstm/CartPoleNoVel-v1)")
+    from agents import TRAINERS
     t.add_argument("algo", nargs="?", default="ppo",
-                   help=f"algorithm: {', '.join(ALGORITHMS)} (default ppo)")
+                   help=f"algorithm: {', '.join(TRAINERS)} (default ppo)")
     t.add_argument("env", nargs="?", default=None, help=f"Gymnasium id (default {DEFAULT_ENV})")
     t.add_argument("--timesteps", type=int, default=None,
                    help=f"environment steps (default {DEFAULT_TIMESTEPS})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from .common import make_env_fn
+from .env_factory import make_env_fn
 
 __all__ = ["evaluate"]
 

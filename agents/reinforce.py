@@ -3,56 +3,74 @@
 Returns are Monte-Carlo (``gae_lambda = 1``): a step counts in the loss only when its episode
 ends inside the rollout (a truncated episode bootstraps from the value of its final observation
 when the baseline is on). With ``baseline=True`` the advantage is ``G_t - V(s_t)`` and the
-value head is trained alongside; with ``baseline=False`` it is ``G_t`` and ``vf_coef`` is 0.
-One gradient step per rollout.
+value head is trained alongside; with ``baseline=False`` it is ``G_t`` and no value loss is
+taken. One gradient step per rollout.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import OnPolicyAlgorithm, OnPolicyConfig, _check
+import numpy as np
+
 from .buffers import RolloutBuffer
+from .losses import normalize_advantages, step_weights, surrogate_loss, value_loss
+from .config import AtLeast1
+from .onpolicy import OnPolicyConfig, OnPolicyTrainer, Positive, Unit
 
 __all__ = ["REINFORCE", "REINFORCEConfig"]
 
 
 @dataclass
 class REINFORCEConfig(OnPolicyConfig):
-    """REINFORCE settings: the fields of :class:`agents.base.OnPolicyConfig` with REINFORCE
-    defaults, plus ``baseline``."""
+    """REINFORCE settings: the fields of :class:`agents.onpolicy.OnPolicyConfig` with
+    REINFORCE defaults, plus ``baseline``."""
 
-    n_envs: int = 4
+    n_envs: AtLeast1 = 4
     """Parallel environments."""
-    n_steps: int = 256
+    n_steps: AtLeast1 = 256
     """Steps per env per update; episodes not finished by then are left out of the update."""
-    seq_len: int | None = 32
+    seq_len: AtLeast1 | None = 32
     """BPTT sequence length."""
-    gamma: float = 0.99
+    gamma: Unit = 0.99
     """Discount factor."""
-    gae_lambda: float = 1.0
+    gae_lambda: Unit = 1.0
     """Must stay 1.0 (Monte-Carlo returns): that is what makes it REINFORCE."""
-    learning_rate: float = 1e-2
+    learning_rate: Positive = 1e-2
     """Adam step size (initial value: it decays linearly to 0 over each ``learn`` call)."""
     normalize_reward: bool = False
     """Scale rewards by the running return std."""
     baseline: bool = True
     """Subtract a learned value baseline from the returns."""
 
-    def validate(self) -> None:
-        super().validate()
-        _check(self.gae_lambda == 1.0, "REINFORCE uses Monte-Carlo returns: gae_lambda must be "
-               "1.0 (use A2C or PPO for GAE)")
+    def check(self) -> None:
+        super().check()
+        if self.gae_lambda != 1.0:
+            raise ValueError("REINFORCE uses Monte-Carlo returns: REINFORCEConfig.gae_lambda "
+                             "must be 1.0 (use A2C or PPO for GAE)")
 
 
-class REINFORCE(OnPolicyAlgorithm):
+class REINFORCE(OnPolicyTrainer):
     """Monte-Carlo policy gradient with an LSTM policy."""
 
     config_class = REINFORCEConfig
 
     def _update(self, buf: RolloutBuffer, progress: float) -> dict:
-        mask = buf._to_sequences(buf.complete_episode_mask())
-        mb = buf.sequences()
-        if self.config.baseline:
-            return self._gradient_step(mb, None, None, mask=mask)
-        mb["advantages"] = mb["returns"]  # G_t, no baseline
-        return self._gradient_step(mb, None, None, mask=mask, vf_coef=0.0)
+        cfg = self.config
+        seq = buf.sequences()
+        log_probs, entropy, values, cache = self.policy.evaluate(
+            seq["obs"], seq["actions"], seq["states"], seq["episode_starts"])
+        complete = buf.to_sequences(buf.complete_episode_mask())  # steps with a known G_t
+        adv = seq["advantages"] if cfg.baseline else seq["returns"]  # G_t - V(s_t), or G_t
+        vf_coef = cfg.vf_coef if cfg.baseline else 0.0
+        if cfg.normalize_advantage:
+            adv = normalize_advantages(adv, complete)
+        w = step_weights(complete)
+        pg, dlog_probs, kl, _ = surrogate_loss(log_probs, seq["log_probs"], adv, w, None)
+        vf, dvalues = value_loss(values, seq["returns"], seq["values"], w, None)
+        ent = np.sum(w * np.asarray(entropy, dtype=np.float64))
+        loss = pg + vf_coef * vf - cfg.ent_coef * ent
+        grad_norm = self.apply_gradients(loss, dlog_probs, -cfg.ent_coef * w,
+                                         vf_coef * dvalues, cache)
+        return {"loss": float(loss), "pg_loss": float(pg), "value_loss": float(vf),
+                "entropy": float(ent), "approx_kl": kl, "clip_fraction": 0.0,
+                "grad_norm": grad_norm}

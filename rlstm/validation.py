@@ -6,7 +6,15 @@ they are part of rlstm's public interface.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import json
+import math
 import numbers
+import os
+import types
+import typing
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +22,8 @@ import numpy as np
 DTYPES = (np.float32, np.float64)
 
 __all__ = ["DTYPES", "check_dtype", "check_int", "check_choice", "as_float_array",
-           "check_shape", "as_resets", "as_state_pair"]
+           "check_shape", "as_resets", "as_state_pair", "Range", "check_value", "check_config",
+           "config_hints", "describe_type", "parse_value", "unknown_keys_error", "field_docs"]
 
 
 def check_dtype(dtype: Any) -> np.dtype:
@@ -101,3 +110,260 @@ def as_state_pair(state: Any, shape: tuple, dtype: np.dtype, name: str = "state"
     check_shape(h, shape, f"{name}[0] (h)")
     check_shape(c, shape, f"{name}[1] (c)")
     return h, c
+
+
+# ---------------------------------------------------------------------------- typed configs
+# A config is a dataclass whose annotations say what each field takes: ``int``, ``float``,
+# ``bool``, ``str``, ``Literal[...]`` choices, ``X | None``, ``tuple[int, ...]``, ``dict``, and
+# ``Annotated[X, Range(...)]`` for bounds. :func:`check_config` checks (and normalises) every
+# field against its annotation; :func:`parse_value` reads a command-line string for a field.
+@dataclass(frozen=True)
+class Range:
+    """A closed or open interval for a number field: ``Range(0, 1)`` is ``[0, 1]``,
+    ``Range(0, low_open=True)`` is ``> 0``, ``Range(1)`` is ``>= 1``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        lo, hi = self.low, self.high
+        if lo is not None and hi is not None:
+            return f"in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
+        if lo is not None:
+            return f"{'>' if self.low_open else '>='} {lo}"
+        return f"{'<' if self.high_open else '<='} {hi}"
+
+    def contains(self, v) -> bool:
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        if self.high is not None and (v >= self.high if self.high_open else v > self.high):
+            return False
+        return True
+
+
+def _union_args(hint):
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(hint)
+    return None
+
+
+def describe_type(hint) -> str:
+    """A short English description of what a field annotated ``hint`` takes."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        base, *extra = typing.get_args(hint)
+        ranges = [e.describe() for e in extra if isinstance(e, Range)]
+        return describe_type(base) + (" " + " and ".join(ranges) if ranges else "")
+    args = _union_args(hint)
+    if args is not None:
+        parts = [describe_type(a) for a in args if a is not type(None)]
+        return " or ".join(parts) + (" or None" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return f"a list of {describe_type(typing.get_args(hint)[0])}s"
+    return {bool: "a bool (True or False)", int: "an int", float: "a number", str: "a string",
+            dict: "a dict"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_value(name: str, value: Any, hint) -> Any:
+    """``value`` checked against the annotation ``hint`` and normalised (NumPy scalars become
+    Python numbers, lists become tuples); a ``TypeError`` or ``ValueError`` that names ``name``,
+    the value and what was expected otherwise."""
+    def fail(exc=TypeError):
+        raise exc(f"{name} must be {describe_type(hint)}, got {value!r} "
+                  f"({type(value).__name__})")
+
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        base, *extra = typing.get_args(hint)
+        try:
+            v = check_value(name, value, base)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{name} must be {describe_type(hint)}, got {value!r} "
+                          f"({type(value).__name__})") from None
+        for e in extra:
+            if isinstance(e, Range) and v is not None and not e.contains(v):
+                raise ValueError(f"{name} must be {describe_type(hint)}, got {v!r}")
+        return v
+    args = _union_args(hint)
+    if args is not None:
+        if value is None:
+            if type(None) in args:
+                return None
+            fail()
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return check_value(name, value, a)
+            except (TypeError, ValueError) as e:
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        fail(ValueError if any(isinstance(e, ValueError) for e in errors) else TypeError)
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if isinstance(value, str) and value in choices:
+            return value
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got "
+                         f"{value!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if origin is tuple:
+        elem = typing.get_args(hint)[0]
+        if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool) \
+                and elem is not str:
+            value = (value,)  # one layer: 64 means (64,)
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if not isinstance(value, (list, tuple)):
+            fail()
+        return tuple(check_value(f"{name}[{k}]", v, elem) for k, v in enumerate(value))
+    if hint is bool:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        fail()
+    if hint is int:
+        if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+                value, (bool, np.bool_)):
+            return int(value)
+        fail()
+    if hint is float:
+        if isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(
+                value, (bool, np.bool_)):
+            v = float(value)
+            if not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            return v
+        fail()
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        fail()
+    if hint is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        fail()
+    if hint is Any or hint is object:
+        return value
+    raise TypeError(f"{name}: unsupported annotation {hint!r}")  # a bug in the config class
+
+
+def config_hints(cls) -> dict:
+    """The resolved annotations of a dataclass config (``Annotated`` kept)."""
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def check_config(config) -> None:
+    """Check and normalise every field of the dataclass ``config`` against its annotation,
+    in place. Messages name the field as ``ConfigClass.field``."""
+    hints = config_hints(type(config))
+    owner = type(config).__name__
+    for f in dataclasses.fields(config):
+        value = check_value(f"{owner}.{f.name}", getattr(config, f.name), hints[f.name])
+        object.__setattr__(config, f.name, value)
+
+
+def unknown_keys_error(owner: str, unknown, valid) -> TypeError:
+    """The error for keyword arguments that are not fields: lists the valid names and
+    suggests the nearest one."""
+    valid = sorted(valid)
+    hints = []
+    for k in sorted(unknown):
+        close = difflib.get_close_matches(str(k), valid, n=1)
+        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return TypeError(f"unknown {owner} settings {', '.join(hints)}; valid ones are: "
+                     f"{', '.join(valid)}")
+
+
+_TRUE, _FALSE = ("true", "True", "1"), ("false", "False", "0")
+
+
+def parse_value(name: str, text: str, hint) -> Any:
+    """A command-line string for a field annotated ``hint``, typed by the annotation:
+    ``true/false/True/False/1/0`` for a bool, ``none``/``null`` for ``None`` where allowed,
+    ``[64, 64]`` or ``64,64`` for a list, JSON for a dict. Anything that does not fit the
+    field's type is a ``ValueError`` that names the field."""
+    def bad(extra=""):
+        raise ValueError(f"{name} must be {describe_type(hint)}, got {text!r}{extra}")
+
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return check_value(name, parse_value(name, text, typing.get_args(hint)[0]), hint)
+    args = _union_args(hint)
+    if args is not None:
+        if text.strip().lower() in ("none", "null") and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return parse_value(name, text, a)
+            except ValueError:
+                pass
+        bad()
+    t = text.strip()
+    if origin is typing.Literal or hint is str:
+        return check_value(name, t, hint)
+    if hint is bool:
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+        bad(" (use true/false/True/False/1/0)")
+    if hint is int:
+        try:
+            return int(t)
+        except ValueError:
+            bad()
+    if hint is float:
+        try:
+            return check_value(name, float(t), float)
+        except ValueError:
+            bad()
+    if origin is tuple:
+        if t.startswith("["):
+            try:
+                items = json.loads(t)
+            except json.JSONDecodeError:
+                bad()
+            return check_value(name, items, hint)
+        elem = typing.get_args(hint)[0]
+        return tuple(parse_value(f"{name}[{k}]", p, elem)
+                     for k, p in enumerate(x for x in t.split(",") if x.strip()))
+    if hint is dict:
+        try:
+            d = json.loads(t)
+        except json.JSONDecodeError:
+            bad(" (a JSON object, e.g. '{\"log_std_init\": -1}')")
+        return check_value(name, d, dict)
+    bad()
+
+
+def field_docs(cls) -> dict[str, str]:
+    """``{field: docstring}`` of a dataclass config, read from the attribute docstrings (the
+    string literal under each field) of ``cls`` and its bases; a subclass's wins."""
+    import ast
+    import inspect
+    import textwrap
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass) or klass is object:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs

@@ -12,16 +12,19 @@ weights, compute the linear readout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
-from agents.common import rng_from_array, rng_state_to_array
-from agents.noise import NoiseTable
 from rlstm import LSTM
-from rlstm.validation import as_float_array, check_int
 from rlstm.optim import Adam
+from rlstm.policy.predict import clip_actions
 from rlstm.serialization import load_arrays, save_arrays
+from rlstm.validation import as_float_array, check_int
 
+from ..checkpoint import rng_from_array, rng_to_array
+from ..config import AtLeast1, Range
+from .noise import NoiseTable
 from .openai_es import OpenAIES, OpenAIESConfig, es_gradient
 
 __all__ = ["Evolino", "EvolinoConfig", "EvolinoSequence", "fit_readout"]
@@ -32,23 +35,16 @@ __all__ = ["Evolino", "EvolinoConfig", "EvolinoSequence", "fit_readout"]
 class EvolinoConfig(OpenAIESConfig):
     """Evolino (RL) settings: OpenAI-ES on the core, policy gradient on the readout."""
 
-    pg_episodes: int = 4
+    pg_episodes: AtLeast1 = 4
     """Episodes of the stochastic center policy per generation for the readout's PG step."""
-    pg_learning_rate: float = 0.01
+    pg_learning_rate: Annotated[float, Range(0, low_open=True)] = 0.01
     """Adam step size of the readout's policy-gradient step."""
-
-    def validate(self) -> None:
-        super().validate()
-        check_int("pg_episodes", self.pg_episodes, 1)
-        if not self.pg_learning_rate > 0:
-            raise ValueError(f"pg_learning_rate must be > 0, got {self.pg_learning_rate}")
 
 
 class Evolino(OpenAIES):
     """Evolve the LSTM (and encoder) by ES; learn the action readout by policy gradient."""
 
     config_class = EvolinoConfig
-    kind = "Evolino"
 
     def _init_strategy(self) -> None:
         super()._init_strategy()
@@ -76,24 +72,20 @@ class Evolino(OpenAIES):
 
     def _policy_gradient_step(self) -> int:
         """REINFORCE on the readout: episodes of the stochastic center, normalised returns."""
-        import gymnasium as gym
         policy = self.policy
-        env = self.env_fn()
+        env = self._require_env()()
         obs_l, act_l, start_l, ret_l = [], [], [], []
         for _ in range(self.config.pg_episodes):
             obs, _ = env.reset(seed=int(self.rng.integers(2 ** 31 - 1)))
             state, rewards, first = policy.initial_state(1), [], True
             for _ in range(self.max_episode_steps):
-                x = self._normalize(np.asarray(obs)[None])
+                x = self.predictor.normalize(np.asarray(obs)[None])
                 a, _, _, state = policy.act(x, state, None, rng=self.rng)
                 obs_l.append(x[0])
                 act_l.append(a[0])
                 start_l.append(first)
                 first = False
-                step_a = a[0]
-                if isinstance(env.action_space, gym.spaces.Box):
-                    step_a = np.clip(step_a, env.action_space.low, env.action_space.high)
-                obs, r, term, trunc, _ = env.step(step_a)
+                obs, r, term, trunc, _ = env.step(clip_actions(env.action_space, a[0]))
                 rewards.append(float(r))
                 if term or trunc:
                     break
@@ -112,21 +104,17 @@ class Evolino(OpenAIES):
         self.pg_optimizer.step()
         return T
 
-    def _normalize(self, x):
-        if self.obs_rms is None:
-            return x
-        return np.clip((x - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8), -10, 10)
-
     def _strategy_state(self) -> dict:
         out = super()._strategy_state()
-        out.update({"pg_" + k: np.asarray(v) for k, v in self.pg_optimizer.state_dict().items()})
+        out.update({"pg_optim/" + k: np.asarray(v)
+                    for k, v in self.pg_optimizer.state_dict().items()})
         return out
 
     def _load_strategy_state(self, arrays: dict) -> None:
         super()._load_strategy_state({k: v for k, v in arrays.items()
-                                      if not k.startswith("pg_")})
-        self.pg_optimizer.load_state_dict({k[3:]: v for k, v in arrays.items()
-                                           if k.startswith("pg_")})
+                                      if not k.startswith("pg_optim/")})
+        self.pg_optimizer.load_state_dict({k[9:]: v for k, v in arrays.items()
+                                           if k.startswith("pg_optim/")})
 
 
 # ---------------------------------------------------------------------------------- supervised
@@ -241,7 +229,7 @@ class EvolinoSequence:
 
     def save(self, path) -> None:
         arrays = {"theta": self.theta, "readout": self.readout,
-                  "rng": rng_state_to_array(self.rng),
+                  "rng": rng_to_array(self.rng),
                   **{"opt_" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
         meta = {"input_size": self.input_size, "output_size": self.output_size,
                 "hidden_size": self.lstm.hidden_size, "num_layers": self.lstm.num_layers,

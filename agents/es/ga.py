@@ -11,11 +11,11 @@ plus one mutation (one new index).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
-from rlstm.validation import check_int
-
+from ..config import AtLeast1, Range
 from .base import EvolutionConfig, EvolutionTrainer
 
 __all__ = ["GA", "GAConfig"]
@@ -25,28 +25,24 @@ __all__ = ["GA", "GAConfig"]
 class GAConfig(EvolutionConfig):
     """Deep GA settings."""
 
-    population_size: int = 64
+    population_size: Annotated[int, Range(2)] = 64
     """Genomes per generation (the elite included)."""
-    truncation: int = 10
+    truncation: AtLeast1 = 10
     """The best ``truncation`` genomes are the parents of the next generation."""
-    sigma: float = 0.1
+    sigma: Annotated[float, Range(0, low_open=True)] = 0.1
     """Mutation standard deviation."""
 
-    def validate(self) -> None:
-        super().validate()
-        check_int("truncation", self.truncation, 1)
+    def check(self) -> None:
+        super().check()
         if self.truncation > self.population_size:
-            raise ValueError(f"truncation ({self.truncation}) must be <= population_size "
-                             f"({self.population_size})")
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+            raise ValueError(f"GAConfig.truncation ({self.truncation}) must be <= "
+                             f"population_size ({self.population_size})")
 
 
 class GA(EvolutionTrainer):
     """Genetic algorithm with seed-list genomes. See :class:`GAConfig`."""
 
     config_class = GAConfig
-    kind = "GA"
 
     def _init_strategy(self) -> None:
         self._base = self.policy.flat_params.astype(np.float64)

@@ -11,13 +11,15 @@ and the optimizer (Adam or SGD) minimises ``-g + weight_decay * theta``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 
-from rlstm.validation import check_choice
 from rlstm.optim import SGD, Adam
 
-from .base import EvolutionConfig, EvolutionTrainer, centered_ranks
+from ..config import Range
+from .base import EvolutionConfig, EvolutionTrainer
+from .shaping import centered_ranks
 
 __all__ = ["OpenAIES", "OpenAIESConfig", "es_gradient"]
 
@@ -33,35 +35,28 @@ def es_gradient(noise, indices, returns_pos, returns_neg, dim: int) -> np.ndarra
 class OpenAIESConfig(EvolutionConfig):
     """OpenAI-ES settings (defaults solve CartPole-v1 with an LSTM policy in < 1M steps)."""
 
-    population_size: int = 64
+    population_size: Annotated[int, Range(2)] = 64
     """Members per generation (even: population_size / 2 antithetic pairs)."""
-    sigma: float = 0.05
+    sigma: Annotated[float, Range(0, low_open=True)] = 0.05
     """Standard deviation of the parameter perturbations."""
-    learning_rate: float = 0.03
+    learning_rate: Annotated[float, Range(0, low_open=True)] = 0.03
     """Step size of the optimizer on the center."""
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "sgd"] = "adam"
     """"adam" or "sgd" (SGD uses momentum 0.9)."""
-    weight_decay: float = 0.005
+    weight_decay: Annotated[float, Range(0)] = 0.005
     """L2 coefficient added to the gradient (the starter's l2coeff)."""
 
-    def validate(self) -> None:
-        super().validate()
+    def check(self) -> None:
+        super().check()
         if self.population_size % 2:
-            raise ValueError(f"population_size must be even for antithetic pairs, got "
-                             f"{self.population_size}")
-        for name in ("sigma", "learning_rate"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not float(self.weight_decay) >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+            raise ValueError(f"{type(self).__name__}.population_size must be even for "
+                             f"antithetic pairs, got {self.population_size}")
 
 
 class OpenAIES(EvolutionTrainer):
     """OpenAI evolution strategies on an LSTM policy. See :class:`OpenAIESConfig`."""
 
     config_class = OpenAIESConfig
-    kind = "OpenAIES"
 
     def _init_strategy(self) -> None:
         cfg = self.config
@@ -94,9 +89,9 @@ class OpenAIES(EvolutionTrainer):
 
     def _strategy_state(self) -> dict:
         return {"theta": self._theta.copy(),
-                **{"opt_" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
+                **{"optim/" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
 
     def _load_strategy_state(self, arrays: dict) -> None:
         self._theta[...] = arrays["theta"]
-        self.optimizer.load_state_dict({k[4:]: v for k, v in arrays.items()
-                                        if k.startswith("opt_")})
+        self.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items()
+                                        if k.startswith("optim/")})

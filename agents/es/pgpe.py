@@ -18,21 +18,19 @@ Both sample ``theta = mu + sigma * eps`` (``sigma`` a vector), ``eps`` from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
 from rlstm.optim import Adam
 
-from .base import EvolutionConfig, EvolutionTrainer, centered_ranks
+from ..config import Range
+from .base import EvolutionConfig, EvolutionTrainer
+from .shaping import centered_ranks, nes_utilities
 
-__all__ = ["PGPE", "PGPEConfig", "SNES", "SNESConfig", "nes_utilities"]
+__all__ = ["PGPE", "PGPEConfig", "SNES", "SNESConfig"]
 
-
-def nes_utilities(n: int) -> np.ndarray:
-    """The NES rank utilities for ``n`` samples sorted best first (they sum to zero)."""
-    ranks = np.arange(1, n + 1)
-    u = np.maximum(0.0, np.log(n / 2 + 1) - np.log(ranks))
-    return u / u.sum() - 1.0 / n
+Positive = Annotated[float, Range(0, low_open=True)]
 
 
 class _DiagonalMixin:
@@ -50,34 +48,31 @@ class _DiagonalMixin:
 class PGPEConfig(EvolutionConfig):
     """PGPE settings."""
 
-    sigma_init: float = 0.05
+    sigma_init: Positive = 0.05
     """Initial per-parameter standard deviation."""
-    learning_rate: float = 0.03
+    learning_rate: Positive = 0.03
     """Adam step size on the center ``mu``."""
-    sigma_learning_rate: float = 0.1
+    sigma_learning_rate: Positive = 0.1
     """Ascent step size on ``sigma``."""
-    sigma_min: float = 1e-3
+    sigma_min: Positive = 1e-3
     """Lower bound of every sigma entry."""
-    sigma_max: float = 0.5
+    sigma_max: Positive = 0.5
     """Upper bound of every sigma entry."""
 
-    def validate(self) -> None:
-        super().validate()
+    def check(self) -> None:
+        super().check()
         if self.population_size % 2:
-            raise ValueError(f"population_size must be even for symmetric sampling, got "
-                             f"{self.population_size}")
-        if not 0 < self.sigma_min <= self.sigma_init <= self.sigma_max:
-            raise ValueError("need 0 < sigma_min <= sigma_init <= sigma_max")
-        for name in ("learning_rate", "sigma_learning_rate"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            raise ValueError(f"PGPEConfig.population_size must be even for symmetric "
+                             f"sampling, got {self.population_size}")
+        if not self.sigma_min <= self.sigma_init <= self.sigma_max:
+            raise ValueError(f"PGPEConfig needs sigma_min <= sigma_init <= sigma_max, got "
+                             f"{self.sigma_min}, {self.sigma_init}, {self.sigma_max}")
 
 
 class PGPE(_DiagonalMixin, EvolutionTrainer):
     """Policy gradients with parameter-based exploration. See :class:`PGPEConfig`."""
 
     config_class = PGPEConfig
-    kind = "PGPE"
 
     def _init_strategy(self) -> None:
         self._mu = self.policy.flat_params.astype(np.float64)
@@ -106,41 +101,33 @@ class PGPE(_DiagonalMixin, EvolutionTrainer):
 
     def _strategy_state(self) -> dict:
         return {"mu": self._mu.copy(), "sigma": self._sigma.copy(),
-                **{"opt_" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
+                **{"optim/" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
 
     def _load_strategy_state(self, arrays: dict) -> None:
         self._mu[...] = arrays["mu"]
         self._sigma[...] = arrays["sigma"]
-        self.optimizer.load_state_dict({k[4:]: v for k, v in arrays.items()
-                                        if k.startswith("opt_")})
+        self.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items()
+                                        if k.startswith("optim/")})
 
 
 @dataclass
 class SNESConfig(EvolutionConfig):
     """SNES settings (``None``: the NES defaults for the parameter count)."""
 
-    population_size: int = 64
+    population_size: Annotated[int, Range(2)] = 64
     """Samples per generation (NES default 4 + 3 ln d is small for RL noise; 64 is robust)."""
-    sigma_init: float = 0.05
+    sigma_init: Positive = 0.05
     """Initial per-parameter standard deviation."""
-    learning_rate: float = 1.0
+    learning_rate: Positive = 1.0
     """eta_mu: step size of the center in units of sigma."""
-    sigma_learning_rate: float | None = None
+    sigma_learning_rate: Positive | None = None
     """eta_sigma; None means (3 + ln d) / (5 sqrt d)."""
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.sigma_init > 0 or not self.learning_rate > 0:
-            raise ValueError("sigma_init and learning_rate must be > 0")
-        if self.sigma_learning_rate is not None and not self.sigma_learning_rate > 0:
-            raise ValueError("sigma_learning_rate must be > 0 or None")
 
 
 class SNES(_DiagonalMixin, EvolutionTrainer):
     """Separable natural evolution strategies. See :class:`SNESConfig`."""
 
     config_class = SNESConfig
-    kind = "SNES"
 
     def _init_strategy(self) -> None:
         self._mu = self.policy.flat_params.astype(np.float64)

@@ -40,7 +40,7 @@ def test_every_config_field_is_documented_in_docs_agents_md():
     from agents.a2c import A2CConfig
     from agents.ppo import PPOConfig
     from agents.reinforce import REINFORCEConfig
-    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "agents.md").read_text()
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text()
     for config in (PPOConfig, A2CConfig, REINFORCEConfig):
         for f in dataclasses.fields(config):
             assert f"| `{f.name}` |" in text, f"{config.__name__}.{f.name} is not in the table"

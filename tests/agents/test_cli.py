@@ -85,10 +85,12 @@ def test_evaluate_refuses_non_model(tmp_path):
         cli.main(["evaluate", str(bad)])
 
 
-def test_registry_points_at_trainers():
-    for name in cli.ALGORITHMS:
-        cls = cli.load_algorithm(name)
-        assert hasattr(cls, "learn") and hasattr(cls, "load")
+def test_algorithms_are_the_registered_trainers():
+    import agents
+    for name, cls in agents.TRAINERS.items():
+        assert cli.load_algorithm(name.upper()) is cls and issubclass(cls, agents.Trainer)
+    with pytest.raises(SystemExit, match="unknown algorithm 'nope'; choose one of a2c"):
+        cli.load_algorithm("nope")
 
 
 def test_console_script_help():
@@ -124,3 +126,16 @@ def test_tuned_settings_are_the_starting_point_and_set_overrides_them(tmp_path, 
                      "--set", "n_envs=2", "--set", "n_steps=16"]) == 0
     assert "tuned settings" not in capsys.readouterr().out
     assert not PPO.load(out2 / "model.rlstm").config.use_sde
+
+
+def test_cli_trains_and_evaluates_an_es_model(tmp_path, capsys):
+    from agents.cli import main
+    out = tmp_path / "run"
+    rc = main(["train", "ga", "CartPole-v1", "--timesteps", "3000", "--out", str(out),
+               "--no-progress", "--eval-episodes", "2", "--set", "population_size=8",
+               "--set", "truncation=2", "--set", "max_episode_steps=50"])
+    assert rc == 0
+    for f in ("model.rlstm", "progress.csv", "learning_curve.png", "checkpoint.rlstm"):
+        assert (out / f).exists(), f
+    assert main(["evaluate", str(out / "model.rlstm"), "--episodes", "2"]) == 0
+    assert "CartPole-v1" in capsys.readouterr().out

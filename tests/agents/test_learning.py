@@ -10,7 +10,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from agents import A2C, PPO, REINFORCE
-from agents.base import EvalCallback
+from agents import EvalCallback
 from agents.hyperparams import tuned
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,120 @@
+"""The run logger: one row per iteration, kept in memory, appended to ``progress.csv``, sent to
+TensorBoard when it is installed, and drawn as ``learning_curve.png``.
+
+Columns every trainer writes come first (:data:`COMMON_FIELDS`); each family adds its own. The
+plot draws the running mean training return and, when logged, the evaluation returns
+(``eval_return_mean`` +/- ``eval_return_std``) against environment steps.
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+
+import numpy as np
+
+__all__ = ["RunLogger", "COMMON_FIELDS", "read_progress", "plot_learning_curve"]
+
+COMMON_FIELDS = ["timesteps", "iterations", "time_elapsed", "fps", "ep_return_mean",
+                 "eval_return_mean", "eval_return_std"]
+
+
+class RunLogger:
+    """Rows of ``fields``: kept in :attr:`rows`; appended to ``log_dir/progress.csv`` when a
+    folder is given; to TensorBoard (tags ``tb_prefix + column``) when wanted and
+    installed."""
+
+    def __init__(self, log_dir: str | None, fields: list[str], tensorboard: bool = True,
+                 tb_prefix: str = ""):
+        self.fields, self.tb_prefix = list(fields), tb_prefix
+        self.rows: list[dict] = []
+        self.log_dir = log_dir
+        self.csv_path = None
+        self._tb = None
+        if log_dir is None:
+            return
+        os.makedirs(log_dir, exist_ok=True)
+        self.csv_path = os.path.join(log_dir, "progress.csv")
+        if not os.path.exists(self.csv_path):
+            with open(self.csv_path, "w", newline="") as f:
+                csv.writer(f).writerow(self.fields)
+        if tensorboard:
+            self._tb = _tensorboard_writer(log_dir)
+
+    def log(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.csv_path:
+            with open(self.csv_path, "a", newline="") as f:
+                csv.writer(f).writerow(["" if row.get(k) is None else row[k]
+                                        for k in self.fields])
+        if self._tb is not None:
+            step = int(row["timesteps"])
+            for k, v in row.items():
+                if v is not None and k != "timesteps" and np.isfinite(v):
+                    self._tb.add_scalar(self.tb_prefix + k, v, step)
+            self._tb.flush()
+
+    def plot(self, title: str | None = None) -> str | None:
+        """Draw ``log_dir/learning_curve.png`` from ``progress.csv`` (None without rows)."""
+        if self.csv_path is None or not self.rows:
+            return None
+        return plot_learning_curve(self.csv_path,
+                                   os.path.join(self.log_dir, "learning_curve.png"), title)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _tensorboard_writer(log_dir: str):
+    """A SummaryWriter from tensorboardX or torch.utils.tensorboard, or None."""
+    if importlib.util.find_spec("tensorboardX") is not None:
+        from tensorboardX import SummaryWriter
+        return SummaryWriter(log_dir)
+    if (importlib.util.find_spec("tensorboard") is not None
+            and importlib.util.find_spec("torch") is not None):
+        from torch.utils.tensorboard import SummaryWriter
+        return SummaryWriter(log_dir)
+    return None
+
+
+# ---------------------------------------------------------------------------- plots
+def read_progress(csv_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The columns of a ``progress.csv`` as float arrays (empty cells are NaN)."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{csv_path} has no logged iterations yet")
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+            for k in rows[0]}
+
+
+def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike,
+                        title: str | None = None) -> str:
+    """Plot the running mean training return (and evaluation returns, when logged) against
+    environment steps; write ``png_path`` and return it (matplotlib's Agg canvas, no
+    pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    data = read_progress(csv_path)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    x = data["timesteps"]
+    ax.plot(x, data["ep_return_mean"], label="training episodes (mean of last 100)")
+    if "eval_return_mean" in data and np.isfinite(data["eval_return_mean"]).any():
+        ok = np.isfinite(data["eval_return_mean"])
+        m, s = data["eval_return_mean"][ok], np.nan_to_num(data["eval_return_std"][ok])
+        ax.errorbar(x[ok], m, yerr=s, fmt="o", ms=4, capsize=3, label="evaluation (mean ± std)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    png_path = os.fspath(png_path)
+    fig.savefig(png_path)
+    return png_path

@@ -1,0 +1,180 @@
+"""The on-policy rollout: a vector env stepped by the policy, written into a RolloutBuffer.
+
+:class:`OnPolicyRollout` owns the vector env and what it carries from one rollout to the next
+(the last observation, the recurrent state, episode bookkeeping), so that consecutive rollouts
+continue the same episodes. Per step it:
+
+1. stores the recurrent state before every ``seq_len``-th step (for truncated BPTT);
+2. acts (sampling from the trainer's generator; gSDE matrices redrawn every
+   ``sde_sample_freq`` steps);
+3. steps the envs with ``Box`` actions clipped to the space;
+4. scales the rewards (:class:`RewardScaler`), normalises the next observations (updating the
+   statistics), and records finished episodes;
+5. bootstraps a truncated episode from the value of its final observation.
+
+Gymnasium's contract is kept exactly: ``terminated`` and ``truncated`` apart, the vector env's
+``autoreset_mode`` honoured (``same_step``: the final observation is in
+``infos["final_obs"]``; ``next_step``: the step after an episode ends only resets, and is
+masked out of the losses), and the LSTM state zeroed at episode starts.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from rlstm.policy import RunningMeanStd
+from rlstm.policy.predict import clip_actions
+
+from .buffers import RolloutBuffer
+
+__all__ = ["OnPolicyRollout", "RewardScaler"]
+
+
+class RewardScaler:
+    """Rewards divided by the running std of the discounted return (SB3's VecNormalize),
+    then clipped to ``[-clip, clip]``."""
+
+    def __init__(self, gamma: float, clip: float):
+        self.gamma, self.clip = float(gamma), float(clip)
+        self.rms = RunningMeanStd(())
+        self._returns = None
+
+    def reset(self, n_envs: int) -> None:
+        self._returns = np.zeros(n_envs)
+
+    def scale(self, rewards: np.ndarray, done: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        self._returns = self._returns * self.gamma + rewards
+        self.rms.update(self._returns[valid])
+        self._returns[done] = 0.0
+        return np.clip(rewards / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)
+
+
+def _final_obs_batch(next_obs, final_obs, done: np.ndarray):
+    """The true last observations of the envs that finished (``same_step`` autoreset), with
+    ``next_obs`` for the others. ``final_obs`` is the object array of ``infos['final_obs']``."""
+    rows = np.flatnonzero(done)
+    first = final_obs[rows[0]]
+
+    def fill(x, *finals):
+        x = np.array(x, copy=True)
+        x[rows] = np.stack(finals)
+        return x
+    if isinstance(first, dict):
+        return {k: fill(next_obs[k], *(final_obs[i][k] for i in rows)) for k in first}
+    if isinstance(first, tuple):
+        return tuple(fill(next_obs[j], *(final_obs[i][j] for i in rows))
+                     for j in range(len(first)))
+    return fill(next_obs, *(final_obs[i] for i in rows))
+
+
+class OnPolicyRollout:
+    """``n_envs`` envs stepped by ``policy``; :meth:`collect` fills one rollout buffer.
+
+    Args:
+        env_fn: the env factory.
+        policy: the :class:`rlstm.policy.LSTMPolicy` that acts.
+        obs_normalizer: the trainer's normaliser (updated here), or None.
+        reward_scaler: a :class:`RewardScaler`, or None.
+        n_envs, vec_env, autoreset_mode, sde_sample_freq: as in
+            :class:`agents.onpolicy.OnPolicyConfig`.
+    """
+
+    def __init__(self, env_fn, policy, obs_normalizer, reward_scaler, n_envs: int,
+                 vec_env: str = "sync", autoreset_mode: str = "same_step",
+                 sde_sample_freq: int = -1):
+        self.env_fn, self.policy = env_fn, policy
+        self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
+        self.n_envs, self.vec_env, self.autoreset_mode = n_envs, vec_env, autoreset_mode
+        self.sde_sample_freq = sde_sample_freq
+        self.envs = None
+
+    def _make_vec_env(self):
+        mode = (gym.vector.AutoresetMode.NEXT_STEP if self.autoreset_mode == "next_step"
+                else gym.vector.AutoresetMode.SAME_STEP)
+        fns = [self.env_fn] * self.n_envs
+        if self.vec_env == "async":
+            return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+
+    def _for_policy(self, obs, update: bool):
+        """Observations as the policy sees them (normalised, the statistics updated)."""
+        if self.obs_normalizer is None:
+            return obs
+        if update:
+            self.obs_normalizer.update(obs)
+        return self.obs_normalizer.normalize(obs, self.policy.dtype)
+
+    def start(self, seed: int) -> None:
+        """Reset every env (``seed`` seeds them all) and the carried state."""
+        if self.envs is None:
+            self.envs = self._make_vec_env()
+        n = self.n_envs
+        obs, _ = self.envs.reset(seed=seed)
+        self._obs = self._for_policy(obs, update=True)
+        self._state = self.policy.initial_state(n)
+        self._episode_start = np.ones(n, dtype=bool)
+        self._pending_reset = np.zeros(n, dtype=bool)  # next_step: the next step() resets
+        self._ep_return = np.zeros(n)
+        self._ep_length = np.zeros(n, dtype=np.int64)
+        self._sde_noise = None
+        if self.reward_scaler is not None:
+            self.reward_scaler.reset(n)
+
+    def collect(self, buf: RolloutBuffer, rng: np.random.Generator) -> list[tuple[float, int]]:
+        """Fill ``buf`` with ``buf.n_steps`` steps of every env and compute its returns and
+        advantages; returns ``(return, length)`` of each episode that ended."""
+        policy, n = self.policy, self.n_envs
+        next_step = self.autoreset_mode == "next_step"
+        freq = self.sde_sample_freq
+        episodes = []
+        buf.reset()
+        trunc_prev = np.zeros(n, dtype=bool)
+        for t in range(buf.n_steps):
+            if t % buf.seq_len == 0:
+                buf.add_state(self._state)
+            if policy.use_sde and (t == 0 or (freq > 0 and t % freq == 0)):
+                self._sde_noise = policy.sample_sde_noise(n, rng)
+            actions, values, log_probs, state = policy.act(
+                self._obs, self._state, self._episode_start, rng=rng,
+                sde_noise=self._sde_noise if policy.use_sde else None)
+            if next_step and trunc_prev.any():  # values[t] is V(final obs) of those episodes
+                buf.final_values[t - 1, trunc_prev] = values[trunc_prev]
+            next_obs, rewards, terminated, truncated, infos = self.envs.step(
+                clip_actions(policy.action_space, actions))
+            valid = ~self._pending_reset
+            done = terminated | truncated
+            self._ep_return += rewards
+            self._ep_length += valid
+            episodes += [(float(self._ep_return[i]), int(self._ep_length[i]))
+                         for i in np.flatnonzero(done)]
+            self._ep_return[done] = 0.0
+            self._ep_length[done] = 0
+            rewards = np.asarray(rewards, dtype=np.float64)
+            if self.reward_scaler is not None:
+                rewards = self.reward_scaler.scale(rewards, done, valid)
+            norm_next = self._for_policy(next_obs, update=True)
+            if not next_step and truncated.any():
+                final = _final_obs_batch(next_obs, infos["final_obs"], truncated)
+                final = self._for_policy(final, update=False)
+                _, v_final, _, _ = policy.act(final, state, np.zeros(n, bool),
+                                              deterministic=True)
+                buf.final_values[t, truncated] = v_final[truncated]
+            buf.add(self._obs, actions, rewards, self._episode_start, values, log_probs,
+                    terminated, truncated, valid)
+            self._obs, self._state = norm_next, state
+            if next_step:
+                self._episode_start = self._pending_reset.copy()
+                self._pending_reset = done & ~self._pending_reset
+            else:
+                self._episode_start = done
+            trunc_prev = truncated & next_step
+        _, last_values, _, _ = policy.act(self._obs, self._state, self._episode_start,
+                                          deterministic=True)
+        buf.final_values[-1, trunc_prev] = last_values[trunc_prev]
+        buf.compute_returns_and_advantages(last_values)
+        return episodes
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+            self.envs = None

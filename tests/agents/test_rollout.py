@@ -1,0 +1,80 @@
+"""Tests moved from test_ppo.py."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from agents import PPO
+from agents.buffers import RolloutBuffer
+
+
+def _short_cartpole(steps=5):
+    return lambda: gym.make("rlstm/CartPoleNoVel-v1", max_episode_steps=steps)
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_rollout_hidden_state_resets_and_replays(mode):
+    """evaluate() over the stored sequences reproduces what act() computed step by step: the
+    stored sequence-start states and the episode-start resets are right."""
+    m = PPO(_short_cartpole(5), seed=0, n_envs=3, n_steps=24, seq_len=8, hidden_size=6,
+            dtype="float64", autoreset_mode=mode, normalize_obs=False)
+    m._require_env()
+    m._start_learning()
+    buf = RolloutBuffer(24, 3, 8, m.config.gamma, m.config.gae_lambda)
+    m.rollout.collect(buf, m.rng)
+    seq = buf.sequences()
+    lp, _, v, _ = m.policy.evaluate(seq["obs"], seq["actions"], seq["states"],
+                                    seq["episode_starts"])
+    np.testing.assert_allclose(lp, seq["log_probs"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(v, seq["values"], rtol=1e-10, atol=1e-12)
+    # every episode lasts 5 steps (truncation), so starts come every 5 (6 with NEXT_STEP's
+    # reset step) steps, and chunks of 8 cross episode boundaries
+    period = 6 if mode == "next_step" else 5
+    expected = (np.arange(24) % period == 0)[:, None].repeat(3, 1)
+    np.testing.assert_array_equal(buf.episode_starts, expected)
+    assert buf.truncated.sum() == 3 * len([t for t in range(24) if t % period == 4])
+    assert not buf.terminated.any()
+    if mode == "next_step":
+        np.testing.assert_array_equal(buf.valid, ~((np.arange(24) % 6 == 5)[:, None].repeat(3, 1)))
+        # truncation bootstraps from V(final obs) = the value computed on the reset step
+        t_idx, b_idx = np.nonzero(buf.truncated[:-1])
+        np.testing.assert_allclose(buf.final_values[t_idx, b_idx], buf.values[t_idx + 1, b_idx])
+    else:
+        assert buf.valid.all()
+        assert np.all(buf.final_values[buf.truncated] != 0)
+    # the state really is zeroed at episode starts: a state carried over would change values
+    lp2, _, v2, _ = m.policy.evaluate(seq["obs"], seq["actions"], seq["states"],
+                                      np.zeros_like(seq["episode_starts"]))
+    assert np.abs(v2 - v).max() > 1e-6
+
+
+def test_same_step_and_next_step_bootstrap_the_same_final_value():
+    vals = {}
+    for mode in ("next_step", "same_step"):
+        m = PPO(_short_cartpole(4), seed=3, n_envs=1, n_steps=4, seq_len=4, hidden_size=6,
+                dtype="float64", autoreset_mode=mode, normalize_obs=False,
+                normalize_reward=False)
+        m._require_env()
+        m._start_learning()
+        buf = RolloutBuffer(4, 1, 4, 0.9, 0.5)
+        m.rollout.collect(buf, m.rng)  # first episode: steps 0..3, truncated at 3
+        assert buf.truncated[3, 0] and buf.episode_starts[0, 0]
+        vals[mode] = (buf.final_values[3, 0], buf.values[:, 0].copy(), buf.advantages[:, 0])
+    assert vals["next_step"][0] == pytest.approx(vals["same_step"][0], rel=1e-12)
+    np.testing.assert_allclose(vals["next_step"][2], vals["same_step"][2], rtol=1e-12)
+
+
+def test_async_vector_env_gives_the_same_run_as_sync(tiny):
+    a = PPO("CartPole-v1", seed=5, vec_env="sync", **tiny).learn(32)
+    b = PPO("CartPole-v1", seed=5, vec_env="async", **tiny)
+    try:
+        b.learn(32)
+    finally:
+        b.close()
+    np.testing.assert_array_equal(a.policy.flat_params, b.policy.flat_params)
+    assert a.episode_returns == b.episode_returns
+
+
+def test_discrete_observation_space_is_not_normalized(tiny):
+    m = PPO("FrozenLake-v1", seed=0, **tiny).learn(16)
+    assert m.obs_normalizer is None
+    action, _ = m.predict(3)
+    assert m.action_space.contains(int(action))
