@@ -58,11 +58,11 @@ def bench_rlstm(backend: str, workers: int, generations: int, population: int,
                      population_size=population, center_episodes=0)
     if not batched:
         model._evaluator = lambda: UnbatchedEvaluator(  # noqa: E731
-            model.env_fn, model.policy, model.noise.spec(), model.max_episode_steps, True)
+            model._require_env(), model.policy, model.noise.spec(), model.max_episode_steps)
     model.learn(1)  # warm-up generation
     steps0, t0 = model.num_timesteps, time.perf_counter()
     for _ in range(generations):
-        model._generation()
+        model._advance(0.0)
     rate = (model.num_timesteps - steps0) / (time.perf_counter() - t0)
     model.close()
     return rate
@@ -95,7 +95,7 @@ def fixed_population(population: int, pretrain: int = 100_000):
     rng = np.random.default_rng(0)
     idx = model.noise.sample_index(rng, model.num_params, population)
     seeds = rng.integers(10 ** 6, size=population)
-    payload = {"center": model.center, "sigma": 0.05, **model._obs_payload()}
+    payload = {"center": model.center, "sigma": 0.05, "obs_normalizer": model.obs_normalizer}
     jobs = [("noise", (int(i), 1.0), [int(s)], False) for i, s in zip(idx, seeds)]
     return model, payload, jobs
 
@@ -105,7 +105,7 @@ def bench_fixed(model, payload, jobs, backend: str, workers: int, batched: bool 
     """Env steps/s of ``backend.map`` on the fixed population (best of ``rounds``)."""
     from agents.backends import make_backend
     worker = model._evaluator() if batched else UnbatchedEvaluator(
-        model.env_fn, model.policy, model.noise.spec(), model.max_episode_steps, True)
+        model._require_env(), model.policy, model.noise.spec(), model.max_episode_steps)
     b = make_backend(backend, CpuTimed(worker), workers)
     b.map(payload, jobs)  # warm-up: processes / actors, envs, noise table
     best, cpu = np.inf, np.inf

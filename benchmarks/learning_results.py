@@ -1,7 +1,8 @@
-"""Learning results of the policy-gradient trainers (the README's and docs/agents.md's tables).
+"""Learning results of any registered trainer (the README's and docs' learning tables).
 
     python benchmarks/learning_results.py ppo rlstm/CartPoleNoVel-v1 --seeds 0 1 2
     python benchmarks/learning_results.py ppo rlstm/MountainCarContinuousNoVel-v0 --seeds 0 1 2
+    python benchmarks/learning_results.py es CartPole-v1 --seeds 0 1 2 --budget 300000
 
 Trains ALGO on ENV from each seed with one BLAS thread, with the tuned settings and budget of
 ``agents.hyperparams`` for the pair (the trainer's defaults when there are none; ``--no-tuned``
@@ -17,15 +18,13 @@ import gymnasium as gym
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import agents  # noqa: F401  (registers rlstm/ envs)
-from agents import A2C, PPO, REINFORCE, evaluate
-from agents.base import EvalCallback
+from agents import TRAINERS, EvalCallback, evaluate
 from agents.hyperparams import tuned
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("algo", choices=["ppo", "a2c", "reinforce"])
+    p.add_argument("algo", choices=sorted(TRAINERS))
     p.add_argument("env")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--budget", type=int, default=None)
@@ -37,10 +36,10 @@ def main(argv=None):
                    help="override a config field on top of the settings, e.g. --set vf_coef=1")
     args = p.parse_args(argv)
     from agents.cli import parse_overrides
-    cls = {"ppo": PPO, "a2c": A2C, "reinforce": REINFORCE}[args.algo]
+    cls = TRAINERS[args.algo]
     settings, budget = ({}, None) if args.no_tuned else tuned(args.algo, args.env)
-    settings.update(parse_overrides(args.set))
-    budget = args.budget or budget or 100_000
+    settings.update(parse_overrides(args.set, cls.config_class))
+    budget = args.budget or budget or cls.default_timesteps
     freq = args.eval_freq or max(5_000, budget // 20)
     threshold = args.threshold
     if threshold is None:

@@ -35,7 +35,7 @@ ENV = "rlstm/CartPoleNoVel-v1"
 def run_rlstm(seed, args):
     import agents
     from agents import PPO
-    from agents.base import Callback
+    from agents import Callback
 
     class Probe(Callback):
         def __init__(self):
@@ -140,7 +140,8 @@ def main(argv=None):
                    help="change a PPOConfig field for both libraries, e.g. --set n_epochs=10")
     args = p.parse_args(argv)
     from agents.cli import parse_overrides
-    args.overrides = parse_overrides(args.set)
+    from agents.ppo import PPOConfig
+    args.overrides = parse_overrides(args.set, PPOConfig)
     from threadpoolctl import threadpool_limits
 
     runners = {"rlstm": run_rlstm, "sb3-contrib": run_sb3}

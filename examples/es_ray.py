@@ -31,7 +31,7 @@ def main():
 
     def report(m):
         row = m.last_row
-        print(f"generation {row['generation']:3d}  center return {row['eval_return_mean']:7.1f}"
+        print(f"generation {row['iterations']:3d}  center return {row['eval_return_mean']:7.1f}"
               f"  population mean {row['ep_return_mean']:7.1f}")
         return m.generation - start < args.generations  # False stops
 

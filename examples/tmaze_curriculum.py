@@ -16,7 +16,7 @@ import time
 
 import agents
 from agents import PPO
-from agents.base import EvalCallback
+from agents import EvalCallback
 from agents.envs import TMazeEnv
 
 
@@ -36,7 +36,7 @@ def main(argv=None):
                     # forget gates start open (bias +1), so the fresh LSTM keeps the cue:
                     # 4 of 5 seeds reach corridor 50 with it, 3 of 5 without
                     policy_kwargs={"core_kwargs": {"forget_bias": 1.0}})
-    settings.update(parse_overrides(args.set))
+    settings.update(parse_overrides(args.set, PPO.config_class))
 
     stage = {"length": args.lengths[0]}
 

@@ -164,9 +164,19 @@ def describe_type(hint) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin is tuple:
-        return f"a list of {describe_type(typing.get_args(hint)[0])}s"
+        return f"a list of {_plural(typing.get_args(hint)[0])}"
     return {bool: "a bool (True or False)", int: "an int", float: "a number", str: "a string",
             dict: "a dict"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _plural(hint) -> str:
+    """``ints >= 1``, ``numbers``, ... (what each item of a list field takes)."""
+    if typing.get_origin(hint) is typing.Annotated:
+        base, *extra = typing.get_args(hint)
+        ranges = [e.describe() for e in extra if isinstance(e, Range)]
+        return _plural(base) + (" " + " and ".join(ranges) if ranges else "")
+    return {int: "ints", float: "numbers", str: "strings", bool: "bools"}.get(
+        hint, describe_type(hint))
 
 
 def check_value(name: str, value: Any, hint) -> Any:
@@ -203,8 +213,6 @@ def check_value(name: str, value: Any, hint) -> Any:
                 return check_value(name, value, a)
             except (TypeError, ValueError) as e:
                 errors.append(e)
-        if len(errors) == 1:
-            raise errors[0]
         fail(ValueError if any(isinstance(e, ValueError) for e in errors) else TypeError)
     if origin is typing.Literal:
         choices = typing.get_args(hint)

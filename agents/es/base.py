@@ -69,7 +69,7 @@ class EvolutionConfig(TrainerConfig):
 
 
 class EvolutionTrainer(Trainer):
-    """Base of the evolution trainers: the agents interface of API.md around a strategy."""
+    """Base of the evolution trainers: a strategy (ask, tell, its state) on the trainer core."""
 
     config_class = EvolutionConfig
     default_env = "CartPole-v1"
