@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .buffers import RolloutBuffer
-from .losses import normalize_advantages, step_weights, surrogate_loss, value_loss
 from .config import AtLeast1
+from .losses import normalize_advantages, step_weights, surrogate_loss, value_loss
 from .onpolicy import NonNegative, OnPolicyConfig, OnPolicyTrainer, Positive, Unit
 
 __all__ = ["A2C", "A2CConfig"]
@@ -45,20 +45,23 @@ class A2C(OnPolicyTrainer):
     config_class = A2CConfig
 
     def _update(self, buf: RolloutBuffer, progress: float) -> dict:
-        cfg = self.config
         seq = buf.sequences()
+        return self._gradient_step(seq, seq["advantages"], seq["valid"], self.config.vf_coef)
+
+    def _gradient_step(self, seq: dict, advantages, mask, vf_coef: float) -> dict:
+        """One step on the plain policy gradient over the ``mask``-ed steps of ``seq``."""
+        cfg = self.config
         log_probs, entropy, values, cache = self.policy.evaluate(
             seq["obs"], seq["actions"], seq["states"], seq["episode_starts"])
-        adv = seq["advantages"]
         if cfg.normalize_advantage:
-            adv = normalize_advantages(adv, seq["valid"])
-        w = step_weights(seq["valid"])
-        pg, dlog_probs, kl, _ = surrogate_loss(log_probs, seq["log_probs"], adv, w, None)
+            advantages = normalize_advantages(advantages, mask)
+        w = step_weights(mask)  # a mean over the steps that count
+        pg, dlog_probs, kl, _ = surrogate_loss(log_probs, seq["log_probs"], advantages, w, None)
         vf, dvalues = value_loss(values, seq["returns"], seq["values"], w, None)
         ent = np.sum(w * np.asarray(entropy, dtype=np.float64))
-        loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
-        grad_norm = self.apply_gradients(loss, dlog_probs, -cfg.ent_coef * w,
-                                         cfg.vf_coef * dvalues, cache)
+        loss = pg + vf_coef * vf - cfg.ent_coef * ent
+        grad_norm = self.apply_gradients(loss, dlog_probs, -cfg.ent_coef * w, vf_coef * dvalues,
+                                         cache)
         return {"loss": float(loss), "pg_loss": float(pg), "value_loss": float(vf),
                 "entropy": float(ent), "approx_kl": kl, "clip_fraction": 0.0,
                 "grad_norm": grad_norm}

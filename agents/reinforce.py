@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
+from .a2c import A2C
 from .buffers import RolloutBuffer
-from .losses import normalize_advantages, step_weights, surrogate_loss, value_loss
 from .config import AtLeast1
-from .onpolicy import OnPolicyConfig, OnPolicyTrainer, Positive, Unit
+from .onpolicy import OnPolicyConfig, Positive, Unit
 
 __all__ = ["REINFORCE", "REINFORCEConfig"]
 
@@ -49,28 +47,15 @@ class REINFORCEConfig(OnPolicyConfig):
                              "must be 1.0 (use A2C or PPO for GAE)")
 
 
-class REINFORCE(OnPolicyTrainer):
-    """Monte-Carlo policy gradient with an LSTM policy."""
+class REINFORCE(A2C):
+    """Monte-Carlo policy gradient with an LSTM policy: A2C's gradient step on the steps whose
+    episode ended in the rollout, with ``G_t - V(s_t)`` (or ``G_t``) as the advantage."""
 
     config_class = REINFORCEConfig
 
     def _update(self, buf: RolloutBuffer, progress: float) -> dict:
-        cfg = self.config
         seq = buf.sequences()
-        log_probs, entropy, values, cache = self.policy.evaluate(
-            seq["obs"], seq["actions"], seq["states"], seq["episode_starts"])
         complete = buf.to_sequences(buf.complete_episode_mask())  # steps with a known G_t
-        adv = seq["advantages"] if cfg.baseline else seq["returns"]  # G_t - V(s_t), or G_t
-        vf_coef = cfg.vf_coef if cfg.baseline else 0.0
-        if cfg.normalize_advantage:
-            adv = normalize_advantages(adv, complete)
-        w = step_weights(complete)
-        pg, dlog_probs, kl, _ = surrogate_loss(log_probs, seq["log_probs"], adv, w, None)
-        vf, dvalues = value_loss(values, seq["returns"], seq["values"], w, None)
-        ent = np.sum(w * np.asarray(entropy, dtype=np.float64))
-        loss = pg + vf_coef * vf - cfg.ent_coef * ent
-        grad_norm = self.apply_gradients(loss, dlog_probs, -cfg.ent_coef * w,
-                                         vf_coef * dvalues, cache)
-        return {"loss": float(loss), "pg_loss": float(pg), "value_loss": float(vf),
-                "entropy": float(ent), "approx_kl": kl, "clip_fraction": 0.0,
-                "grad_norm": grad_norm}
+        if self.config.baseline:
+            return self._gradient_step(seq, seq["advantages"], complete, self.config.vf_coef)
+        return self._gradient_step(seq, seq["returns"], complete, 0.0)

@@ -1,10 +1,12 @@
 """Tests moved from test_es.py."""
 import os
 import time
+
 import numpy as np
 import pytest
+
 from agents.backends import split_jobs
-from agents.es import (OpenAIES)
+from agents.es import OpenAIES
 
 
 def test_split_jobs_is_contiguous_and_balanced():

@@ -1,9 +1,10 @@
 """Tests moved from test_ppo.py."""
 import csv
 import os
+
 import pytest
-from agents import PPO
-from agents import CheckpointCallback, EvalCallback
+
+from agents import PPO, CheckpointCallback, EvalCallback
 
 
 def test_callbacks_and_csv_log(tmp_path, tiny):

@@ -1,5 +1,6 @@
 """Tests moved from test_ppo.py."""
 import pytest
+
 import agents
 from agents import PPO
 

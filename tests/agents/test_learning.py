@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from agents import A2C, PPO, REINFORCE
-from agents import EvalCallback
+from agents import A2C, PPO, REINFORCE, EvalCallback
 from agents.hyperparams import tuned
 
 pytestmark = pytest.mark.slow

@@ -2,8 +2,8 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from agents.losses import (
-                         policy_gradient_loss)
+
+from agents.losses import policy_gradient_loss
 from rlstm.policy import LSTMPolicy
 
 

@@ -2,6 +2,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from agents import PPO
 from agents.buffers import RolloutBuffer
 

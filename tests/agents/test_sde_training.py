@@ -1,6 +1,7 @@
 """gSDE in the policy-gradient trainers: when the exploration matrices are redrawn."""
 import numpy as np
 import pytest
+
 from agents import PPO
 
 

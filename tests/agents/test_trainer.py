@@ -4,10 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents import A2C, PPO, REINFORCE
-from agents import TrainingDiverged
-
-
+from agents import A2C, PPO, REINFORCE, TrainingDiverged
 
 # ------------------------------------------------------------------------------ the loss
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from agents.es import (CMAES, GA, PGPE, SNES, OpenAIES)
+from agents.es import CMAES, GA, PGPE, SNES, OpenAIES
 
 TRAINERS = [(OpenAIES, {}), (PGPE, {}), (SNES, {}), (GA, {"truncation": 3}),
             (CMAES, {}), (CMAES, {"diagonal_above": 0})]

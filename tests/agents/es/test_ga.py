@@ -1,6 +1,7 @@
 """Tests moved from test_es.py."""
 import numpy as np
-from agents.es import (GA, Evaluator)
+
+from agents.es import GA, Evaluator
 
 
 def test_ga_seed_lists_rebuild_the_stored_weights(small):

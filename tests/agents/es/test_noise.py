@@ -1,6 +1,7 @@
 """Tests moved from test_es.py."""
 import numpy as np
 import pytest
+
 from agents.es import NoiseTable
 
 

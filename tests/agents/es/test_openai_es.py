@@ -1,7 +1,7 @@
 """Tests moved from test_es.py."""
 import numpy as np
-from agents.es import (es_gradient)
-from agents.es import NoiseTable
+
+from agents.es import NoiseTable, es_gradient
 
 
 def test_antithetic_gradient_hand_case():

@@ -1,7 +1,8 @@
 """Tests moved from test_es.py."""
 import numpy as np
 import pytest
-from agents.es import (centered_ranks, nes_utilities)
+
+from agents.es import centered_ranks, nes_utilities
 
 
 def test_centered_ranks_hand_cases():

@@ -2,7 +2,8 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from agents.es import (SNES)
+
+from agents.es import SNES
 
 
 class _DictObsEnv(gym.Env):
