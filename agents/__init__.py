@@ -6,21 +6,8 @@ Every trainer stands on :class:`agents.trainer.Trainer` (config, ``learn``, ``pr
 from . import envs  # noqa: F401  (registers the rlstm/ Gymnasium namespace)
 from .a2c import A2C, A2CConfig
 from .callbacks import Callback, CheckpointCallback, EvalCallback
-from .es import (
-                 CMAES,
-                 GA,
-                 PGPE,
-                 SNES,
-                 CMAESConfig,
-                 Evolino,
-                 EvolinoConfig,
-                 EvolinoSequence,
-                 GAConfig,
-                 OpenAIES,
-                 OpenAIESConfig,
-                 PGPEConfig,
-                 SNESConfig,
-)
+from .es import CMAES, GA, PGPE, SNES, Evolino, EvolinoSequence, OpenAIES
+from .es import CMAESConfig, EvolinoConfig, GAConfig, OpenAIESConfig, PGPEConfig, SNESConfig
 from .evaluation import evaluate
 from .ppo import PPO, PPOConfig
 from .reinforce import REINFORCE, REINFORCEConfig

@@ -13,17 +13,8 @@ import pathlib
 import re
 import sys
 
-from agents import (
-    A2CConfig,
-    CMAESConfig,
-    EvolinoConfig,
-    GAConfig,
-    OpenAIESConfig,
-    PGPEConfig,
-    PPOConfig,
-    REINFORCEConfig,
-    SNESConfig,
-)
+from agents import A2CConfig, CMAESConfig, EvolinoConfig, GAConfig, OpenAIESConfig
+from agents import PGPEConfig, PPOConfig, REINFORCEConfig, SNESConfig
 from rlstm.validation import field_docs
 
 DOCS = pathlib.Path(__file__).resolve().parent
