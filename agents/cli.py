@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
-        from rlstm import benchmark  # the lead's module, imported only when asked for
+        from rlstm import benchmark  # imported only when asked for
         result = benchmark.main(argv[1:])
         return result if isinstance(result, int) else 0
     args = build_parser().parse_args(argv)

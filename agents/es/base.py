@@ -46,9 +46,9 @@ class EvolutionConfig(TrainerConfig):
     """Episodes each member plays per generation; its fitness is their mean return."""
     max_episode_steps: AtLeast1 | None = None
     """Cap on episode length (None: the env's own TimeLimit, or 10000 steps without one)."""
-    center_episodes: Annotated[int, Range(0)] = 5
+    center_episodes: Annotated[int, Range(0)] = 10
     """Episodes of the center (the current solution) per generation, for logging and early
-    stop."""
+    stop (with 5, a lucky center stopped 2 of 9 CartPole runs early; with 10, 0 of 9)."""
     reward_threshold: float | None = None
     """Stop ``learn`` once the center's mean return reaches this (None: never stop early)."""
     obs_norm_fraction: Annotated[float, Range(0, 1, low_open=True)] = 0.05

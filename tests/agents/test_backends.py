@@ -1,4 +1,4 @@
-"""Tests moved from test_es.py."""
+"""Backends: chunking, serial equals process, killed workers are replaced (process and Ray)."""
 import os
 import time
 

@@ -1,4 +1,4 @@
-"""Tests moved from test_ppo.py."""
+"""EvalCallback and CheckpointCallback: evaluations logged in the same row, early stop, best model."""
 import csv
 import os
 

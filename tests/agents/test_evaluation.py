@@ -1,4 +1,4 @@
-"""Tests moved from test_ppo.py."""
+"""agents.evaluate: seeded, whole episodes, refusals."""
 import pytest
 
 import agents

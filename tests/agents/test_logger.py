@@ -1,4 +1,4 @@
-"""Tests moved from test_ppo.py."""
+"""The run logger: TensorBoard scalars when a writer exists."""
 from agents import PPO
 
 

@@ -1,4 +1,5 @@
-"""Tests moved from test_ppo.py."""
+"""The policy-gradient loss terms: hand-computed clipping, masks, gradients against finite
+differences."""
 import gymnasium as gym
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""PPO/A2C/REINFORCE machinery: loss and gradient, hidden state, resume, save/load, guards."""
+"""The trainer core through PPO, A2C and REINFORCE: resume, save/load, divergence, Ctrl-C,
+config checks, env forms."""
 
 import gymnasium as gym
 import numpy as np

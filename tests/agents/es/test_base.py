@@ -1,5 +1,5 @@
-"""Evolution trainers: fitness shaping, gradient estimates, noise table, GA genomes, backends,
-resume, save/load, and (slow) learning CartPole."""
+"""Evolution trainers on the trainer core: resume, learn/log/stop, predict, bad settings and
+files, and (slow) learning CartPole."""
 import os
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Tests moved from test_es.py."""
+"""Evolino: least-squares readouts, supervised sequences, ES on the core with a policy-gradient
+readout."""
 import numpy as np
 import pytest
 

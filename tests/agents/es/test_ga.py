@@ -1,4 +1,4 @@
-"""Tests moved from test_es.py."""
+"""The deep GA: seed-list genomes rebuild the weights the workers evaluate."""
 import numpy as np
 
 from agents.es import GA, Evaluator

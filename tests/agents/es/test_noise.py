@@ -1,4 +1,5 @@
-"""Tests moved from test_es.py."""
+"""The shared noise table: index arithmetic, batches, weighted sums, the same table in every
+process."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Tests moved from test_es.py."""
+"""OpenAI-ES: the antithetic gradient estimate by hand and on a linear objective."""
 import numpy as np
 
 from agents.es import NoiseTable, es_gradient

@@ -1,4 +1,4 @@
-"""Tests moved from test_es.py."""
+"""Fitness shaping: centered ranks and NES utilities by hand."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
-"""Tests moved from test_es.py."""
+"""The evolution worker: lockstep rollouts equal one member at a time; structured spaces on every
+backend."""
 import gymnasium as gym
 import numpy as np
 import pytest
