@@ -40,6 +40,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from rlstm.errors import TrainingDiverged
 from rlstm.io import describe
 from rlstm.policy import LSTMPolicy, ObsNormalizer, Predictor
 from rlstm.policy.normalize import normalizes
@@ -53,11 +54,6 @@ from .env_factory import env_id, make_env_fn
 from .logger import COMMON_FIELDS, RunLogger
 
 __all__ = ["Trainer", "TrainingDiverged"]
-
-
-class TrainingDiverged(FloatingPointError):
-    """A loss, a gradient or a parameter became NaN or inf. The trainer is left at its last
-    whole iteration, with finite parameters, and the last checkpoint on disk is kept."""
 
 
 class Trainer:

@@ -2,6 +2,7 @@
 from . import optim, policy
 from .convlstm import ConvLSTM
 from .ctc import ctc_loss
+from .errors import TrainingDiverged
 from .gru import GRU
 from .io import load, save
 from .layers import MLP, Linear
@@ -13,4 +14,4 @@ from .train import fit
 
 __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "ConvLSTM", "ctc_loss", "Module", "Linear", "MLP", "clip_grad_norm",
-           "optim", "policy", "save", "load", "SequenceModel", "fit"]
+           "optim", "policy", "save", "load", "SequenceModel", "fit", "TrainingDiverged"]

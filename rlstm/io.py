@@ -90,6 +90,9 @@ def save(obj, path: str | os.PathLike) -> None:
     SequenceModel, LSTMPolicy, ...) to ``path``."""
     section = describe(obj)
     kind = section.pop("kind")
+    if not np.isfinite(obj.flat_params).all():
+        raise ValueError(f"refusing to save a {kind} with NaN/inf parameters to {path}: the "
+                         f"file there (if any) is kept")
     save_arrays(path, {"flat_params": obj.flat_params}, kind=kind, meta=section)
 
 

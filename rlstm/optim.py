@@ -5,11 +5,18 @@ equally shaped float arrays) and update the parameters in place.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from . import _kernels
+from .validation import Range, check_value
 
 __all__ = ["SGD", "Adam", "clip_grad_norm"]
+
+_Positive = Annotated[float, Range(0, low_open=True)]
+_NonNegative = Annotated[float, Range(0)]
+_Fraction = Annotated[float, Range(0, 1, high_open=True)]
 
 
 def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
@@ -19,9 +26,7 @@ def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
     case nothing is scaled so the caller can see and handle it).
     """
     grads = _check_vector(grads, "grads")
-    max_norm = float(max_norm)
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    max_norm = check_value("max_norm", max_norm, _Positive)
     norm = float(np.sqrt(np.dot(grads, grads)))
     if np.isfinite(norm) and norm > max_norm:
         grads *= max_norm / (norm + 1e-6)
@@ -55,9 +60,7 @@ class Optimizer:
 
     def __init__(self, params, grads=None, lr: float = 1e-3):
         self.params, self.grads = _params_and_grads(params, grads)
-        self.lr = float(lr)
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        self.lr = check_value(f"{type(self).__name__}.lr", lr, _Positive)
         self.t = 0
 
     def zero_grad(self) -> None:
@@ -88,7 +91,14 @@ class Optimizer:
                 raise ValueError(f"optimizer state {k!r} must be finite numbers of shape "
                                  f"{ref.shape}, got {a.dtype} {a.shape}")
             staged[k] = a
+        if staged["t"] < 0 or staged["t"] != np.floor(staged["t"]) or not staged["lr"] > 0:
+            raise ValueError(f"optimizer state has an impossible step count {staged['t']} or "
+                             f"learning rate {staged['lr']}")
+        self._check_state(staged)
         self._load(staged)
+
+    def _check_state(self, d) -> None:
+        """Refuse states no run can reach (subclasses add theirs)."""
 
     def _load(self, d) -> None:
         self.t = int(d["t"])
@@ -101,11 +111,9 @@ class SGD(Optimizer):
     def __init__(self, params, grads=None, lr: float = 1e-2, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(params, grads, lr)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+        self.momentum = check_value("SGD.momentum", momentum, _Fraction)
+        self.nesterov = check_value("SGD.nesterov", nesterov, bool)
+        self.weight_decay = check_value("SGD.weight_decay", weight_decay, _NonNegative)
         self.velocity = np.zeros_like(self.params)
 
     def _update(self) -> None:
@@ -132,13 +140,12 @@ class Adam(Optimizer):
     def __init__(self, params, grads=None, lr: float = 1e-3, betas=(0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, grads, lr)
-        b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas must be in [0, 1), got {betas}")
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps}")
-        self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
-        self.weight_decay = float(weight_decay)
+        betas = check_value("Adam.betas", betas, tuple[_Fraction, ...])
+        if len(betas) != 2:
+            raise ValueError(f"Adam.betas must be two numbers in [0, 1), got {betas!r}")
+        self.beta1, self.beta2 = betas
+        self.eps = check_value("Adam.eps", eps, _Positive)
+        self.weight_decay = check_value("Adam.weight_decay", weight_decay, _NonNegative)
         self.m = np.zeros_like(self.params)
         self.v = np.zeros_like(self.params)
 
@@ -154,6 +161,10 @@ class Adam(Optimizer):
 
     def state_dict(self):
         return {**super().state_dict(), "m": self.m.copy(), "v": self.v.copy()}
+
+    def _check_state(self, d) -> None:
+        if (d["v"] < 0).any():
+            raise ValueError("optimizer state 'v' (Adam's second moment) has negative entries")
 
     def _load(self, d) -> None:
         super()._load(d)

@@ -8,7 +8,7 @@ from . import registry
 from .cores import core_class, core_name
 from .layers import Linear, adopt, param_spec
 from .module import Module
-from .validation import as_float_array, check_int
+from .validation import as_float_array, check_int, check_value
 
 __all__ = ["SequenceModel", "chrono_init"]
 
@@ -29,7 +29,7 @@ class SequenceModel(Module):
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.output_size = check_int("output_size", output_size, 1)
         self.num_layers = check_int("num_layers", num_layers, 1)
-        self.bidirectional = bool(bidirectional)
+        self.bidirectional = check_value("SequenceModel.bidirectional", bidirectional, bool)
         self.core_kwargs = dict(core_kwargs or {})
         cls = core_class(core)
         self.core_type = core_name(cls)

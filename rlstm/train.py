@@ -18,20 +18,21 @@ Data are time-major: ``x`` is ``(T, N, input_size)`` for ``N`` sequences. Target
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .ctc import ctc_loss
+from .errors import TrainingDiverged
 from .losses import cross_entropy_loss, mse_loss
 from .optim import SGD, Adam, clip_grad_norm
 from .sequence import SequenceModel, chrono_init
-from .validation import as_float_array, check_choice, check_int
+from .validation import Range, as_float_array, check_config, unknown_keys_error
 
-LOSSES = ("mse", "cross_entropy", "ctc")
-OPTIMIZERS = ("adam", "sgd")
+_AtLeast1 = Annotated[int, Range(1)]
+_Positive = Annotated[float, Range(0, low_open=True)]
 
 __all__ = ["fit", "TrainConfig", "evaluate_loss",
            # defined in rlstm.sequence and rlstm.losses, kept here by their old names
@@ -42,48 +43,40 @@ __all__ = ["fit", "TrainConfig", "evaluate_loss",
 @dataclass
 class TrainConfig:
     """Settings of :func:`fit` (every keyword of ``fit`` is a field here)."""
-    loss: str = "mse"
+    loss: Literal["mse", "cross_entropy", "ctc"] = "mse"
     """``"mse"``, ``"cross_entropy"`` or ``"ctc"``."""
-    epochs: int = 10
+    epochs: _AtLeast1 = 10
     """Passes over the training sequences."""
-    batch_size: int = 32
+    batch_size: _AtLeast1 = 32
     """Sequences per minibatch (the B axis)."""
-    lr: float = 1e-3
+    lr: _Positive = 1e-3
     """Learning rate."""
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "sgd"] = "adam"
     """``"adam"`` or ``"sgd"`` (with ``momentum``)."""
-    momentum: float = 0.9
+    momentum: Annotated[float, Range(0, 1, high_open=True)] = 0.9
     """SGD momentum (ignored by Adam)."""
-    weight_decay: float = 0.0
+    weight_decay: Annotated[float, Range(0)] = 0.0
     """Decoupled weight decay."""
-    clip_norm: float | None = 1.0
+    clip_norm: _Positive | None = 1.0
     """Clip the global gradient L2 norm to this (``None``: no clipping)."""
-    tbptt: int | None = None
+    tbptt: _AtLeast1 | None = None
     """Truncated BPTT: chunk length in steps, state carried (not differentiated) across
     chunks, one update per chunk. ``None``: full BPTT. Needs per-step targets."""
     shuffle: bool = True
     """Shuffle the sequences every epoch."""
-    seed: int | None = None
+    seed: Annotated[int, Range(0)] | None = None
     """Seed of the shuffling."""
     progress_bar: bool = False
     """Show a tqdm bar over the updates."""
-    blank: int = 0
+    blank: Annotated[int, Range(0)] = 0
     """CTC blank class."""
-    threads: int | None = None
+    threads: _AtLeast1 | None = None
     """BLAS threads during training (``None``: leave as is). On a small or shared machine,
     1 is often fastest for the small matrices of one step."""
 
     def validate(self) -> None:
-        check_choice("loss", self.loss, LOSSES)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_int("epochs", self.epochs, 1)
-        check_int("batch_size", self.batch_size, 1)
-        if self.tbptt is not None:
-            check_int("tbptt", self.tbptt, 1)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
+        """Check every field against its annotation, then the rules between fields."""
+        check_config(self)
         if self.tbptt is not None and self.loss == "ctc":
             raise ValueError("tbptt cannot be used with loss='ctc' (the CTC alignment spans the "
                              "whole sequence); set tbptt=None")
@@ -197,12 +190,10 @@ def fit(model: SequenceModel, x, y, *, validation: tuple | None = None, input_le
         raise TypeError(f"fit trains an rlstm.SequenceModel, got {type(model).__name__}")
     unknown = set(kwargs) - set(TrainConfig.__dataclass_fields__)
     if unknown:
-        raise TypeError(f"unknown fit() arguments {sorted(unknown)}; valid ones are "
-                        f"{sorted(TrainConfig.__dataclass_fields__)}")
+        raise unknown_keys_error("fit()", unknown, TrainConfig.__dataclass_fields__)
     cfg = TrainConfig(**kwargs)
     cfg.validate()
     if cfg.threads is not None:
-        check_int("threads", cfg.threads, 1)
         with threadpool_limits(limits=cfg.threads):
             return _fit(model, x, y, cfg, validation, input_lengths, target_lengths, callback)
     return _fit(model, x, y, cfg, validation, input_lengths, target_lengths, callback)
@@ -239,13 +230,19 @@ def _fit(model, x, y, cfg, validation, input_lengths, target_lengths, callback) 
                 model.zero_grad()
                 out, state, cache = model.forward(data.x[t0:t1, idx], state)
                 loss, dout = _loss_and_grad(model, out, data, idx, t0, t1, cfg)
+                if not (np.isfinite(loss) and np.isfinite(dout).all()):
+                    _diverged(f"the loss became {loss}", epoch)
                 model.backward(dout, cache)
-                if not np.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss} at epoch {epoch}; lower lr "
-                                             f"or set clip_norm")
-                norms.append(clip_grad_norm(model.flat_grads, cfg.clip_norm)
-                             if cfg.clip_norm else float(np.linalg.norm(model.flat_grads)))
+                norm = (clip_grad_norm(model.flat_grads, cfg.clip_norm) if cfg.clip_norm
+                        else float(np.linalg.norm(model.flat_grads)))
+                if not np.isfinite(norm):
+                    _diverged("the gradient became NaN or inf", epoch)
+                before = model.flat_params.copy()
                 opt.step()
+                if not np.isfinite(model.flat_params).all():
+                    model.flat_params[...] = before
+                    _diverged("a parameter became NaN or inf", epoch)
+                norms.append(norm)
                 losses.append(loss)
                 bar.update(1)
         history["loss"].append(float(np.mean(losses)))
@@ -259,3 +256,8 @@ def _fit(model, x, y, cfg, validation, input_lengths, target_lengths, callback) 
             break
     bar.close()
     return history
+
+
+def _diverged(what: str, epoch: int):
+    raise TrainingDiverged(f"fit diverged at epoch {epoch}: {what}. The model keeps its last "
+                           f"finite parameters; lower lr, or set clip_norm.")

@@ -27,7 +27,7 @@ from agents.config import AtLeast1, Range, TrainerConfig
 from agents.logger import COMMON_FIELDS
 from agents.trainer import Trainer
 
-from .noise import NoiseTable
+from .noise import MAX_NOISE_TABLE, NoiseTable
 from .worker import Evaluator
 
 __all__ = ["EvolutionConfig", "EvolutionTrainer"]
@@ -53,7 +53,7 @@ class EvolutionConfig(TrainerConfig):
     """Stop ``learn`` once the center's mean return reaches this (None: never stop early)."""
     obs_norm_fraction: Annotated[float, Range(0, 1, low_open=True)] = 0.05
     """Fraction of members whose rollouts feed the observation statistics (at least one)."""
-    noise_table_size: AtLeast1 = 2 ** 24
+    noise_table_size: Annotated[int, Range(1, MAX_NOISE_TABLE)] = 2 ** 24
     """Numbers in the shared noise table (float32; 2**24 is 64 MB, shared by forked
     workers)."""
     noise_seed: Annotated[int, Range(0)] = 123

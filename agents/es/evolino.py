@@ -16,7 +16,7 @@ from typing import Annotated
 
 import numpy as np
 
-from rlstm import LSTM
+from rlstm import LSTM, TrainingDiverged
 from rlstm.optim import Adam
 from rlstm.policy.predict import clip_actions
 from rlstm.serialization import load_arrays, save_arrays
@@ -24,7 +24,7 @@ from rlstm.validation import as_float_array, check_int
 
 from ..checkpoint import rng_from_array, rng_to_array
 from ..config import AtLeast1, Range
-from .noise import NoiseTable
+from .noise import MAX_NOISE_TABLE, NoiseTable
 from .openai_es import OpenAIES, OpenAIESConfig, es_gradient
 
 __all__ = ["Evolino", "EvolinoConfig", "EvolinoSequence", "fit_readout"]
@@ -159,8 +159,15 @@ class EvolinoSequence:
         self.washout = check_int("washout", washout, 0)
         self.seed = seed
         self.lstm = LSTM(input_size, hidden_size, num_layers, dtype=np.float64, seed=seed)
-        self.noise = NoiseTable(noise_table_size, 7, np.float32)
-        self.noise.check_dim(self.lstm.num_params)
+        self.noise_table_size = check_int("noise_table_size", noise_table_size, 1)
+        if self.noise_table_size > MAX_NOISE_TABLE:
+            raise ValueError(f"noise_table_size must be <= {MAX_NOISE_TABLE} "
+                             f"({MAX_NOISE_TABLE * 4 >> 30} GiB), got {noise_table_size}")
+        if self.lstm.num_params > self.noise_table_size:
+            raise ValueError(f"the noise table holds {noise_table_size} numbers, fewer than "
+                             f"the {self.lstm.num_params} weights; pass noise_table_size >= "
+                             f"{self.lstm.num_params}")
+        self._noise = None
         self.rng = np.random.default_rng(seed)
         self.theta = self.lstm.flat_params.copy()
         self._grad = np.zeros_like(self.theta)
@@ -168,6 +175,14 @@ class EvolinoSequence:
         self.readout = np.zeros((hidden_size + 1, self.output_size))
         self.generation = 0
         self.history: list[float] = []
+
+    @property
+    def noise(self) -> NoiseTable:
+        """The shared noise table (built at the first ``fit``: loading to predict needs
+        none)."""
+        if self._noise is None:
+            self._noise = NoiseTable(self.noise_table_size, 7, np.float32)
+        return self._noise
 
     def _check(self, X, Y=None):
         X = as_float_array(X, np.float64, "X", ndim=3)
@@ -228,6 +243,10 @@ class EvolinoSequence:
         return out.reshape(X.shape[0], X.shape[1], self.output_size), state
 
     def save(self, path) -> None:
+        """Write the run (weights, readout, optimizer, generator) to ``path``; refuses NaN/inf
+        weights, so a good file is never replaced by a diverged one."""
+        if not (np.isfinite(self.theta).all() and np.isfinite(self.readout).all()):
+            raise TrainingDiverged(f"refusing to save NaN/inf weights to {path}")
         arrays = {"theta": self.theta, "readout": self.readout,
                   "rng": rng_to_array(self.rng),
                   **{"opt_" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
@@ -235,24 +254,41 @@ class EvolinoSequence:
                 "hidden_size": self.lstm.hidden_size, "num_layers": self.lstm.num_layers,
                 "population_size": self.population_size, "sigma": self.sigma,
                 "learning_rate": self.learning_rate, "washout": self.washout,
-                "ridge": self.ridge, "noise_table_size": self.noise.size,
+                "ridge": self.ridge, "noise_table_size": self.noise_table_size,
                 "generation": self.generation}
         save_arrays(path, arrays, kind=self.kind, meta=meta)
 
     @classmethod
     def load(cls, path) -> "EvolinoSequence":
+        """Read a file written by :meth:`save`. Sizes in the header are checked against the
+        saved weights before anything is built; a bad file is a ``ValueError`` naming it."""
         arrays, h = load_arrays(path, kind=cls.kind)
-        m = cls(h["input_size"], h["output_size"], h["hidden_size"], h["num_layers"],
-                population_size=h["population_size"], sigma=h["sigma"],
-                learning_rate=h["learning_rate"], washout=h["washout"], ridge=h["ridge"],
-                noise_table_size=h["noise_table_size"])
-        if arrays["theta"].shape != m.theta.shape or arrays["readout"].shape != m.readout.shape:
-            raise ValueError(f"{path}: parameter shapes do not match the header")
-        m.theta[...] = arrays["theta"]
-        m.readout[...] = arrays["readout"]
-        m.optimizer.load_state_dict({k[4:]: v for k, v in arrays.items()
-                                     if k.startswith("opt_")})
-        m.rng = rng_from_array(arrays["rng"])
-        m.generation = int(h["generation"])
+        try:
+            D, K, H, L = (check_int(k, h[k], 1) for k in ("input_size", "output_size",
+                                                          "hidden_size", "num_layers"))
+            theta, readout = arrays["theta"], arrays["readout"]
+            # the LSTM's parameter count, computed before the LSTM is built
+            expected = 4 * H * (D + H) + 8 * H + (L - 1) * (4 * H * 2 * H + 8 * H)
+            if theta.shape != (expected,) or readout.shape != (H + 1, K):
+                raise ValueError(f"the header describes {expected} LSTM weights and a "
+                                 f"({H + 1}, {K}) readout, the file holds {theta.shape} and "
+                                 f"{readout.shape}")
+            if not (np.isfinite(theta).all() and np.isfinite(readout).all()):
+                raise ValueError("the weights contain NaN or inf")
+            m = cls(D, K, H, L, population_size=h["population_size"], sigma=h["sigma"],
+                    learning_rate=h["learning_rate"], washout=h["washout"], ridge=h["ridge"],
+                    noise_table_size=h["noise_table_size"])
+            m.theta[...] = theta
+            m.readout[...] = readout
+            m.optimizer.load_state_dict({k[4:]: v for k, v in arrays.items()
+                                         if k.startswith("opt_")})
+            m.rng = rng_from_array(arrays["rng"])
+            m.generation = check_int("generation", h["generation"], 0)
+        except KeyError as e:
+            raise ValueError(f"{path} is missing the entry {e}") from None
+        except TypeError as e:
+            raise ValueError(f"{path} has an invalid entry: {e}") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         m.lstm.flat_params[...] = m.theta
         return m

@@ -12,7 +12,10 @@ import numpy as np
 
 from rlstm.validation import check_dtype, check_int
 
-__all__ = ["NoiseTable"]
+__all__ = ["NoiseTable", "MAX_NOISE_TABLE"]
+
+MAX_NOISE_TABLE = 2 ** 30
+"""The largest table (4 GiB of float32): a header asking for more is refused, not built."""
 
 _CACHE: dict[tuple[int, int, str], np.ndarray] = {}
 
@@ -26,6 +29,9 @@ class NoiseTable:
 
     def __init__(self, size: int = 2 ** 24, seed: int = 123, dtype=np.float32):
         self.size = check_int("noise table size", size, 1)
+        if self.size > MAX_NOISE_TABLE:
+            raise ValueError(f"noise table size must be <= {MAX_NOISE_TABLE} (4 GiB), got "
+                             f"{size}")
         self.seed = check_int("noise table seed", seed, 0)
         self.dtype = check_dtype(dtype)
         key = (self.size, self.seed, self.dtype.str)

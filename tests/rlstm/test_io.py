@@ -113,7 +113,7 @@ def test_broken_and_malicious_files_rejected(tmp_path):
     bad.write_bytes(raw[: len(raw) // 2])                       # truncated
     rejects("not a readable rlstm file")
     bad.write_bytes(b"\x00" * 100)                               # not a zip
-    rejects("not a readable rlstm file")
+    rejects("is not an rlstm file")
     bad.write_bytes(raw.replace(b'"LSTMPolicy"', b'"LSTMPolicX"'))  # tampered bytes (CRC)
     rejects("rlstm")
     rewrite(good, bad, drop_header=True)                         # plain npz

@@ -72,7 +72,7 @@ def test_cross_entropy_gradient_of_a_1d_batch_is_its_shape():
     rng = np.random.default_rng(2)
     logits = rng.standard_normal((6, 4))
     labels = rng.integers(0, 4, 6)
-    loss, grad = cross_entropy_loss(logits, labels)
+    _, grad = cross_entropy_loss(logits, labels)
     assert grad.shape == (6, 4)
     np.testing.assert_allclose(grad, central_difference(
         lambda: cross_entropy_loss(logits, labels)[0], logits), rtol=1e-6, atol=1e-9)

@@ -140,9 +140,10 @@ def test_clip_grad_norm_reports_and_keeps_a_non_finite_gradient(bad):
 
 
 @pytest.mark.parametrize("grads,max_norm,exc,msg", [
-    (np.ones(3), 0.0, ValueError, "max_norm must be > 0"),
-    (np.ones(3), -1.0, ValueError, "max_norm must be > 0"),
-    (np.ones(3), np.nan, ValueError, "max_norm must be > 0"),
+    (np.ones(3), 0.0, ValueError, "max_norm must be a number > 0, got 0.0"),
+    (np.ones(3), -1.0, ValueError, "max_norm must be a number > 0, got -1.0"),
+    (np.ones(3), np.nan, ValueError, "max_norm must be a number > 0, got nan"),
+    (np.ones(3), "1", TypeError, "max_norm must be a number > 0, got '1'"),
     ([1.0, 2.0], 1.0, TypeError, "float32/float64 NumPy array"),
     (np.ones(3, dtype=np.int64), 1.0, TypeError, "float32/float64 NumPy array"),
     (np.ones((2, 2)), 1.0, ValueError, "1-D contiguous"),
@@ -171,12 +172,17 @@ def test_nan_gradient_is_refused_and_changes_nothing(make):
 
 
 @pytest.mark.parametrize("call,exc,msg", [
-    (lambda p, g: SGD(p, g, lr=0), ValueError, "lr must be > 0"),
-    (lambda p, g: Adam(p, g, lr=-1e-3), ValueError, "lr must be > 0"),
-    (lambda p, g: SGD(p, g, momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
-    (lambda p, g: SGD(p, g, weight_decay=-1), ValueError, "weight_decay must be >= 0"),
-    (lambda p, g: Adam(p, g, betas=(1.0, 0.999)), ValueError, r"betas must be in \[0, 1\)"),
-    (lambda p, g: Adam(p, g, eps=0), ValueError, "eps must be > 0"),
+    (lambda p, g: SGD(p, g, lr=0), ValueError, r"SGD\.lr must be a number > 0, got 0"),
+    (lambda p, g: Adam(p, g, lr=-1e-3), ValueError, r"Adam\.lr must be a number > 0"),
+    (lambda p, g: Adam(p, g, lr=np.inf), ValueError, r"Adam\.lr must be a number > 0, got inf"),
+    (lambda p, g: Adam(p, g, lr="0.1"), TypeError, r"Adam\.lr must be a number > 0, got '0\.1'"),
+    (lambda p, g: Adam(p, g, weight_decay=np.nan), ValueError, r"Adam\.weight_decay must be a number >= 0"),
+    (lambda p, g: SGD(p, g, momentum=1.0), ValueError, r"momentum must be a number in \[0, 1\)"),
+    (lambda p, g: SGD(p, g, nesterov="no"), TypeError, r"SGD\.nesterov must be a bool"),
+    (lambda p, g: SGD(p, g, weight_decay=-1), ValueError, "weight_decay must be a number >= 0"),
+    (lambda p, g: Adam(p, g, betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be a number in \[0, 1\)"),
+    (lambda p, g: Adam(p, g, betas=(0.9,)), ValueError, r"betas must be two numbers"),
+    (lambda p, g: Adam(p, g, eps=0), ValueError, "eps must be a number > 0"),
     (lambda p, g: Adam(p, g[:2]), ValueError, "params and grads must match"),
     (lambda p, g: Adam(p, g.astype(np.float32)), ValueError, "params and grads must match"),
     (lambda p, g: Adam(p.tolist(), g), TypeError, "float32/float64 NumPy array"),
