@@ -153,6 +153,10 @@ class OnPolicyTrainer(Trainer):
         policy = self.policy
         if not np.isfinite(loss):
             raise TrainingDiverged(f"the loss is {loss}")
+        for name, d in (("dlog_probs", dlog_probs), ("dentropy", dentropy),
+                        ("dvalues", dvalues)):
+            if not np.isfinite(d).all():
+                raise TrainingDiverged(f"the loss's gradient {name} contains NaN or inf")
         policy.zero_grad()
         policy.backward(dlog_probs, dentropy, dvalues, cache)
         grad_norm = clip_grad_norm(policy.flat_grads, self.config.max_grad_norm)

@@ -63,6 +63,19 @@ class Module:
         flat_params[...] = self._flat_params
         flat_grads[...] = self._flat_grads
         self._set_vectors(flat_params, flat_grads)
+        self._repoint_submodules()
+
+    def _repoint_submodules(self) -> None:
+        """Point each of ``submodules`` (``(prefix, module)`` pairs, laid out contiguously
+        from ``prefix + its first name``) at its slice of this module's vectors, recursively."""
+        layout = self.param_layout
+        for prefix, child in getattr(self, "submodules", ()):
+            if child is None or not child.params:
+                continue
+            start = layout[prefix + next(iter(child.params))][0]
+            stop = start + child.num_params
+            child._set_vectors(self._flat_params[start:stop], self._flat_grads[start:stop])
+            child._repoint_submodules()
 
     @property
     def param_layout(self) -> dict[str, tuple[int, tuple[int, ...]]]:

@@ -28,6 +28,9 @@ def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
     grads = _check_vector(grads, "grads")
     max_norm = check_value("max_norm", max_norm, _Positive)
     norm = float(np.sqrt(np.dot(grads, grads)))
+    if not np.isfinite(norm) and np.isfinite(grads).all():  # finite, but the sum overflowed
+        scale = float(np.max(np.abs(grads)))
+        norm = scale * float(np.linalg.norm(grads / scale))
     if np.isfinite(norm) and norm > max_norm:
         grads *= max_norm / (norm + 1e-6)
     return norm

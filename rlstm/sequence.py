@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
-from .cores import core_class, core_name
+from .cores import CORES, core_class, core_name
 from .layers import Linear, adopt, param_spec
+from .lstm import LSTM
 from .module import Module
 from .validation import as_float_array, check_int, check_value
 
@@ -87,8 +88,15 @@ class SequenceModel(Module):
     def predict(self, x, state=None, batch_size: int = 256) -> np.ndarray:
         """Outputs for ``x`` ``(T, N, D)``, in batches of ``batch_size`` sequences."""
         x = as_float_array(x, self.dtype, "x", ndim=3)
-        outs = [self(x[:, i:i + batch_size], state if state is None else
-                     tuple(s[:, i:i + batch_size] for s in state))[0]
+        batch_size = check_int("batch_size", batch_size, 1)
+
+        def rows(i):  # the state of sequences [i, i + batch_size): (h, c) or one array
+            if state is None:
+                return None
+            if isinstance(state, np.ndarray):
+                return state[:, i:i + batch_size]
+            return tuple(np.asarray(s)[:, i:i + batch_size] for s in state)
+        outs = [self(x[:, i:i + batch_size], rows(i))[0]
                 for i in range(0, x.shape[1], batch_size)]
         return np.concatenate(outs, axis=1)
 
@@ -99,7 +107,13 @@ def chrono_init(lstm, max_lag: int, seed=None) -> None:
     Forget-gate biases ``log(U(1, max_lag - 1))`` and input-gate biases their negatives, so the
     memory starts with time constants up to ``max_lag`` steps: long lags are learned much
     sooner. Works in place on every layer and direction (``bias_hh`` gate parts are zeroed).
+    ``lstm`` is an ``rlstm.LSTM`` or a model whose ``core`` is one (a ``SequenceModel``).
     """
+    if isinstance(getattr(lstm, "core", None), LSTM):
+        lstm = lstm.core
+    if not isinstance(lstm, LSTM):
+        raise TypeError(f"chrono_init sets an LSTM's forget and input gates; got "
+                        f"{type(lstm).__name__} (a GRU's gates mean something else)")
     max_lag = check_int("max_lag", max_lag, 3)
     rng = np.random.default_rng(seed)
     H = lstm.hidden_size
@@ -113,9 +127,19 @@ def chrono_init(lstm, max_lag: int, seed=None) -> None:
 
 
 # ---------------------------------------------------------------------------- rlstm.save/load
+def _config(m: SequenceModel) -> dict:
+    if m.core_type not in CORES:
+        raise TypeError(f"a SequenceModel on a custom core ({m.core_type}) cannot be saved: "
+                        f"rlstm.load could not rebuild its core; keep model.state_dict() "
+                        f"instead, or use core='lstm' or 'gru'")
+    return m.config()
+
+
 def _build(c: dict, size: int) -> SequenceModel:
     registry.need_recurrent(c, int(c["input_size"]), size)
+    width = int(c["hidden_size"]) * (2 if c.get("bidirectional") else 1)
+    registry.need(int(c["output_size"]) * width <= size, "readout too large")
     return SequenceModel(**c)
 
 
-registry.register("SequenceModel", SequenceModel.config, _build)
+registry.register("SequenceModel", _config, _build)

@@ -164,7 +164,10 @@ def describe_type(hint) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin is tuple:
-        return f"a list of {_plural(typing.get_args(hint)[0])}"
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_plural(args[0])}"
+        return f"a list of {len(args)}: " + ", ".join(describe_type(a) for a in args)
     return {bool: "a bool (True or False)", int: "an int", float: "a number", str: "a string",
             dict: "a dict"}.get(hint, getattr(hint, "__name__", str(hint)))
 
@@ -216,21 +219,28 @@ def check_value(name: str, value: Any, hint) -> Any:
         fail(ValueError if any(isinstance(e, ValueError) for e in errors) else TypeError)
     if origin is typing.Literal:
         choices = typing.get_args(hint)
-        if isinstance(value, str) and value in choices:
-            return value
-        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        for c in choices:  # equal and of the same type (True is not the choice 1)
+            if type(value) is type(c) and value == c:
+                return value
+        close = difflib.get_close_matches(value, [c for c in choices if isinstance(c, str)],
+                                          n=1) if isinstance(value, str) else []
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got "
                          f"{value!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     if origin is tuple:
-        elem = typing.get_args(hint)[0]
-        if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool) \
-                and elem is not str:
+        args = typing.get_args(hint)
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        if variadic and isinstance(value, (numbers.Integral, np.integer)) and \
+                not isinstance(value, bool) and args[0] is not str:
             value = (value,)  # one layer: 64 means (64,)
         if isinstance(value, np.ndarray):
             value = value.tolist()
         if not isinstance(value, (list, tuple)):
             fail()
-        return tuple(check_value(f"{name}[{k}]", v, elem) for k, v in enumerate(value))
+        if not variadic and len(value) != len(args):
+            raise ValueError(f"{name} must be {describe_type(hint)}, got {value!r}")
+        elems = [args[0]] * len(value) if variadic else args
+        return tuple(check_value(f"{name}[{k}]", v, e) for k, (v, e) in
+                     enumerate(zip(value, elems)))
     if hint is bool:
         if isinstance(value, (bool, np.bool_)):
             return bool(value)
@@ -298,27 +308,47 @@ def parse_value(name: str, text: str, hint) -> Any:
     ``true/false/True/False/1/0`` for a bool, ``none``/``null`` for ``None`` where allowed,
     ``[64, 64]`` or ``64,64`` for a list, JSON for a dict. Anything that does not fit the
     field's type is a ``ValueError`` that names the field."""
+    origin = typing.get_origin(hint)
+    try:
+        if origin is typing.Annotated:
+            return check_value(name, _parse(name, text, typing.get_args(hint)[0]), hint)
+        args = _union_args(hint)
+        if args is not None:
+            if text.strip().lower() in ("none", "null") and type(None) in args:
+                return None
+            for a in args:
+                if a is not type(None):
+                    try:
+                        return parse_value(name, text, a)
+                    except ValueError:
+                        pass
+            raise ValueError
+        return _parse(name, text, hint)
+    except (TypeError, ValueError) as e:
+        detail, full = str(e), f"{name} must be {describe_type(hint)}"
+        if detail.startswith(f"{name}[") or detail.startswith(full):
+            raise ValueError(detail) from None  # already names the item or the whole field
+        extra = detail[detail.index(" ("):] if detail.endswith(")") and " (use" in detail \
+            or " (a JSON" in detail else ""
+        raise ValueError(f"{full}, got {text!r}{extra}") from None
+
+
+def _parse(name: str, text: str, hint) -> Any:
+    """:func:`parse_value` for one annotation (not a union or ``Annotated``)."""
     def bad(extra=""):
         raise ValueError(f"{name} must be {describe_type(hint)}, got {text!r}{extra}")
 
     origin = typing.get_origin(hint)
-    if origin is typing.Annotated:
-        return check_value(name, parse_value(name, text, typing.get_args(hint)[0]), hint)
-    args = _union_args(hint)
-    if args is not None:
-        if text.strip().lower() in ("none", "null") and type(None) in args:
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return parse_value(name, text, a)
-            except ValueError:
-                pass
-        bad()
+    if origin is typing.Annotated or _union_args(hint) is not None:
+        return parse_value(name, text, hint)
     t = text.strip()
-    if origin is typing.Literal or hint is str:
-        return check_value(name, t, hint)
+    if origin is typing.Literal:
+        for c in typing.get_args(hint):
+            if str(c) == t:
+                return c
+        return check_value(name, t, hint)  # the error, with the nearest choice
+    if hint is str:
+        return t
     if hint is bool:
         if t in _TRUE:
             return True

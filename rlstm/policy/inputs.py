@@ -76,7 +76,7 @@ class PolicyInputs:
         shape = tuple(lead) + self.observation_space.shape
         if x.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {np.shape(x)}")
-        if x.dtype.kind not in "fiu":
+        if x.dtype.kind not in "fiub":
             raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
         x = np.ascontiguousarray(x.reshape(-1, self.obs_dim), dtype=self.dtype)
         if not np.isfinite(x).all():

@@ -7,14 +7,15 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..cores import core_class, core_name
+from ..cores import CORES, core_class, core_name
 from ..io import load, save
 from ..layers import MLP, Linear, adopt, param_spec
 from ..module import Module
 from ..validation import check_dtype, check_int
 from .actions import ActionHeads
 from .inputs import PolicyInputs
-from .spaces import check_space, flat_dim, space_from_json, space_to_json, split_mask
+from .spaces import (check_space, is_image, leaf_paths, space_from_json, space_to_json,
+                     split_mask)
 
 __all__ = ["LSTMPolicy", "PolicyCache"]
 
@@ -169,9 +170,10 @@ class LSTMPolicy(Module):
             spec.append(("log_std", (H, self.n_log_std) if self.use_sde else (self.n_log_std,)))
         spec += param_spec(self.value_net, "value.")
         self._allocate(spec, dtype)
-        for prefix, child in children + [("value.", self.value_net)]:
-            if child is not None:
-                adopt(self, child, prefix)
+        self.submodules = [(prefix, child) for prefix, child in
+                           children + [("value.", self.value_net)] if child is not None]
+        for prefix, child in self.submodules:
+            adopt(self, child, prefix)
         if self.n_log_std:
             self.params["log_std"][...] = self.log_std_init
         self._n_core_state = len(self._core_state_tuple(self.core.initial_state(1)))
@@ -424,19 +426,34 @@ class LSTMPolicy(Module):
 
 # ---------------------------------------------------------------------------- rlstm.save/load
 def _config(m: LSTMPolicy) -> dict:
+    if m.core_type not in CORES:
+        raise TypeError(f"an LSTMPolicy on a custom core ({m.core_type}) cannot be saved: "
+                        f"rlstm.load could not rebuild its core; keep policy.state_dict() "
+                        f"instead, or use core='lstm' or 'gru'")
     return {**m.config(), "observation_space": space_to_json(m.observation_space),
             "action_space": space_to_json(m.action_space)}
 
 
 def _build(c: dict, size: int) -> LSTMPolicy:
+    """Every weight matrix the header describes is checked against the saved parameter count
+    before the policy is built (only the image conv nets, whose size grows with the channel
+    count alone, are made first, to learn how many features they give)."""
     c = dict(c)
     obs = space_from_json(c.pop("observation_space"))
     act = space_from_json(c.pop("action_space"))
-    d_in = flat_dim(obs)
+    H = int(c["hidden_size"])
+    registry.need(1 <= H <= size and 1 <= int(c["num_layers"]) <= size, "hidden_size")
+    for _, sub in leaf_paths(obs):
+        if is_image(sub):  # a conv net's first layer has 16 filters over the channels
+            registry.need(16 * sub.shape[-1] <= size, "image channels")
+    d_in = PolicyInputs(obs, c.get("dtype", "float32"), c.get("image_encoder", "conv")
+                        ).feature_dim
     for h in c.get("mlp_hidden") or []:
         registry.need(d_in * int(h) <= size, "encoder too large")
         d_in = int(h)
     registry.need_recurrent(c, d_in, size)
+    heads = ActionHeads(act, sde_latent=H if c.get("use_sde") else 0)
+    registry.need(H * heads.n_out <= size, "action layer too large")
     return LSTMPolicy(obs, act, c.pop("hidden_size"), c.pop("num_layers"), c.pop("dtype"), **c)
 
 

@@ -61,8 +61,8 @@ def is_image(space) -> bool:
     return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
 
 
-def flat_dim(space) -> int:
-    """Number of encoded columns for ``space`` (``action_mask`` of a Dict excluded)."""
+def flat_dim(space, top: bool = True) -> int:
+    """Number of encoded columns for ``space`` (the top-level Dict's ``action_mask`` excluded)."""
     if isinstance(space, spaces.Box):
         return int(np.prod(space.shape))
     if isinstance(space, spaces.Discrete):
@@ -72,9 +72,11 @@ def flat_dim(space) -> int:
     if isinstance(space, spaces.MultiBinary):
         return int(np.prod(space.shape))
     if isinstance(space, spaces.Tuple):
-        return sum(flat_dim(s) for s in space.spaces)
+        return sum(flat_dim(s, top=False) for s in space.spaces)
     if isinstance(space, spaces.Dict):
-        return sum(flat_dim(s) for k, s in space.spaces.items() if k != MASK_KEY)
+        return sum(flat_dim(s, top=False) for k, s in space.spaces.items() if k != MASK_KEY) \
+            if top \
+            else sum(flat_dim(s, top=False) for s in space.spaces.values())
     raise TypeError(f"unsupported space {type(space).__name__}")
 
 
@@ -128,14 +130,15 @@ def _encode_leaf(sub, x, lead: tuple, N: int, d: int, block: np.ndarray, name: s
 def leaf_paths(space, skip_mask: bool = True, path: tuple = ()):
     """``[(path, leaf_space), ...]`` in order; a path holds Dict keys / Tuple indices.
 
-    With ``skip_mask``, a Dict's ``action_mask`` entry is left out (observations).
+    With ``skip_mask``, the top-level Dict's ``action_mask`` entry is left out (it is the
+    action mask, not an observation; an ``action_mask`` key deeper down is an ordinary part).
     """
     if isinstance(space, spaces.Tuple):
         return [x for k, s in enumerate(space.spaces)
-                for x in leaf_paths(s, skip_mask, path + (k,))]
+                for x in leaf_paths(s, False, path + (k,))]
     if isinstance(space, spaces.Dict):
         return [x for k, s in space.spaces.items() if not (skip_mask and k == MASK_KEY)
-                for x in leaf_paths(s, skip_mask, path + (k,))]
+                for x in leaf_paths(s, False, path + (k,))]
     return [(path, space)]
 
 
@@ -234,7 +237,7 @@ def space_to_json(space) -> dict:
 def space_from_json(d, depth: int = 0):
     """Inverse of :func:`space_to_json`; anything malformed is a ``ValueError``."""
     if depth > 32:
-        raise ValueError("space description nested too deeply")
+        raise ValueError("malformed space description: nested more than 32 levels deep")
     try:
         t = d["type"]
         if t == "Box":
@@ -258,9 +261,14 @@ def space_from_json(d, depth: int = 0):
             return spaces.Tuple([space_from_json(s, depth + 1) for s in d["spaces"]])
         if t == "Dict":
             keys = [str(k) for k in d["keys"]]
-            return spaces.Dict({k: space_from_json(s, depth + 1)
-                                for k, s in zip(keys, d["spaces"], strict=True)})
-    except (KeyError, TypeError, ValueError, OverflowError, AssertionError) as e:
+            # a list of pairs keeps the saved order (a plain dict would be sorted by gymnasium)
+            return spaces.Dict([(k, space_from_json(s, depth + 1))
+                                for k, s in zip(keys, d["spaces"], strict=True)])
+    except ValueError as e:
+        if str(e).startswith("malformed space description"):
+            raise  # from a nested part: already says what is wrong
+        raise ValueError(f"malformed space description: {e}") from e
+    except (KeyError, TypeError, OverflowError, AssertionError) as e:
         raise ValueError(f"malformed space description: {e}") from e
     raise ValueError(f"malformed space description: unknown type {d.get('type')!r}"
                      if isinstance(d, dict) else "malformed space description")

@@ -83,11 +83,6 @@ def test_what_is_not_a_recurrent_layer_class_is_refused(core):
         core_class(core)
 
 
-@pytest.mark.xfail(strict=True, reason="rlstm.save writes a file rlstm.load refuses for a "
-                   "model on a custom core: SequenceModel's build assumes every core has a "
-                   "GRU's 3H(D+H)L parameters (need_recurrent: this 1-gate core is 'too "
-                   "large'), and the saved core name (the class name) is not one core_class "
-                   "resolves (only CORES), even with the core class registered")
 def test_a_model_on_a_custom_core_that_saves_also_loads(tmp_path, monkeypatch):
     from rlstm import registry
     monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))

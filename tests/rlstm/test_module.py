@@ -103,17 +103,23 @@ def test_bind_refuses_vectors_that_cannot_hold_the_module(p, g):
     assert np.shares_memory(lin.params["weight"], old_p)
 
 
-@pytest.mark.xfail(strict=True, reason="Module.bind re-points only the container's own views: "
-                   "the submodules of a SequenceModel (or MLP) keep their old storage, so "
-                   "after bind the model computes with parameters that flat_params no longer "
-                   "holds (adopt() follows submodules, bind() does not)")
-def test_bind_of_a_container_moves_its_submodules_too():
-    m = rlstm.SequenceModel(2, 3, 1, dtype=np.float64, seed=0)
-    x = np.random.default_rng(0).standard_normal((4, 2, 2))
+@pytest.mark.parametrize("make", [
+    lambda: rlstm.SequenceModel(2, 3, 1, dtype=np.float64, seed=0),
+    lambda: LSTMPolicy(spaces.Box(-1, 1, (2,)), spaces.Discrete(3), hidden_size=3,
+                       dtype=np.float64, seed=0, mlp_hidden=(4,), shared_core=False)])
+def test_bind_of_a_container_moves_its_submodules_too(make):
+    m = make()
+    before = m.flat_params.copy()
     p, g = np.empty(m.num_params), np.empty(m.num_params)
     m.bind(p, g)
-    p[...] = 0.0
-    np.testing.assert_array_equal(m(x)[0], np.zeros((4, 2, 1)))
+    np.testing.assert_array_equal(p, before)
+    p[...] = 0.5
+    g[...] = 0.0
+    for sub in (getattr(m, "core"), getattr(m, "encoder", None) or m.core):
+        assert np.shares_memory(sub.flat_params, p) and np.shares_memory(sub.flat_grads, g)
+        assert (sub.flat_params == 0.5).all()
+    if isinstance(m, LSTMPolicy):  # nested two deep: the MLP's layers follow
+        assert np.shares_memory(m.encoder.layers[0].params["weight"], p)
 
 
 def test_state_dict_is_a_copy_in_layout_order():
