@@ -3,8 +3,9 @@
 Both are stepped through the same observations, with episode starts, and compared step by
 step: every discrete, multi-discrete and binary action must be identical, and the ``Box``
 actions, the value and the recurrent state must agree within ``atol + rtol * |reference|``.
-The observations are drawn at random from the observation space (valid action masks
-included), or given. An ONNX model runs in ONNX Runtime; C source is compiled with the system
+The observations are recorded from episodes of an env (the policy playing it, with
+``predict``), drawn at random from the observation space (valid action masks included), or
+given. An ONNX model runs in ONNX Runtime; C source is compiled with the system
 compiler and a small harness program, and run as a separate process (so sanitizers work).
 """
 from __future__ import annotations
@@ -16,14 +17,16 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ..policy.spaces import tree_map
 from .layout import Part, flatten_action, flatten_observation
 from .plan import ExportPlan
 
-__all__ = ["check", "CheckReport", "random_observations", "run_onnx", "run_c",
-           "compile_c", "DEFAULT_CFLAGS"]
+__all__ = ["check", "CheckReport", "random_observations", "record_episodes", "run_onnx",
+           "run_c", "compile_c", "DEFAULT_CFLAGS"]
 
 #: flags ``check`` compiles C artefacts with unless told otherwise
 DEFAULT_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra")
@@ -46,6 +49,8 @@ class CheckReport:
             ``atol + rtol * |reference|`` (must be 0).
         atol, rtol: the tolerance used.
         errors: (step, env) pairs where the C artefact refused its input (must be 0).
+        observations: where the observations came from (``"random"``, ``"given"`` or
+            ``"N episodes of ENV"``).
     """
     format: str
     steps: int
@@ -59,6 +64,7 @@ class CheckReport:
     atol: float
     rtol: float
     errors: int = 0
+    observations: str = "random"
 
     @property
     def ok(self) -> bool:
@@ -68,7 +74,8 @@ class CheckReport:
     def __str__(self) -> str:
         value = "n/a" if self.max_value_diff is None else f"{self.max_value_diff:.2e}"
         return (f"{'PASS' if self.ok else 'FAIL'} ({self.format}): {self.steps} steps x "
-                f"{self.batch_size} env(s), {self.episode_starts} episode starts; discrete "
+                f"{self.batch_size} env(s) ({self.observations} observations), "
+                f"{self.episode_starts} episode starts; discrete "
                 f"action mismatches {self.action_mismatches}; max |diff| Box action "
                 f"{self.max_action_diff:.2e}, value {value}, state {self.max_state_diff:.2e}; "
                 f"{self.out_of_tolerance} beyond {self.atol:g} + {self.rtol:g} * |ref|"
@@ -131,6 +138,51 @@ def random_observations(plan: ExportPlan, steps: int, batch_size: int, seed=0) -
     leaves = {p.path: _sample_part(p, plan, shape, rng) for p in plan.inputs}
     return [_assemble(plan.observation_space, {k: v[t] for k, v in leaves.items()})
             for t in range(steps)]
+
+
+def _make_env(env):
+    """``(env instance, whether we made it)`` from an id, an Env, an Env class or a factory."""
+    if isinstance(env, gym.Env):
+        return env, False
+    try:
+        made = gym.make(env) if isinstance(env, str) else env()
+    except Exception as e:  # gymnasium raises many kinds for an id it cannot make
+        raise ValueError(f"cannot make the env {env!r}: {e}") from None
+    if not isinstance(made, gym.Env):
+        raise TypeError(f"env must be a Gymnasium id, a gymnasium.Env, an Env class or a "
+                        f"function returning one; got {type(made).__name__} from {env!r}")
+    return made, True
+
+
+def record_episodes(predictor, env, steps: int, seed=0) -> tuple[list, np.ndarray, str]:
+    """Play ``env`` (a Gymnasium id, an Env, an Env class or a zero-argument factory) with
+    ``predictor.predict(..., deterministic=True)`` for ``steps`` steps, resetting it at the end
+    of each episode. Returns the observations (batches of one), the episode starts ``(steps,
+    1)`` and a description (``"N episodes of ENV"``)."""
+    made, owned = _make_env(env)
+    name = env if isinstance(env, str) else (made.spec.id if made.spec else type(made).__name__)
+    if made.observation_space != predictor.observation_space:
+        if owned:
+            made.close()
+        raise ValueError(f"the env {name!r} observes {made.observation_space}, the model "
+                         f"{predictor.observation_space}")
+    observations, starts, episodes = [], np.zeros((steps, 1), bool), 1
+    try:
+        obs, _ = made.reset(seed=None if seed is None else int(seed))
+        state, start = None, True
+        for t in range(steps):
+            observations.append(tree_map(lambda a: np.asarray(a)[None], obs))
+            starts[t] = start
+            action, state = predictor.predict(obs, state, np.array([start]), deterministic=True)
+            obs, _, terminated, truncated, _ = made.step(action)
+            start = bool(terminated or truncated)
+            if start and t + 1 < steps:
+                obs, _ = made.reset()
+                episodes += 1
+    finally:
+        if owned:
+            made.close()
+    return observations, starts, f"{episodes} episode(s) of {name}"
 
 
 # ---------------------------------------------------------------------------- runners
@@ -265,7 +317,7 @@ def compile_c(artefact, out: pathlib.Path, main_source: str | None = None, cc: s
 
 
 def run_c(artefact, plan: ExportPlan, obs: np.ndarray, starts: np.ndarray,
-          cc: str | None = None, cflags=DEFAULT_CFLAGS, env: dict | None = None):
+          cc: str | None = None, cflags=DEFAULT_CFLAGS, environ: dict | None = None):
     """Compile the C artefact with a harness and step it through ``obs`` ``(T, B, n_obs)``
     with ``starts`` ``(T, B)``, one state per env. Returns actions, values (or None), states
     as :func:`run_onnx` does, and the step's return codes ``(T, B)``."""
@@ -280,7 +332,7 @@ def run_c(artefact, plan: ExportPlan, obs: np.ndarray, starts: np.ndarray,
             frames.append(np.asarray(starts[t], np.uint8).tobytes())
             frames.append(np.ascontiguousarray(obs[t], np.float32).tobytes())
         res = subprocess.run([str(exe)], input=b"".join(frames), capture_output=True,
-                             env=None if env is None else {**os.environ, **env})
+                             env=None if environ is None else {**os.environ, **environ})
     if res.returncode != 0:
         raise RuntimeError(f"the C harness exited with {res.returncode}: "
                            f"{res.stderr.decode(errors='replace').strip()[:2000]}")
@@ -319,10 +371,10 @@ def _format_of(artefact, format: str | None) -> str:
 
 
 def check(source, artefact, *, format: str | None = None, steps: int = 1000,
-          batch_size: int = 1, seed=0, observations=None, episode_starts=None,
-          start_probability: float = 0.02, atol: float = 1e-5, rtol: float = 1e-5,
+          batch_size: int = 1, seed=0, env=None, observations=None, episode_starts=None,
+          start_probability: float = 0.02, atol: float = 1e-5, rtol: float = 0.0,
           include_value: bool | None = None, cc: str | None = None, cflags=DEFAULT_CFLAGS,
-          env: dict | None = None) -> CheckReport:
+          environ: dict | None = None) -> CheckReport:
     """Step ``artefact`` and ``Predictor.predict(..., deterministic=True)`` of ``source``
     side by side and return a :class:`CheckReport` (``report.ok`` says whether it passed).
 
@@ -333,18 +385,24 @@ def check(source, artefact, *, format: str | None = None, steps: int = 1000,
             without suffix).
         format: ``"onnx"`` or ``"c"``; by default from the artefact's suffix.
         steps, batch_size: steps to run, each for ``batch_size`` envs with their own states.
-        seed: seeds the random observations and episode starts.
-        observations: ``steps`` observation batches to use instead of random ones (each as a
-            vector env returns it, ``batch_size`` rows).
+        seed: seeds the random observations and episode starts (and the env's first reset).
+        env: record the observations from episodes of this env instead (a Gymnasium id, an
+            Env, an Env class or a zero-argument factory; the model plays it with
+            ``predict``; ``batch_size`` 1). An id must be registered (``rlstm/...`` ids are
+            registered by ``import agents``).
+        observations: ``steps`` observation batches to use instead (each as a vector env
+            returns it, ``batch_size`` rows).
         episode_starts: ``(steps, batch_size)`` booleans instead of random starts (every env
             starts an episode at step 0 either way).
         start_probability: chance that an env starts a new episode at a step (random starts).
-        atol, rtol: Box actions, values and states must agree within ``atol + rtol * |ref|``.
+        atol, rtol: Box actions, values and states must agree within ``atol + rtol * |ref|``
+            (default: 1e-5 absolute).
         include_value: whether the artefact was exported with the value; by default read from
             it (an ONNX model's outputs, a C header's ``HAS_VALUE``).
         cc, cflags: the C compiler and its flags (default ``$CC`` or ``cc``,
             :data:`DEFAULT_CFLAGS`); e.g. add ``-fsanitize=address,undefined``.
-        env: extra environment variables for the C harness process.
+        environ: extra environment variables for the C harness process (e.g.
+            ``{"ASAN_OPTIONS": ...}``).
     """
     fmt = _format_of(artefact, format)
     if fmt == "onnx" and not pathlib.Path(artefact).is_file():
@@ -358,13 +416,20 @@ def check(source, artefact, *, format: str | None = None, steps: int = 1000,
         raise ValueError(f"steps and batch_size must be ints >= 1, got {steps!r}, "
                          f"{batch_size!r}")
     T, B = int(steps), int(batch_size)
-    if observations is None:
-        observations = random_observations(plan, T, B, seed)
+    recorded, described = None, "given"
+    if env is not None:
+        if observations is not None or episode_starts is not None or B != 1:
+            raise ValueError("env= records its own observations and episode starts, one env "
+                             "at a time: give no observations=, episode_starts= or "
+                             "batch_size > 1 with it")
+        observations, recorded, described = record_episodes(predictor, env, T, seed)
+    elif observations is None:
+        observations, described = random_observations(plan, T, B, seed), "random"
     elif len(observations) != T:
         raise ValueError(f"observations must hold steps={T} batches, got {len(observations)}")
     rng = np.random.default_rng([int(seed), 1])
     if episode_starts is None:
-        starts = rng.random((T, B)) < start_probability
+        starts = recorded if recorded is not None else rng.random((T, B)) < start_probability
     else:
         starts = np.asarray(episode_starts, dtype=bool)
         if starts.shape != (T, B):
@@ -393,7 +458,7 @@ def check(source, artefact, *, format: str | None = None, steps: int = 1000,
     if fmt == "onnx":
         actions, values, states = run_onnx(artefact, plan, flat, starts)
     else:
-        actions, values, states, rc = run_c(artefact, plan, flat, starts, cc, cflags, env)
+        actions, values, states, rc = run_c(artefact, plan, flat, starts, cc, cflags, environ)
         errors = int((rc != 0).sum())
 
     exact = plan.discrete_columns()
@@ -411,7 +476,7 @@ def check(source, artefact, *, format: str | None = None, steps: int = 1000,
     dv, nv = diffs(values, ref_values) if plan.include_value else (None, 0)
     ds, ns = diffs(states, ref_states)
     return CheckReport(fmt, T, B, int(starts.sum()), mismatch, da, ds, dv, na + nv + ns,
-                       float(atol), float(rtol), errors)
+                       float(atol), float(rtol), errors, described)
 
 
 def _artefact_has_value(artefact, fmt: str) -> bool:

@@ -4,8 +4,11 @@
     rlstm export MODEL --format c --out build/ [--name policy] [--check]
 
 ``MODEL`` is a policy file or any trainer's file. ``--check`` steps the artefact next to
-``Predictor.predict`` (``--steps`` random observations with episode starts) and prints the
-largest differences. Exit status: 0 written (and the check passed), 1 the check failed,
+``Predictor.predict`` for ``--steps`` steps and prints the largest differences. It records
+episodes of the model's own env (``--env ID``, else the ``env_id`` a trainer's file holds)
+with the model playing it, or, when no env is at hand (none named, or it cannot be made:
+say a ``rlstm/...`` id without ``agents`` imported) or with ``--random``, draws random
+observations from the observation space with random episode starts. Exit status: 0 written (and the check passed), 1 the check failed,
 2 bad input (one line on stderr saying what is wrong).
 """
 from __future__ import annotations
@@ -46,9 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="step the artefact next to Predictor.predict and report differences")
     p.add_argument("--steps", type=int, default=1000, help="--check: steps (default 1000)")
+    p.add_argument("--env", default=None,
+                   help="--check: record episodes of this Gymnasium id (default: the env_id "
+                        "saved in a trainer's file)")
+    p.add_argument("--random", action="store_true",
+                   help="--check: random observations even when an env is at hand")
     p.add_argument("--seed", type=int, default=0, help="--check: seed of the observations")
-    p.add_argument("--atol", type=float, default=1e-5, help="--check: absolute tolerance")
-    p.add_argument("--rtol", type=float, default=1e-5, help="--check: relative tolerance")
+    p.add_argument("--atol", type=float, default=1e-5,
+                   help="--check: absolute tolerance (default 1e-5)")
+    p.add_argument("--rtol", type=float, default=0.0,
+                   help="--check: relative tolerance (default 0)")
     p.add_argument("--cc", default=None, help="--check, c: the C compiler (default $CC or cc)")
     return p
 
@@ -68,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise _BadInput("--name is for --format c (an ONNX file is named by --out)")
         if args.format == "c" and args.primitive_cells:
             raise _BadInput("--primitive-cells is for --format onnx")
+        if args.env is not None and args.random:
+            raise _BadInput("--env and --random exclude each other")
         plan = ExportPlan(args.model, include_value=not args.no_value)
         if args.format == "onnx":
             written = [to_onnx(plan.predictor, args.out, include_value=not args.no_value,
@@ -86,15 +98,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("wrote " + ", ".join(str(p) for p in written))
     if not args.check:
         return 0
+    env = None if args.random else (args.env or _saved_env_id(args.model))
+    opts = dict(format=args.format, steps=args.steps, seed=args.seed, atol=args.atol,
+                rtol=args.rtol, include_value=not args.no_value, cc=args.cc)
     try:
-        report = check(plan.predictor, written[-1], format=args.format, steps=args.steps,
-                       seed=args.seed, atol=args.atol, rtol=args.rtol,
-                       include_value=not args.no_value, cc=args.cc)
-    except (OSError, ValueError, RuntimeError, ImportError) as e:
+        try:
+            report = check(plan.predictor, written[-1], env=env, **opts)
+        except ValueError as e:
+            if env is None or args.env is not None or "cannot make the env" not in str(e):
+                raise
+            print(f"rlstm export: the saved env {env!r} is not at hand ({_one_line(e)}); "
+                  f"checking on random observations", file=sys.stderr)
+            report = check(plan.predictor, written[-1], **opts)
+    except (OSError, ValueError, TypeError, RuntimeError, ImportError) as e:
         print(f"rlstm export: check failed to run: {_one_line(e)}", file=sys.stderr)
         return 2
     print(report)
     return 0 if report.ok else 1
+
+
+def _saved_env_id(path: str) -> str | None:
+    """The Gymnasium id a trainer's file was trained on (its header's ``env_id``), if any."""
+    from ..io import read
+    env_id = read(path)[1].get("env_id")
+    return env_id if isinstance(env_id, str) and env_id else None
 
 
 def _one_line(e: BaseException) -> str:

@@ -108,3 +108,22 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
     with pytest.raises(ValueError, match="is not an ONNX model"):
         check(policy, tmp_path / "junk.onnx")
+
+
+def test_recorded_episodes_of_an_env(tmp_path):
+    import gymnasium as gym
+    env = gym.make("CartPole-v1")
+    policy = LSTMPolicy(env.observation_space, env.action_space, hidden_size=8, seed=0,
+                        action_init_scale=1.0)
+    path = to_onnx(policy, tmp_path / "cart.onnx")
+    report = check(policy, path, steps=400, env="CartPole-v1")
+    episodes = int(report.observations.split()[0])
+    assert report.ok and report.observations.endswith("episode(s) of CartPole-v1")
+    assert episodes > 2 and report.episode_starts == episodes  # the env's own resets
+    assert check(policy, path, steps=50, env=env).ok  # an instance works too
+    with pytest.raises(ValueError, match="cannot make the env 'NoSuchEnv-v9'"):
+        check(policy, path, steps=10, env="NoSuchEnv-v9")
+    with pytest.raises(ValueError, match="one env at a time"):
+        check(policy, path, steps=10, env="CartPole-v1", batch_size=2)
+    with pytest.raises(ValueError, match="the env 'Pendulum-v1' observes Box"):
+        check(policy, path, steps=10, env="Pendulum-v1")

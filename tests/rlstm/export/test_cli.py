@@ -83,3 +83,38 @@ def test_the_rlstm_script_dispatches_to_export(model, tmp_path, capsys):
                        "--out", str(tmp_path / "p.onnx")]) == 0
     assert (tmp_path / "p.onnx").is_file()
     assert rlstm_main(["export", str(model), "--format", "nope", "--out", "x"]) == 2
+
+
+@pytest.fixture
+def cartpole_model(tmp_path):
+    """A trainer-format file that names the env it was trained on."""
+    import gymnasium as gym
+
+    def save(env_id):
+        env = gym.make("CartPole-v1")
+        policy = LSTMPolicy(env.observation_space, env.action_space, hidden_size=8, seed=0)
+        path = tmp_path / f"{env_id.replace('/', '_')}.rlstm"
+        save_arrays(path, {"policy/flat_params": policy.flat_params}, kind="PPO",
+                    meta={"policy": rlstm.io.describe(policy), "obs_norm": None,
+                          "env_id": env_id})
+        return str(path)
+    return save
+
+
+def test_check_records_the_saved_env_or_falls_back_to_random(cartpole_model, tmp_path,
+                                                             capsys):
+    out = str(tmp_path / "p.onnx")
+    assert main([cartpole_model("CartPole-v1"), "--format", "onnx", "--out", out, "--check",
+                 "--steps", "200"]) == 0
+    assert "episode(s) of CartPole-v1 observations" in capsys.readouterr().out
+    assert main([cartpole_model("CartPole-v1"), "--format", "onnx", "--out", out, "--check",
+                 "--steps", "200", "--random"]) == 0
+    assert "(random observations)" in capsys.readouterr().out
+    assert main([cartpole_model("rlstm/NotRegistered-v0"), "--format", "onnx", "--out", out,
+                 "--check", "--steps", "200"]) == 0
+    captured = capsys.readouterr()
+    assert "the saved env 'rlstm/NotRegistered-v0' is not at hand" in captured.err
+    assert "(random observations)" in captured.out
+    assert main([cartpole_model("CartPole-v1"), "--format", "onnx", "--out", out, "--check",
+                 "--env", "NoSuchEnv-v9"]) == 2
+    assert "cannot make the env 'NoSuchEnv-v9'" in capsys.readouterr().err
