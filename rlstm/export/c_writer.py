@@ -86,6 +86,26 @@ def _f64(v: float) -> str:
     return s if ("." in s or "e" in s) else s + ".0"
 
 
+def _pad16(n: int) -> int:
+    """``n`` rounded up to a multiple of 16 (the C side's ``pad16``)."""
+    return (int(n) + 15) // 16 * 16
+
+
+def _padded_t(w) -> np.ndarray:
+    """``w`` (out, in) transposed to (in, out) with zero columns up to ``_pad16(out)``: the
+    storage ``gemv_t`` reads."""
+    w = np.asarray(w, dtype=np.float64)
+    out = np.zeros((w.shape[1], _pad16(w.shape[0])))
+    out[:, :w.shape[0]] = w.T
+    return out
+
+
+def _padded(b) -> np.ndarray:
+    """A bias padded with zeros to ``_pad16(len)``."""
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    return np.concatenate([b, np.zeros(_pad16(b.size) - b.size)])
+
+
 def _array(ctype: str, name: str, values, comment: str) -> str:
     vals = np.asarray(values, dtype=np.float64).reshape(-1)
     if ctype == "float":
@@ -99,95 +119,116 @@ def _array(ctype: str, name: str, values, comment: str) -> str:
 
 
 # ---------------------------------------------------------------------------- kernels
+# The C helpers a step may use; only those it uses are written (an unused static function is a
+# warning under -Wall). Loops over units run eight at a time with a scalar tail, and the math
+# functions are branch-free, so that plain -O2 compiles them to SIMD code.
 _KERNELS = {
-    "sigmoid": """static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+    "exp": """/* exp, sigmoid and tanh without libm calls and without branches. fast_expf is rlstm's
+   own kernel exp (rlstm/_fastmath.h: Cephes range reduction and polynomial, 1-2 ulp); its
+   input is clamped by selecting on the bits, so large |x| gives 0 or a large finite number,
+   never inf or NaN. tanh(x) = sign(x) (1 - 2 / (exp(2 |x|) + 1)): absolute error < 2e-7. */
+typedef char int_is_32_bits[sizeof(int) == 4 ? 1 : -1];
+typedef union { float f; int i; } bits32;
+
+static inline float clampf(float x, float lo, float hi) {
+    bits32 v, l, h;
+    v.f = x; l.f = lo; h.f = hi;
+    int m = -(x < lo);
+    v.i = (l.i & m) | (v.i & ~m);
+    m = -(v.f > hi);
+    v.i = (h.i & m) | (v.i & ~m);
+    return v.f;
+}
+
+static inline float fast_expf(float x) {
+    bits32 t, s;
+    x = clampf(x, -87.3365447504f, 88.3762626647949f);
+    /* n = round(x / ln 2) by the 1.5 * 2^23 trick; r = x - n ln 2 in two parts */
+    t.f = x * 1.44269504088896341f + 12582912.0f;
+    const float n = t.f - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    const float z = r * r;
+    const float y = (((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r
+                       + 4.1665795894E-2f) * r + 1.6666665459E-1f) * r + 5.0000001201E-1f) * z
+                    + r + 1.0f;
+    s.i = (t.i - 0x4B400000 + 127) * 8388608;  /* 2^n: (n + 127) << 23 */
+    return y * s.f;
+}
+
+static inline float sigmoid(float x) { return 1.0f / (1.0f + fast_expf(-x)); }
+
+static inline float fast_tanhf(float x) {
+    return copysignf(1.0f - 2.0f / (fast_expf(2.0f * fabsf(x)) + 1.0f), x);
+}
 """,
     "copy": """static void copy(float *restrict y, const float *restrict x, int n) {
     for (int i = 0; i < n; ++i) y[i] = x[i];
 }
 """,
-    "gemv_t": """/* y += W x for W (n_out, n_in), stored transposed: wt[j * n_out + i] = W[i][j]
-   (column by column, so the inner loop is an axpy that compilers vectorise) */
+    "gemv_t": """/* n rounded up to a multiple of 16: the padded length of gemv_t's outputs */
+static int pad16(int n) { return (n + 15) / 16 * 16; }
+
+/* y += W x for W (n_out, n_in), stored transposed and padded: wt[j * n_out + i] = W[i][j],
+   n_out a multiple of 16 (zero rows added). Four columns and sixteen rows at a time: the
+   fixed 16-wide inner loop compiles to SIMD code at -O2 (4 SSE, 2 AVX or 1 AVX-512 vector),
+   and y is loaded and stored once per four columns. */
 static void gemv_t(float *restrict y, const float *restrict wt, const float *restrict x,
                    int n_in, int n_out) {
-    for (int j = 0; j < n_in; ++j) {
+    int j = 0;
+    for (; j + 4 <= n_in; j += 4) {
+        const float x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], x3 = x[j + 3];
+        const float *restrict w0 = wt + (long)j * n_out;
+        const float *restrict w1 = w0 + n_out;
+        const float *restrict w2 = w1 + n_out;
+        const float *restrict w3 = w2 + n_out;
+        for (int i = 0; i < n_out; i += 16)
+            for (int k = 0; k < 16; ++k)
+                y[i + k] += (w0[i + k] * x0 + w1[i + k] * x1) + (w2[i + k] * x2 + w3[i + k] * x3);
+    }
+    for (; j < n_in; ++j) {
         const float xj = x[j];
-        if (xj == 0.0f) continue;
         const float *restrict w = wt + (long)j * n_out;
-        for (int i = 0; i < n_out; ++i) y[i] += w[i] * xj;
+        for (int i = 0; i < n_out; i += 16)
+            for (int k = 0; k < 16; ++k) y[i + k] += w[i + k] * xj;
     }
 }
 """,
-    "dense": """/* y = act(W x + b), act 0: none, 1: tanh, 2: relu */
+    "dense": """/* y = act(W x + b), act 0: none, 1: tanh, 2: relu; y, b and wt padded to pad16(n_out) */
 static void dense(float *restrict y, const float *restrict wt, const float *restrict b,
                   const float *restrict x, int n_in, int n_out, int act) {
+    n_out = pad16(n_out);
     copy(y, b, n_out);
     gemv_t(y, wt, x, n_in, n_out);
-    if (act == 1) for (int i = 0; i < n_out; ++i) y[i] = tanhf(y[i]);
-    if (act == 2) for (int i = 0; i < n_out; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    for (int i = 0; i < n_out && act; i += 16)
+        for (int k = 0; k < 16; ++k)
+            y[i + k] = act == 1 ? fast_tanhf(y[i + k]) : (y[i + k] > 0.0f ? y[i + k] : 0.0f);
 }
 """,
-    "lstm": """/* One LSTM layer step, gates i, f, g, o; peep (p_i, p_f, p_o) or 0:
-   z = W_ih x + W_hh h + b;  i = s(z_i + p_i c);  f = s(z_f + p_f c);  g = tanh(z_g)
-   c = f c + i g;  o = s(z_o + p_o c);  h = o act(c)  (act: tanh, or identity) */
-static void lstm(float *restrict h, float *restrict c, const float *restrict x, int n_in,
-                 int H, const float *restrict wih_t, const float *restrict whh_t,
-                 const float *restrict b, const float *restrict peep, int identity,
-                 float *restrict z) {
-    copy(z, b, 4 * H);
-    gemv_t(z, wih_t, x, n_in, 4 * H);
-    gemv_t(z, whh_t, h, H, 4 * H);
-    for (int k = 0; k < H; ++k) {
-        const float cp = c[k];
-        const float i = sigmoid(z[k] + (peep ? peep[k] * cp : 0.0f));
-        const float f = sigmoid(z[H + k] + (peep ? peep[H + k] * cp : 0.0f));
-        const float g = tanhf(z[2 * H + k]);
-        const float cn = f * cp + i * g;
-        const float o = sigmoid(z[3 * H + k] + (peep ? peep[2 * H + k] * cn : 0.0f));
-        c[k] = cn;
-        h[k] = o * (identity ? cn : tanhf(cn));
-    }
+    "gru": """/* One GRU unit (PyTorch's form, gates r, z, n), from a = W_ih x + b_ih, u = W_hh h + b_hh:
+   r = s(a_r + u_r);  z = s(a_z + u_z);  n = tanh(a_n + r u_n);  h = (1 - z) n + z h */
+static inline void gru_unit(float *restrict h, const float *restrict a,
+                            const float *restrict u, int H, int k) {
+    const float r = sigmoid(a[k] + u[k]);
+    const float z = sigmoid(a[H + k] + u[H + k]);
+    const float n = fast_tanhf(a[2 * H + k] + r * u[2 * H + k]);
+    h[k] = (1.0f - z) * n + z * h[k];
 }
-""",
-    "lstm_cell": """/* One peephole_cell LSTM layer step: the gates read c through full matrices U (3H, H):
-   z = W_ih x + b;  u = U c;  i = s(z_i + u_i);  f = s(z_f + u_f);  g = tanh(z_g)
-   o = s(z_o + u_o);  c = f c + i g;  h = o act(c) */
-static void lstm_cell(float *restrict h, float *restrict c, const float *restrict x,
-                      int n_in, int H, const float *restrict wih_t,
-                      const float *restrict wch_t, const float *restrict b, int identity,
-                      float *restrict z, float *restrict u) {
-    copy(z, b, 4 * H);
-    gemv_t(z, wih_t, x, n_in, 4 * H);
-    for (int k = 0; k < 3 * H; ++k) u[k] = 0.0f;
-    gemv_t(u, wch_t, c, H, 3 * H);
-    for (int k = 0; k < H; ++k) {
-        const float i = sigmoid(z[k] + u[k]);
-        const float f = sigmoid(z[H + k] + u[H + k]);
-        const float g = tanhf(z[2 * H + k]);
-        const float o = sigmoid(z[3 * H + k] + u[2 * H + k]);
-        const float cn = f * c[k] + i * g;
-        c[k] = cn;
-        h[k] = o * (identity ? cn : tanhf(cn));
-    }
-}
-""",
-    "gru": """/* One GRU layer step (PyTorch's form), gates r, z, n:
-   a = W_ih x + b_ih;  u = W_hh h + b_hh;  r = s(a_r + u_r);  z = s(a_z + u_z)
-   n = tanh(a_n + r u_n);  h = (1 - z) n + z h */
+
+/* One GRU layer step; a and u are scratch of pad16(3H) floats */
 static void gru(float *restrict h, const float *restrict x, int n_in, int H,
                 const float *restrict wih_t, const float *restrict whh_t,
                 const float *restrict b_ih, const float *restrict b_hh,
                 float *restrict a, float *restrict u) {
-    copy(a, b_ih, 3 * H);
-    gemv_t(a, wih_t, x, n_in, 3 * H);
-    copy(u, b_hh, 3 * H);
-    gemv_t(u, whh_t, h, H, 3 * H);
-    for (int k = 0; k < H; ++k) {
-        const float r = sigmoid(a[k] + u[k]);
-        const float z = sigmoid(a[H + k] + u[H + k]);
-        const float n = tanhf(a[2 * H + k] + r * u[2 * H + k]);
-        h[k] = (1.0f - z) * n + z * h[k];
-    }
+    const int n = pad16(3 * H);
+    copy(a, b_ih, n);
+    gemv_t(a, wih_t, x, n_in, n);
+    copy(u, b_hh, n);
+    gemv_t(u, whh_t, h, H, n);
+    int k = 0;
+    for (; k + 8 <= H; k += 8)
+        for (int q = 0; q < 8; ++q) gru_unit(h, a, u, H, k + q);
+    for (; k < H; ++k) gru_unit(h, a, u, H, k);
 }
 """,
     "conv": """/* y (O, Ho, Wo) = relu(b + conv(x (C, Hi, Wi), w (O, C, k, k), stride s)), no padding */
@@ -239,8 +280,66 @@ static int valid_index(float v, float lo, int n) {
 }
 """,
 }
-_NEEDS = {"dense": ("copy", "gemv_t"), "lstm": ("copy", "gemv_t", "sigmoid"),
-          "lstm_cell": ("copy", "gemv_t", "sigmoid"), "gru": ("copy", "gemv_t", "sigmoid")}
+_NEEDS = {"dense": ("copy", "gemv_t", "exp"), "gru": ("copy", "gemv_t", "exp")}
+
+
+def _lstm_kernel(name: str, peephole: bool, cell_rec: bool, identity: bool) -> str:
+    """The C step of one LSTM layer of one variant, with only that variant's arithmetic."""
+    act = "cn" if identity else "fast_tanhf(cn)"
+    if cell_rec:
+        what = ("peephole_cell: the gates read c through U (3H, H), u = U c is scratch of "
+                "pad16(3H)\n   i = s(z_i + u_i);  f = s(z_f + u_f);  g = tanh(z_g);  "
+                "o = s(z_o + u_o)")
+        unit_args, call_args = "const float *restrict u", "u"
+        gi, gf, go = "z[k] + u[k]", "z[H + k] + u[H + k]", "z[3 * H + k] + u[2 * H + k]"
+        layer_args = ("const float *restrict wch_t, const float *restrict b,\n"
+                      "                 float *restrict z, float *restrict u")
+        rec = ("    for (int k = 0; k < pad16(3 * H); ++k) u[k] = 0.0f;\n"
+               "    gemv_t(u, wch_t, c, H, pad16(3 * H));  /* u = U c_{t-1} */")
+    elif peephole:
+        what = ("peepholes p = (p_i, p_f, p_o)\n   i = s(z_i + p_i c);  f = s(z_f + p_f c);  "
+                "g = tanh(z_g);  o = s(z_o + p_o c_t)")
+        unit_args, call_args = "const float *restrict p", "p"
+        gi, gf, go = "z[k] + p[k] * cp", "z[H + k] + p[H + k] * cp", \
+            "z[3 * H + k] + p[2 * H + k] * cn"
+        layer_args = ("const float *restrict whh_t, const float *restrict b,\n"
+                      "                 const float *restrict p, float *restrict z")
+        rec = "    gemv_t(z, whh_t, h, H, pad16(4 * H));  /* z += W_hh h_{t-1} */"
+    else:
+        what = "i = s(z_i);  f = s(z_f);  g = tanh(z_g);  o = s(z_o)"
+        unit_args = call_args = ""
+        gi, gf, go = "z[k]", "z[H + k]", "z[3 * H + k]"
+        layer_args = ("const float *restrict whh_t, const float *restrict b,\n"
+                      "                 float *restrict z")
+        rec = "    gemv_t(z, whh_t, h, H, pad16(4 * H));  /* z += W_hh h_{t-1} */"
+    unit_sig = f", {unit_args}" if unit_args else ""
+    call = f", {call_args}" if call_args else ""
+    return f"""/* One unit of an LSTM layer, gates i, f, g, o from z = W_ih x + W_hh h + b; {what}
+   c = f c + i g;  h = o {'c (identity cell activation)' if identity else 'tanh(c)'} */
+static inline void {name}_unit(float *restrict h, float *restrict c, const float *restrict z{unit_sig},
+                               int H, int k) {{
+    const float cp = c[k];
+    const float i = sigmoid({gi});
+    const float f = sigmoid({gf});
+    const float g = fast_tanhf(z[2 * H + k]);
+    const float cn = f * cp + i * g;
+    const float o = sigmoid({go});
+    c[k] = cn;
+    h[k] = o * {act};
+}}
+
+/* One step of an LSTM layer; z is scratch of pad16(4H) floats */
+static void {name}(float *restrict h, float *restrict c, const float *restrict x, int n_in,
+                 int H, const float *restrict wih_t, {layer_args}) {{
+    copy(z, b, pad16(4 * H));
+    gemv_t(z, wih_t, x, n_in, pad16(4 * H));  /* z = W_ih x + b */
+{rec}
+    int k = 0;
+    for (; k + 8 <= H; k += 8)
+        for (int q = 0; q < 8; ++q) {name}_unit(h, c, z{call}, H, k + q);
+    for (; k < H; ++k) {name}_unit(h, c, z{call}, H, k);
+}}
+"""
 
 
 class _Writer:
@@ -249,12 +348,22 @@ class _Writer:
     def __init__(self, plan: ExportPlan, name: str):
         self.plan, self.name, self.P = plan, name, name.upper()
         self.arrays, self.body, self.kernels, self.work = [], [], set(), 0
-        self._gates = {}
+        self._gates, self.lstm_kernels = {}, {}
 
     def need(self, *kernels: str) -> None:
         for k in kernels:
             self.kernels.add(k)
             self.need(*_NEEDS.get(k, ()))
+
+    def lstm_kernel(self, core: Core) -> str:
+        """The name of the step function of ``core``'s LSTM variant (written once)."""
+        cell_rec = core.variant == "peephole_cell"
+        peep = core.variant == "peephole"
+        name = "lstm" + ("_peephole" if peep else "") + ("_cell" if cell_rec else "") + \
+            ("_identity" if core.identity else "")
+        self.lstm_kernels[name] = _lstm_kernel(name, peep, cell_rec, core.identity)
+        self.need("copy", "gemv_t", "exp")
+        return name
 
     def const(self, name: str, values, comment: str, ctype: str = "float") -> str:
         self.arrays.append(_array(ctype, name, values, comment))
@@ -386,10 +495,10 @@ class _Writer:
         self.line()
         self.line(f"/* 3. encoder MLP ({plan.encoder_activation}) */")
         for k, (w, b) in enumerate(plan.encoder):
-            y = self.scratch(w.shape[0])
-            wn = self.const(f"encoder{k}_wt", np.asarray(w).T, f"encoder.{k}.weight, "
-                            f"transposed ({w.shape[1]}, {w.shape[0]})")
-            bn = self.const(f"encoder{k}_b", b, f"encoder.{k}.bias")
+            y = self.scratch(_pad16(w.shape[0]))
+            wn = self.const(f"encoder{k}_wt", _padded_t(w), f"encoder.{k}.weight, transposed "
+                            f"({w.shape[1]}, {w.shape[0]}), padded to {_pad16(w.shape[0])}")
+            bn = self.const(f"encoder{k}_b", _padded(b), f"encoder.{k}.bias, padded")
             self.line(f"float *const enc{k} = {y};")
             self.line(f"dense(enc{k}, {wn}, {bn}, {x}, {w.shape[1]}, {w.shape[0]}, {act});")
             x = f"enc{k}"
@@ -398,40 +507,38 @@ class _Writer:
     def core(self, core: Core, x: str, k0: int) -> str:
         """One step of ``core``; its state arrays start at ``k0``. Returns its output."""
         H = core.hidden_size
-        self.need(core.kind if core.variant != "peephole_cell" else "lstm_cell")
+        kernel = "gru" if core.kind == "gru" else self.lstm_kernel(core)
+        self.need(kernel if core.kind == "gru" else "copy")
         self.line()
         self.line(f"/* 4. {core.describe()} */")
         G = 4 if core.kind == "lstm" else 3
-        z = self.gates(G * H)  # the critic core reuses the actor's gate memory
-        u = self.gates(3 * H, "u") if core.variant in ("peephole_cell", "gru") else None
+        z = self.gates(_pad16(G * H))  # the critic core reuses the actor's gate memory
+        u = self.gates(_pad16(3 * H), "u") if core.variant in ("peephole_cell", "gru") else None
         for layer, L in enumerate(core.layers):
             pre = f"{core.name}_l{layer}"
             D = L.input_size
-            wih = self.const(f"{pre}_wih_t", np.asarray(L.w_ih).T,
-                             f"{core.name}.weight_ih_l{layer}, transposed ({D}, {G * H})")
-            wrec = self.const(f"{pre}_wrec_t", np.asarray(L.w_rec).T,
-                              f"{core.name}.weight_{'ch' if core.variant == 'peephole_cell' else 'hh'}"
-                              f"_l{layer}, transposed ({H}, {L.w_rec.shape[0]})")
+            wih = self.const(f"{pre}_wih_t", _padded_t(L.w_ih),
+                             f"{core.name}.weight_ih_l{layer}, transposed ({D}, {G * H}), "
+                             f"padded to {_pad16(G * H)}")
+            rec = "ch" if core.variant == "peephole_cell" else "hh"
+            wrec = self.const(f"{pre}_wrec_t", _padded_t(L.w_rec),
+                              f"{core.name}.weight_{rec}_l{layer}, transposed "
+                              f"({H}, {L.w_rec.shape[0]}), padded to {_pad16(L.w_rec.shape[0])}")
             h, c = self.state(k0, layer), self.state(k0 + 1, layer)
             if core.kind == "gru":
-                bi = self.const(f"{pre}_bih", L.b_ih, f"{core.name}.bias_ih_l{layer}")
-                bh = self.const(f"{pre}_bhh", L.b_hh, f"{core.name}.bias_hh_l{layer}")
+                bi = self.const(f"{pre}_bih", _padded(L.b_ih), f"{core.name}.bias_ih_l{layer}, padded")
+                bh = self.const(f"{pre}_bhh", _padded(L.b_hh), f"{core.name}.bias_hh_l{layer}, padded")
                 self.line(f"gru({h}, {x}, {D}, {H}, {wih}, {wrec}, {bi}, {bh}, {z}, {u});")
             else:
-                b = self.const(f"{pre}_b", np.asarray(L.b_ih, np.float64) +
-                               np.asarray(L.b_hh, np.float64),
-                               f"{core.name}.bias_ih_l{layer} + bias_hh_l{layer}")
-                ident = int(core.identity)
-                if core.variant == "peephole_cell":
-                    self.line(f"lstm_cell({h}, {c}, {x}, {D}, {H}, {wih}, {wrec}, {b}, {ident}, "
-                              f"{z}, {u});")
-                else:
-                    peep = "0"
-                    if L.peephole is not None:
-                        peep = self.const(f"{pre}_peep", L.peephole,
-                                          f"{core.name}.peephole_l{layer} (p_i, p_f, p_o)")
-                    self.line(f"lstm({h}, {c}, {x}, {D}, {H}, {wih}, {wrec}, {b}, {peep}, "
-                              f"{ident}, {z});")
+                b = self.const(f"{pre}_b", _padded(np.asarray(L.b_ih, np.float64) +
+                                               np.asarray(L.b_hh, np.float64)),
+                               f"{core.name}.bias_ih_l{layer} + bias_hh_l{layer}, padded")
+                extra = f"{z}, {u}" if core.variant == "peephole_cell" else z
+                if L.peephole is not None:
+                    extra = self.const(f"{pre}_peep", L.peephole,
+                                       f"{core.name}.peephole_l{layer} (p_i, p_f, p_o)") + \
+                        ", " + extra
+                self.line(f"{kernel}({h}, {c}, {x}, {D}, {H}, {wih}, {wrec}, {b}, {extra});")
             x = h
         return x
 
@@ -439,10 +546,10 @@ class _Writer:
         plan = self.plan
         w, b = plan.action_layer
         self.need("dense")
-        z = self.scratch(plan.n_z)
-        wn = self.const("action_wt", np.asarray(w).T, f"action.weight, transposed "
-                        f"({w.shape[1]}, {w.shape[0]})")
-        bn = self.const("action_b", b, "action.bias")
+        z = self.scratch(_pad16(plan.n_z))
+        wn = self.const("action_wt", _padded_t(w), f"action.weight, transposed "
+                        f"({w.shape[1]}, {w.shape[0]}), padded to {_pad16(w.shape[0])}")
+        bn = self.const("action_b", _padded(b), "action.bias, padded")
         self.line()
         self.line("/* 5. the action layer and the mode of each head */")
         self.line(f"float *const z = {z};")
@@ -558,7 +665,8 @@ int {name}_step({name}_state *s, const float *obs, float *action);
 
 #endif /* {P}_H_ */
 """
-    kernels = "\n".join(_KERNELS[k] for k in _KERNELS if k in w.kernels)
+    kernels = "\n".join([_KERNELS[k] for k in _KERNELS if k in w.kernels]
+                         + list(w.lstm_kernels.values()))
     body = "\n".join(w.body)
     source = f"""/* {name}.c: generated by rlstm {__version__} (rlstm.export.to_c) from {plan.source}.
  * The network, spaces and flat layouts are described in {name}.h. */
