@@ -194,7 +194,7 @@ static void gemv_t(float *restrict y, const float *restrict wt, const float *res
     }
 }
 """,
-    "dense": """/* y = act(W x + b), act 0: none, 1: tanh, 2: relu; y, b and wt padded to pad16(n_out) */
+    "dense": """/* y = act(W x + b), act 0: none, 1: tanh, 2: relu; all padded */
 static void dense(float *restrict y, const float *restrict wt, const float *restrict b,
                   const float *restrict x, int n_in, int n_out, int act) {
     n_out = pad16(n_out);
@@ -205,8 +205,9 @@ static void dense(float *restrict y, const float *restrict wt, const float *rest
             y[i + k] = act == 1 ? fast_tanhf(y[i + k]) : (y[i + k] > 0.0f ? y[i + k] : 0.0f);
 }
 """,
-    "gru": """/* One GRU unit (PyTorch's form, gates r, z, n), from a = W_ih x + b_ih, u = W_hh h + b_hh:
-   r = s(a_r + u_r);  z = s(a_z + u_z);  n = tanh(a_n + r u_n);  h = (1 - z) n + z h */
+    "gru": """/* One GRU unit (PyTorch's form, gates r, z, n), from a = W_ih x + b_ih
+   and u = W_hh h + b_hh:  r = s(a_r + u_r);  z = s(a_z + u_z);  n = tanh(a_n + r u_n);
+   h = (1 - z) n + z h */
 static inline void gru_unit(float *restrict h, const float *restrict a,
                             const float *restrict u, int H, int k) {
     const float r = sigmoid(a[k] + u[k]);
@@ -231,7 +232,7 @@ static void gru(float *restrict h, const float *restrict x, int n_in, int H,
     for (; k < H; ++k) gru_unit(h, a, u, H, k);
 }
 """,
-    "conv": """/* y (O, Ho, Wo) = relu(b + conv(x (C, Hi, Wi), w (O, C, k, k), stride s)), no padding */
+    "conv": """/* y (O, Ho, Wo) = relu(b + conv(x (C, Hi, Wi), w (O, C, k, k), stride s)) */
 static void conv_relu(float *restrict y, const float *restrict x, const float *restrict w,
                       const float *restrict b, int C, int Hi, int Wi, int O, int k, int s,
                       int Ho, int Wo) {
@@ -316,8 +317,8 @@ def _lstm_kernel(name: str, peephole: bool, cell_rec: bool, identity: bool) -> s
     call = f", {call_args}" if call_args else ""
     return f"""/* One unit of an LSTM layer, gates i, f, g, o from z = W_ih x + W_hh h + b; {what}
    c = f c + i g;  h = o {'c (identity cell activation)' if identity else 'tanh(c)'} */
-static inline void {name}_unit(float *restrict h, float *restrict c, const float *restrict z{unit_sig},
-                               int H, int k) {{
+static inline void {name}_unit(float *restrict h, float *restrict c,
+                               const float *restrict z{unit_sig}, int H, int k) {{
     const float cp = c[k];
     const float i = sigmoid({gi});
     const float f = sigmoid({gf});
@@ -526,8 +527,10 @@ class _Writer:
                               f"({H}, {L.w_rec.shape[0]}), padded to {_pad16(L.w_rec.shape[0])}")
             h, c = self.state(k0, layer), self.state(k0 + 1, layer)
             if core.kind == "gru":
-                bi = self.const(f"{pre}_bih", _padded(L.b_ih), f"{core.name}.bias_ih_l{layer}, padded")
-                bh = self.const(f"{pre}_bhh", _padded(L.b_hh), f"{core.name}.bias_hh_l{layer}, padded")
+                bi = self.const(f"{pre}_bih", _padded(L.b_ih),
+                                f"{core.name}.bias_ih_l{layer}, padded")
+                bh = self.const(f"{pre}_bhh", _padded(L.b_hh),
+                                f"{core.name}.bias_hh_l{layer}, padded")
                 self.line(f"gru({h}, {x}, {D}, {H}, {wih}, {wrec}, {bi}, {bh}, {z}, {u});")
             else:
                 b = self.const(f"{pre}_b", _padded(np.asarray(L.b_ih, np.float64) +
@@ -562,7 +565,8 @@ class _Writer:
                 for g, (off, n, start) in enumerate(h.groups):
                     allowed = "0" if h.mask is None else \
                         f"obs + {plan.mask.start + h.mask.start + off}"
-                    shift = f" + {int(start)}" if start > 0 else f" - {-int(start)}" if start else ""
+                    shift = (f" + {int(start)}" if start > 0 else
+                             f" - {-int(start)}" if start else "")
                     self.line(f"action[{o + g}] = (float)(argmax(z + {zs + off}, {n}, "
                               f"{allowed}){shift});")
             elif h.kind == "multibinary":
@@ -619,6 +623,8 @@ def _render(plan: ExportPlan, name: str) -> tuple[str, str]:
     state_macros = "\n".join(f"#define {P}_STATE_{c.upper()}_{s.upper()} {k}  "
                              f"/* {c}.{s}: s.state[{k}] */"
                              for k, (c, s) in enumerate(plan.state_names))
+    value_field = ("    float value;  /* the value of the last observation stepped */"
+                   if plan.include_value else "    /* exported without the value head */")
     header = f"""/*
 {_comment(about)}
  *
@@ -649,7 +655,7 @@ extern "C" {{
 
 typedef struct {{
     float state[{P}_NUM_STATES][{P}_NUM_LAYERS][{P}_HIDDEN_SIZE];  /* the recurrent state */
-{"    float value;  /* the value of the last observation stepped */" if plan.include_value else "    /* exported without the value head */"}
+{value_field}
     float work[{P}_WORK_SIZE];  /* scratch memory of one step */
 }} {name}_state;
 
@@ -668,7 +674,8 @@ int {name}_step({name}_state *s, const float *obs, float *action);
     kernels = "\n".join([_KERNELS[k] for k in _KERNELS if k in w.kernels]
                          + list(w.lstm_kernels.values()))
     body = "\n".join(w.body)
-    source = f"""/* {name}.c: generated by rlstm {__version__} (rlstm.export.to_c) from {plan.source}.
+    source = f"""/* {name}.c: generated by rlstm {__version__} (rlstm.export.to_c)
+ * from {plan.source}.
  * The network, spaces and flat layouts are described in {name}.h. */
 #include <math.h>
 

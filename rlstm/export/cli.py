@@ -8,8 +8,10 @@
 episodes of the model's own env (``--env ID``, else the ``env_id`` a trainer's file holds)
 with the model playing it, or, when no env is at hand (none named, or it cannot be made:
 say a ``rlstm/...`` id without ``agents`` imported) or with ``--random``, draws random
-observations from the observation space with random episode starts. Exit status: 0 written (and the check passed), 1 the check failed,
-2 bad input (one line on stderr saying what is wrong).
+observations from the observation space with random episode starts.
+
+Exit status: 0 written (and the check passed), 1 the check failed, 2 bad input (one line on
+stderr saying what is wrong).
 """
 from __future__ import annotations
 

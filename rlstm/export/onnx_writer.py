@@ -148,8 +148,8 @@ def _core_step(g: _Graph, core: Core, x: str, state: list[list[str]],
     H = core.hidden_size
     new = [[] for _ in state]
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
-    for l, layer in enumerate(core.layers):
-        h = state[0][l]
+    for li, layer in enumerate(core.layers):
+        h = state[0][li]
         if _native(core, recurrent_ops):
             X = g.op("Unsqueeze", x, g.ints([0]))
             h0 = g.op("Unsqueeze", h, g.ints([0]))
@@ -159,7 +159,7 @@ def _core_step(g: _Graph, core: Core, x: str, state: list[list[str]],
                 if layer.peephole is not None:
                     p = f32(layer.peephole)  # p_i, p_f, p_o -> ONNX's i, o, f
                     P = g.const(np.concatenate([p[:H], p[2 * H:], p[H:2 * H]])[None])
-                c0 = g.op("Unsqueeze", state[1][l], g.ints([0]))
+                c0 = g.op("Unsqueeze", state[1][li], g.ints([0]))
                 _, yh, yc = g.op(
                     "LSTM", X, g.const(_gates(f32(layer.w_ih), o, H)[None]),
                     g.const(_gates(f32(layer.w_rec), o, H)[None]),
@@ -184,7 +184,7 @@ def _core_step(g: _Graph, core: Core, x: str, state: list[list[str]],
             n = g.op("Tanh", g.op("Add", a[2], g.op("Mul", r, u[2])))
             h = g.op("Add", n, g.op("Mul", z, g.op("Sub", h, n)))  # (1 - z) n + z h
         else:
-            c = state[1][l]
+            c = state[1][li]
             b = np.asarray(layer.b_ih, np.float64) + np.asarray(layer.b_hh, np.float64)
             zx = g.linear(x, layer.w_ih, b)
             if core.variant == "peephole_cell":  # gates read c_{t-1} through full matrices
@@ -243,8 +243,8 @@ def build_model(plan: ExportPlan, recurrent_ops: bool = True):
     K, L, H = plan.state_shape
     keep = g.op("Reshape", g.as_float(g.op("Not", "episode_start")), g.ints([1, 1, -1, 1]))
     s0 = g.op("Mul", "state", keep)
-    arrays = [[g.op("Gather", g.op("Gather", s0, g.ints(k), axis=0), g.ints(l), axis=0)
-               for l in range(L)] for k in range(K)]
+    arrays = [[g.op("Gather", g.op("Gather", s0, g.ints(k), axis=0), g.ints(li), axis=0)
+               for li in range(L)] for k in range(K)]
     x, mask = _features(g, plan, "obs")
     for w, b in plan.encoder:
         x = g.op("Tanh" if plan.encoder_activation == "tanh" else "Relu", g.linear(x, w, b))
