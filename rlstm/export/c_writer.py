@@ -349,7 +349,7 @@ class _Writer:
     def __init__(self, plan: ExportPlan, name: str):
         self.plan, self.name, self.P = plan, name, name.upper()
         self.arrays, self.body, self.kernels, self.work = [], [], set(), 0
-        self._gates, self.lstm_kernels = {}, {}
+        self._gates, self.lstm_kernels, self._sections = {}, {}, 0
 
     def need(self, *kernels: str) -> None:
         for k in kernels:
@@ -382,6 +382,13 @@ class _Writer:
             self._gates[key] = self.scratch(n)
         return self._gates[key]
 
+    def section(self, title: str) -> None:
+        """A numbered comment that opens the next part of ``NAME_step``."""
+        self._sections += 1
+        if self._sections > 1:
+            self.line()
+        self.line(f"/* {self._sections}. {title} */")
+
     def line(self, text: str = "") -> None:
         self.body.append(("    " + text) if text else "")
 
@@ -391,7 +398,7 @@ class _Writer:
     # ------------------------------------------------------------------ the step
     def checks(self) -> None:
         plan = self.plan
-        self.line("/* 1. refuse what Predictor.predict refuses; nothing is changed then */")
+        self.section("refuse what Predictor.predict refuses; nothing is changed then")
         for p in plan.inputs:
             a, n = p.start, p.size
             if p.kind in ("box", "image"):
@@ -425,8 +432,7 @@ class _Writer:
     def features(self) -> str:
         plan = self.plan
         feat = self.scratch(plan.feature_dim)
-        self.line()
-        self.line("/* 2. encode the observation into the core's features */")
+        self.section("encode the observation into the core's features")
         self.line(f"float *const feat = {feat};")
         for p, f in plan.plain:
             a, n = p.start, p.size
@@ -493,8 +499,7 @@ class _Writer:
             return x
         self.need("dense")
         act = 1 if plan.encoder_activation == "tanh" else 2
-        self.line()
-        self.line(f"/* 3. encoder MLP ({plan.encoder_activation}) */")
+        self.section(f"encoder MLP ({plan.encoder_activation})")
         for k, (w, b) in enumerate(plan.encoder):
             y = self.scratch(_pad16(w.shape[0]))
             wn = self.const(f"encoder{k}_wt", _padded_t(w), f"encoder.{k}.weight, transposed "
@@ -510,8 +515,7 @@ class _Writer:
         H = core.hidden_size
         kernel = "gru" if core.kind == "gru" else self.lstm_kernel(core)
         self.need(kernel if core.kind == "gru" else "copy")
-        self.line()
-        self.line(f"/* 4. {core.describe()} */")
+        self.section(core.describe())
         G = 4 if core.kind == "lstm" else 3
         z = self.gates(_pad16(G * H))  # the critic core reuses the actor's gate memory
         u = self.gates(_pad16(3 * H), "u") if core.variant in ("peephole_cell", "gru") else None
@@ -553,8 +557,7 @@ class _Writer:
         wn = self.const("action_wt", _padded_t(w), f"action.weight, transposed "
                         f"({w.shape[1]}, {w.shape[0]}), padded to {_pad16(w.shape[0])}")
         bn = self.const("action_b", _padded(b), "action.bias, padded")
-        self.line()
-        self.line("/* 5. the action layer and the mode of each head */")
+        self.section("the action layer and the mode of each head")
         self.line(f"float *const z = {z};")
         self.line(f"dense(z, {wn}, {bn}, {y}, {w.shape[1]}, {w.shape[0]}, 0);")
         for j, h in enumerate(plan.heads):
