@@ -2,7 +2,9 @@
 
 Both are stepped through the same observations, with episode starts, and compared step by
 step: every discrete, multi-discrete and binary action must be identical, and the ``Box``
-actions, the value and the recurrent state must agree within ``atol + rtol * |reference|``.
+actions, the value and the recurrent state must agree within ``max(atol, rtol * |reference|)``:
+by default 1e-5 absolute for numbers up to 1 in magnitude and 1e-5 relative beyond (a trained
+LSTM's cell state reaches tens, where float32's own spacing is several 1e-6).
 The observations are recorded from episodes of an env (the policy playing it, with
 ``predict``), drawn at random from the observation space (valid action masks included), or
 given. An ONNX model runs in ONNX Runtime; C source is compiled with the system
@@ -26,7 +28,7 @@ from .layout import Part, flatten_action, flatten_observation
 from .plan import ExportPlan
 
 __all__ = ["check", "CheckReport", "random_observations", "record_episodes", "run_onnx",
-           "run_c", "compile_c", "DEFAULT_CFLAGS"]
+           "run_c", "compile_c", "differences", "DEFAULT_CFLAGS"]
 
 #: flags ``check`` compiles C artefacts with unless told otherwise
 DEFAULT_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra")
@@ -46,7 +48,7 @@ class CheckReport:
         max_state_diff: the largest ``|difference|`` of the recurrent state.
         max_value_diff: the largest ``|difference|`` of the value (None: not exported).
         out_of_tolerance: how many Box action, value and state entries differ by more than
-            ``atol + rtol * |reference|`` (must be 0).
+            ``max(atol, rtol * |reference|)`` (must be 0).
         atol, rtol: the tolerance used.
         errors: (step, env) pairs where the C artefact refused its input (must be 0).
         observations: where the observations came from (``"random"``, ``"given"`` or
@@ -78,7 +80,7 @@ class CheckReport:
                 f"{self.episode_starts} episode starts; discrete "
                 f"action mismatches {self.action_mismatches}; max |diff| Box action "
                 f"{self.max_action_diff:.2e}, value {value}, state {self.max_state_diff:.2e}; "
-                f"{self.out_of_tolerance} beyond {self.atol:g} + {self.rtol:g} * |ref|"
+                f"{self.out_of_tolerance} beyond max({self.atol:g}, {self.rtol:g} * |ref|)"
                 + (f"; the C step refused {self.errors} input(s)" if self.errors else ""))
 
 
@@ -372,7 +374,7 @@ def _format_of(artefact, format: str | None) -> str:
 
 def check(source, artefact, *, format: str | None = None, steps: int = 1000,
           batch_size: int = 1, seed=0, env=None, observations=None, episode_starts=None,
-          start_probability: float = 0.02, atol: float = 1e-5, rtol: float = 0.0,
+          start_probability: float = 0.02, atol: float = 1e-5, rtol: float = 1e-5,
           include_value: bool | None = None, cc: str | None = None, cflags=DEFAULT_CFLAGS,
           environ: dict | None = None) -> CheckReport:
     """Step ``artefact`` and ``Predictor.predict(..., deterministic=True)`` of ``source``
@@ -395,8 +397,9 @@ def check(source, artefact, *, format: str | None = None, steps: int = 1000,
         episode_starts: ``(steps, batch_size)`` booleans instead of random starts (every env
             starts an episode at step 0 either way).
         start_probability: chance that an env starts a new episode at a step (random starts).
-        atol, rtol: Box actions, values and states must agree within ``atol + rtol * |ref|``
-            (default: 1e-5 absolute).
+        atol, rtol: Box actions, values and states must agree within
+            ``max(atol, rtol * |ref|)`` (default: 1e-5 absolute up to magnitude 1, 1e-5
+            relative beyond).
         include_value: whether the artefact was exported with the value; by default read from
             it (an ONNX model's outputs, a C header's ``HAS_VALUE``).
         cc, cflags: the C compiler and its flags (default ``$CC`` or ``cc``,
@@ -464,19 +467,22 @@ def check(source, artefact, *, format: str | None = None, steps: int = 1000,
     exact = plan.discrete_columns()
     mismatch = int((actions[..., exact] != ref_actions[..., exact]).any(axis=-1).sum())
 
-    def diffs(got, ref):
-        """The largest |difference| and how many exceed the tolerance (NaN counts)."""
-        if ref.size == 0:
-            return 0.0, 0
-        d = np.abs(got.astype(np.float64) - ref)
-        bad = ~(d <= atol + rtol * np.abs(ref))
-        return float(np.nanmax(d)) if not np.isnan(d).all() else float("nan"), int(bad.sum())
-
-    da, na = diffs(actions[..., ~exact], ref_actions[..., ~exact])
-    dv, nv = diffs(values, ref_values) if plan.include_value else (None, 0)
-    ds, ns = diffs(states, ref_states)
+    da, na = differences(actions[..., ~exact], ref_actions[..., ~exact], atol, rtol)
+    dv, nv = differences(values, ref_values, atol, rtol) if plan.include_value else (None, 0)
+    ds, ns = differences(states, ref_states, atol, rtol)
     return CheckReport(fmt, T, B, int(starts.sum()), mismatch, da, ds, dv, na + nv + ns,
                        float(atol), float(rtol), errors, described)
+
+
+def differences(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float
+                ) -> tuple[float, int]:
+    """``(largest |got - ref|, how many entries differ by more than max(atol, rtol * |ref|))``;
+    a NaN in ``got`` counts as beyond the tolerance."""
+    if ref.size == 0:
+        return 0.0, 0
+    d = np.abs(np.asarray(got, np.float64) - ref)
+    bad = ~(d <= np.maximum(atol, rtol * np.abs(ref)))
+    return (float("nan") if np.isnan(d).any() else float(d.max())), int(bad.sum())
 
 
 def _artefact_has_value(artefact, fmt: str) -> bool:

@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--check: random observations even when an env is at hand")
     p.add_argument("--seed", type=int, default=0, help="--check: seed of the observations")
     p.add_argument("--atol", type=float, default=1e-5,
-                   help="--check: absolute tolerance (default 1e-5)")
-    p.add_argument("--rtol", type=float, default=0.0,
-                   help="--check: relative tolerance (default 0)")
+                   help="--check: floats must agree within max(atol, rtol * |reference|) "
+                        "(default 1e-5)")
+    p.add_argument("--rtol", type=float, default=1e-5, help="--check: (default 1e-5)")
     p.add_argument("--cc", default=None, help="--check, c: the C compiler (default $CC or cc)")
     return p
 

@@ -9,7 +9,8 @@ from gymnasium import spaces
 
 from rlstm.policy import LSTMPolicy, ObsNormalizer, Predictor
 
-STRICT = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow")
+STRICT = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow",
+          "-Wconversion")
 
 BOX5 = spaces.Box(-np.inf, np.inf, (5,), np.float32)
 

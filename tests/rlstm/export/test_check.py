@@ -127,3 +127,16 @@ def test_recorded_episodes_of_an_env(tmp_path):
         check(policy, path, steps=10, env="CartPole-v1", batch_size=2)
     with pytest.raises(ValueError, match="the env 'Pendulum-v1' observes Box"):
         check(policy, path, steps=10, env="Pendulum-v1")
+
+
+def test_tolerance_is_absolute_up_to_1_and_relative_beyond():
+    from rlstm.export.check import differences
+    ref = np.array([0.5, -0.9, 38.0, -20.0])
+    largest, beyond = differences(ref + [9e-6, -9e-6, 3e-4, -1.9e-4], ref, 1e-5, 1e-5)
+    assert beyond == 0 and largest == pytest.approx(3e-4)
+    largest, beyond = differences(ref + [2e-5, 0, 4e-4, 0], ref, 1e-5, 1e-5)
+    assert beyond == 2 and largest == pytest.approx(4e-4)
+    assert differences(ref + [1e-6, 0, 9e-6, 0], ref, 1e-5, 0.0)[1] == 0
+    assert differences(ref + [0, 0, 2e-5, 0], ref, 1e-5, 0.0)[1] == 1   # absolute only
+    largest, beyond = differences(np.array([np.nan, 0.5]), np.array([0.0, 0.5]), 1e-5, 1e-5)
+    assert np.isnan(largest) and beyond == 1

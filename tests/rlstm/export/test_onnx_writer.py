@@ -17,9 +17,8 @@ pytest.importorskip("onnxruntime")
 def test_every_model_matches_predict_over_1000_steps(case, tmp_path):
     path = to_onnx(case, tmp_path / "policy.onnx")
     report = check(case, path, steps=1000, batch_size=3, seed=1)
-    assert report.ok, report  # discrete actions identical; the rest within 1e-5 absolute
+    assert report.ok, report  # discrete actions identical
     assert report.episode_starts > 3 + 10  # every env starts at step 0, then now and then
-    assert report.atol == 1e-5 and report.rtol == 0
     assert max(report.max_action_diff, report.max_state_diff, report.max_value_diff) < 1e-5
 
 
