@@ -188,11 +188,8 @@ def record_episodes(predictor, env, steps: int, seed=0) -> tuple[list, np.ndarra
 
 
 # ---------------------------------------------------------------------------- runners
-def run_onnx(path, plan: ExportPlan, obs: np.ndarray, starts: np.ndarray):
-    """Step the ONNX model at ``path`` through flat observations ``obs`` ``(T, B, n_obs)``
-    with ``starts`` ``(T, B)``. Returns actions ``(T, B, n_action)``, values ``(T, B)`` (or
-    None) and states ``(T, K, L, B, H)``, each after its step. A model of other sizes than the
-    plan's is a ``ValueError``."""
+def _onnx_session(path):
+    """An ONNX Runtime session on one CPU thread; a clear error for a file it cannot load."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -202,9 +199,24 @@ def run_onnx(path, plan: ExportPlan, obs: np.ndarray, starts: np.ndarray):
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
-        raise ValueError(f"{os.fspath(path)!r} is not a loadable ONNX model: {e}") from None
+        raise ValueError(f"{os.fspath(path)!r} is not an ONNX model ONNX Runtime can load: "
+                         f"{first_line(e)}") from None
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def run_onnx(path, plan: ExportPlan, obs: np.ndarray, starts: np.ndarray):
+    """Step the ONNX model at ``path`` through flat observations ``obs`` ``(T, B, n_obs)``
+    with ``starts`` ``(T, B)``. Returns actions ``(T, B, n_action)``, values ``(T, B)`` (or
+    None) and states ``(T, K, L, B, H)``, each after its step. A model of other sizes than the
+    plan's is a ``ValueError``."""
+    sess = _onnx_session(path)
     ins = {i.name: i.shape for i in sess.get_inputs()}
     outs = [o.name for o in sess.get_outputs()]
     K, L, H = plan.state_shape
@@ -486,17 +498,8 @@ def differences(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float
 
 
 def _artefact_has_value(artefact, fmt: str) -> bool:
-    if fmt == "onnx":
-        try:
-            import onnx
-        except ImportError:
-            raise ImportError("checking an ONNX model needs onnx and onnxruntime: pip "
-                              "install 'rlstm[export]'") from None
-        try:
-            model = onnx.load(os.fspath(artefact), load_external_data=False)
-        except Exception as e:  # protobuf's DecodeError and friends
-            raise ValueError(f"{os.fspath(artefact)!r} is not an ONNX model: {e}") from None
-        return any(o.name == "value" for o in model.graph.output)
+    if fmt == "onnx":  # read with onnxruntime alone: a deployment machine may lack onnx
+        return any(o.name == "value" for o in _onnx_session(artefact).get_outputs())
     _, h_file, name = _c_files(artefact)
     text = h_file.read_text(errors="replace")
     key = f"#define {name.upper()}_HAS_VALUE "

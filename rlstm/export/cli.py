@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``rlstm export`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     from . import check, to_c, to_onnx
+    from .check import first_line
     from .plan import ExportPlan
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rlstm export: error: {e}", file=sys.stderr)
         return 2
     except (OSError, ValueError, TypeError, ImportError) as e:
-        print(f"rlstm export: error: {_one_line(e)}", file=sys.stderr)
+        print(f"rlstm export: error: {first_line(e)}", file=sys.stderr)
         return 2
     for line in plan.describe():
         print(line)
@@ -109,11 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as e:
             if env is None or args.env is not None or "cannot make the env" not in str(e):
                 raise
-            print(f"rlstm export: the saved env {env!r} is not at hand ({_one_line(e)}); "
+            print(f"rlstm export: the saved env {env!r} is not at hand ({first_line(e)}); "
                   f"checking on random observations", file=sys.stderr)
             report = check(plan.predictor, written[-1], **opts)
     except (OSError, ValueError, TypeError, RuntimeError, ImportError) as e:
-        print(f"rlstm export: check failed to run: {_one_line(e)}", file=sys.stderr)
+        print(f"rlstm export: check failed to run: {first_line(e)}", file=sys.stderr)
         return 2
     print(report)
     return 0 if report.ok else 1
@@ -124,11 +125,6 @@ def _saved_env_id(path: str) -> str | None:
     from ..io import read
     env_id = read(path)[1].get("env_id")
     return env_id if isinstance(env_id, str) and env_id else None
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 if __name__ == "__main__":

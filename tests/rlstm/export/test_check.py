@@ -140,3 +140,12 @@ def test_tolerance_is_absolute_up_to_1_and_relative_beyond():
     assert differences(ref + [0, 0, 2e-5, 0], ref, 1e-5, 0.0)[1] == 1   # absolute only
     largest, beyond = differences(np.array([np.nan, 0.5]), np.array([0.0, 0.5]), 1e-5, 1e-5)
     assert np.isnan(largest) and beyond == 1
+
+
+def test_without_onnxruntime_the_error_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+    policy = _policy()
+    path = to_onnx(policy, tmp_path / "p.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match=r"pip install 'rlstm\[export\]'"):
+        check(policy, path, steps=5)
