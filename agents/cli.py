@@ -236,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlstm import benchmark  # imported only when asked for
         result = benchmark.main(argv[1:])
         return result if isinstance(result, int) else 0
+    if argv and argv[0] == "export":
+        from rlstm.export.cli import main as export_main
+        return export_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.timesteps is not None and args.timesteps < 1:
         raise SystemExit("rlstm: --timesteps must be >= 1")
