@@ -3,6 +3,7 @@
     rlstm train [ALGO] [ENV] [--timesteps N] [--seed S] [--out DIR] [--set key=value ...]
                 [--no-tuned]
     rlstm evaluate PATH [ENV] [--episodes N] [--render out.gif]
+    rlstm export MODEL --format onnx|c --out PATH [--check]
     rlstm bench [...]
 
 ``rlstm train`` with no arguments trains recurrent PPO on the velocity-masked CartPole
@@ -225,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save one episode as a GIF or MP4 (needs imageio)")
     e.set_defaults(func=_evaluate)
 
+    x = sub.add_parser("export", help="export a model to ONNX or C (rlstm export --help)",
+                       add_help=False)
+    x.set_defaults(func=None)
     b = sub.add_parser("bench", help="benchmarks (rlstm.benchmark)", add_help=False)
     b.set_defaults(func=None)
     return p

@@ -18,7 +18,6 @@ import numpy as np
 import rlstm.export
 from agents import PPO
 from rlstm.export.check import compile_c
-from rlstm.policy import ObsNormalizer, Predictor
 
 ENV = "rlstm/CartPoleNoVel-v1"
 
@@ -43,18 +42,6 @@ int main(void) {
     return 0;
 }
 """
-
-
-def predictor_of(model) -> Predictor:
-    """The trained model as a Predictor: ``model.predictor`` where trainers have one; else its
-    policy and observation statistics."""
-    if hasattr(model, "predictor"):
-        return model.predictor
-    norm = None
-    if getattr(model, "obs_rms", None) is not None:
-        norm = ObsNormalizer(model.observation_space.shape, clip=model.config.clip_obs)
-        norm.load_state_dict(model.obs_rms.state_dict())
-    return Predictor(model.policy, norm)
 
 
 def play(act, episodes: int, seed: int) -> list[tuple[float, list]]:
@@ -85,11 +72,12 @@ def main(argv=None) -> dict:
     out = pathlib.Path(args.out)
 
     model = PPO(ENV, seed=args.seed).learn(args.timesteps)
-    predictor = predictor_of(model)
+    model.save(out / "model.rlstm")
+    predictor = model.predictor  # what model.predict runs: the policy and its normaliser
 
-    # 1. export both formats (and check them on recorded episodes of the env)
-    onnx_path = rlstm.export.to_onnx(predictor, out / "cartpole.onnx")
-    _, c_path = rlstm.export.to_c(predictor, out / "cartpole")
+    # 1. export both formats from the saved file (and check them on recorded episodes)
+    onnx_path = rlstm.export.to_onnx(out / "model.rlstm", out / "cartpole.onnx")
+    _, c_path = rlstm.export.to_c(out / "model.rlstm", out / "cartpole")
     reports = [rlstm.export.check(predictor, artefact, env=ENV, steps=1000)
                for artefact in (onnx_path, c_path)]
     for report in reports:

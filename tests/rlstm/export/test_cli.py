@@ -63,7 +63,7 @@ def test_a_failed_check_exits_1(model, tmp_path, capsys):
     (["{model}", "--format", "onnx", "--out", "{tmp}/p.onnx", "--steps", "0"],
      "--steps must be >= 1"),
     (["{model}", "--format", "onnx", "--out", "{tmp}/"], "is a folder"),
-    (["{tmp}/junk", "--format", "onnx", "--out", "{tmp}/p.onnx"], "not a readable rlstm file"),
+    (["{tmp}/junk", "--format", "onnx", "--out", "{tmp}/p.onnx"], "is not an rlstm file"),
     (["{model}", "--format", "onnx", "--out", "{tmp}/p.onnx", "--bogus"],
      "unrecognized arguments: --bogus"),
 ])

@@ -50,7 +50,7 @@ def test_refusals_say_what_was_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model file"):
         as_predictor(tmp_path / "missing.rlstm")
     (tmp_path / "junk.rlstm").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a readable rlstm file"):
+    with pytest.raises(ValueError, match="is not an rlstm file"):
         as_predictor(tmp_path / "junk.rlstm")
     with pytest.raises(TypeError, match="file path, an rlstm.policy.LSTMPolicy"):
         as_predictor(42)
