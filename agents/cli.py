@@ -28,6 +28,8 @@ import os
 import sys
 from typing import Sequence
 
+import gymnasium as gym
+
 from rlstm.validation import config_hints, parse_value, unknown_keys_error
 
 __all__ = ["main", "load_algorithm", "load_model", "parse_overrides"]
@@ -42,7 +44,7 @@ def load_algorithm(name: str):
     from agents import TRAINERS
     key = name.lower()
     if key not in TRAINERS:
-        raise SystemExit(f"rlstm: unknown algorithm {name!r}; choose one of "
+        raise ValueError(f"unknown algorithm {name!r}; choose one of "
                          f"{', '.join(sorted(TRAINERS))}")
     return TRAINERS[key]
 
@@ -56,7 +58,8 @@ def load_model(path: str, env=None):
     for cls in TRAINERS.values():
         if cls.__name__ == kind:
             return cls.load(path, env=env)
-    raise SystemExit(f"rlstm: {path} holds a {kind!r}, which is not a registered algorithm")
+    names = ", ".join(sorted(c.__name__ for c in TRAINERS.values()))
+    raise ValueError(f"{path} holds a {kind!r}, not a trainer ({names})")
 
 
 def parse_overrides(items: Sequence[str], config_class) -> dict:
@@ -84,33 +87,37 @@ def _train(args) -> int:
     cls = load_algorithm(args.algo)
     from .hyperparams import tuned
 
-    env = args.env or getattr(cls, "default_env", DEFAULT_ENV)
+    seed = args.seed
+    if args.resume:  # a resumed run continues on its own env, with its own seed
+        from rlstm.io import read
+        saved = read(args.resume, cls.__name__)[1].get("trainer") or {}
+        env = args.env or saved.get("env_id")
+        if env is None:
+            raise ValueError(f"{args.resume} was trained on an env given as a callable; pass "
+                             f"its Gymnasium id: rlstm train {args.algo} ENV --resume ...")
+        seed = saved.get("seed") if args.seed is None else args.seed
+    else:
+        env = args.env or getattr(cls, "default_env", DEFAULT_ENV)
+        seed = 0 if seed is None else seed
     # a resumed run keeps the settings saved in its checkpoint
     preset, preset_steps = ({}, None) if (args.no_tuned or args.resume) else tuned(args.algo,
                                                                                    env)
     timesteps = (args.timesteps or preset_steps
                  or getattr(cls, "default_timesteps", DEFAULT_TIMESTEPS))
     out = args.out or os.path.join("runs", f"{args.algo.lower()}-{env.replace('/', '-')}-"
-                                           f"{args.seed}")
-    os.makedirs(out, exist_ok=True)
-    try:
-        overrides = {**preset, **parse_overrides(args.set, cls.config_class)}
-    except (TypeError, ValueError) as e:
-        raise SystemExit(f"rlstm: {e}") from None
+                                           f"{seed}")
+    overrides = {**preset, **parse_overrides(args.set, cls.config_class)}
     if preset:
         print(f"rlstm: tuned settings for {args.algo.lower()} on {env} "
               f"(agents.hyperparams; --no-tuned to ignore): {preset}")
     overrides.setdefault("log_dir", out)
     if args.checkpoint_freq:
         overrides["checkpoint_freq"] = args.checkpoint_freq
-    try:
-        if args.resume:
-            model = cls.load(args.resume, env=env, **overrides)
-        else:
-            model = cls(env, seed=args.seed, **overrides)
-    except (TypeError, ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"rlstm: {e}") from e
-    print(f"rlstm: training {cls.__name__} on {env} for {timesteps} steps (seed {args.seed}); "
+    if args.resume:
+        model = cls.load(args.resume, env=env, **overrides)
+    else:
+        model = cls(env, seed=seed, **overrides)
+    print(f"rlstm: training {cls.__name__} on {env} for {timesteps} steps (seed {seed}); "
           f"writing to {out}")
     try:
         model.learn(timesteps, progress_bar=not args.no_progress)
@@ -122,11 +129,11 @@ def _train(args) -> int:
     csv_path = os.path.join(out, "progress.csv")
     if os.path.exists(csv_path):
         png = plot_learning_curve(csv_path, os.path.join(out, "learning_curve.png"),
-                                  title=f"{cls.__name__} on {env} (seed {args.seed})")
+                                  title=f"{cls.__name__} on {env} (seed {seed})")
         print(f"rlstm: learning curve -> {png}")
     print(f"rlstm: model -> {model_path}")
     mean, std = evaluate(model, env, n_episodes=args.eval_episodes, deterministic=True,
-                         seed=10_000 + args.seed)
+                         seed=10_000 + (seed or 0))
     print(f"rlstm: final evaluation over {args.eval_episodes} episodes: "
           f"{mean:.2f} +/- {std:.2f}")
     if hasattr(model, "close"):
@@ -138,13 +145,10 @@ def _evaluate(args) -> int:
     from .env_factory import make_env_fn
     from .evaluation import evaluate
 
-    try:
-        model = load_model(args.path)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"rlstm: {e}") from e
+    model = load_model(args.path)
     env = args.env or getattr(model, "env_id", None)
     if env is None:
-        raise SystemExit("rlstm: the model was trained on an env given as a callable; pass the "
+        raise ValueError("the model was trained on an env given as a callable; pass the "
                          "Gymnasium id: rlstm evaluate PATH ENV")
     mean, std = evaluate(model, env, n_episodes=args.episodes,
                          deterministic=not args.stochastic, seed=args.seed)
@@ -202,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("env", nargs="?", default=None, help=f"Gymnasium id (default {DEFAULT_ENV})")
     t.add_argument("--timesteps", type=int, default=None,
                    help=f"environment steps (default {DEFAULT_TIMESTEPS})")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None,
+                   help="seed (default 0; with --resume, the saved run's)")
     t.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-SEED)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set n_envs=4 --set learning_rate=3e-4")
@@ -244,11 +249,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlstm.export.cli import main as export_main
         return export_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "train" and args.timesteps is not None and args.timesteps < 1:
-        raise SystemExit("rlstm: --timesteps must be >= 1")
-    if args.command == "evaluate" and args.episodes < 1:
-        raise SystemExit("rlstm: --episodes must be >= 1")
-    return args.func(args)
+    try:
+        if args.command == "train" and args.timesteps is not None and args.timesteps < 1:
+            raise ValueError("--timesteps must be >= 1")
+        if args.command == "evaluate" and args.episodes < 1:
+            raise ValueError("--episodes must be >= 1")
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError,
+            gym.error.Error) as e:
+        if os.environ.get("RLSTM_TRACEBACK"):
+            raise
+        print(f"rlstm: {_first_line(e)}", file=sys.stderr)
+        return 2
+
+
+def _first_line(error: BaseException) -> str:
+    """The error in one line; for a missing optional dependency, the install hint first."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, gym.error.DependencyNotInstalled):
+        hint = next((p for p in str(error).replace("`", "").split(". ") if "pip install" in p),
+                    None)
+        return f"{hint.strip()} ({type(error).__name__})" if hint else text
+    return text
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ class OnPolicyTrainer(Trainer):
         if self.rollout is None:
             self.rollout = OnPolicyRollout(self._require_env(), self.policy, self.obs_normalizer,
                                            self.reward_scaler, cfg.n_envs, cfg.vec_env,
-                                           cfg.autoreset_mode, cfg.sde_sample_freq)
+                                           cfg.autoreset_mode, cfg.sde_sample_freq,
+                                           env_name=self.env_id or "the env")
         self.rollout.start(seed=int(self.rng.integers(2 ** 31 - 1)))
 
     def _iteration(self, progress: float) -> dict:
@@ -158,7 +159,12 @@ class OnPolicyTrainer(Trainer):
             if not np.isfinite(d).all():
                 raise TrainingDiverged(f"the loss's gradient {name} contains NaN or inf")
         policy.zero_grad()
-        policy.backward(dlog_probs, dentropy, dvalues, cache)
+        try:
+            policy.backward(dlog_probs, dentropy, dvalues, cache)
+        except ValueError as e:  # an overflow inside the backward pass (huge weights)
+            if "NaN or inf" not in str(e):
+                raise
+            raise TrainingDiverged(f"the backward pass overflowed ({e})") from None
         grad_norm = clip_grad_norm(policy.flat_grads, self.config.max_grad_norm)
         if not np.isfinite(grad_norm):
             raise TrainingDiverged("the gradient contains NaN or inf")

@@ -26,6 +26,7 @@ from rlstm.policy import RunningMeanStd
 from rlstm.policy.predict import clip_actions
 
 from .buffers import RolloutBuffer
+from .env_factory import check_env_output
 
 __all__ = ["OnPolicyRollout", "RewardScaler"]
 
@@ -81,11 +82,12 @@ class OnPolicyRollout:
 
     def __init__(self, env_fn, policy, obs_normalizer, reward_scaler, n_envs: int,
                  vec_env: str = "sync", autoreset_mode: str = "same_step",
-                 sde_sample_freq: int = -1):
+                 sde_sample_freq: int = -1, env_name: str = "the env"):
         self.env_fn, self.policy = env_fn, policy
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         self.n_envs, self.vec_env, self.autoreset_mode = n_envs, vec_env, autoreset_mode
         self.sde_sample_freq = sde_sample_freq
+        self.env_name = env_name
         self.envs = None
 
     def _make_vec_env(self):
@@ -109,7 +111,8 @@ class OnPolicyRollout:
         if self.envs is None:
             self.envs = self._make_vec_env()
         n = self.n_envs
-        obs, _ = self.envs.reset(seed=seed)
+        obs, _ = self._call(self.envs.reset, seed=seed)
+        check_env_output(obs, 0.0, f"{self.env_name}, at reset")
         self._obs = self._for_policy(obs, update=True)
         self._state = self.policy.initial_state(n)
         self._episode_start = np.ones(n, dtype=bool)
@@ -139,8 +142,9 @@ class OnPolicyRollout:
                 sde_noise=self._sde_noise if policy.use_sde else None)
             if next_step and trunc_prev.any():  # values[t] is V(final obs) of those episodes
                 buf.final_values[t - 1, trunc_prev] = values[trunc_prev]
-            next_obs, rewards, terminated, truncated, infos = self.envs.step(
-                clip_actions(policy.action_space, actions))
+            next_obs, rewards, terminated, truncated, infos = self._call(
+                self.envs.step, clip_actions(policy.action_space, actions))
+            check_env_output(next_obs, rewards, f"{self.env_name}, step {t} of the rollout")
             valid = ~self._pending_reset
             done = terminated | truncated
             self._ep_return += rewards
@@ -173,6 +177,20 @@ class OnPolicyRollout:
         buf.final_values[-1, trunc_prev] = last_values[trunc_prev]
         buf.compute_returns_and_advantages(last_values)
         return episodes
+
+    def _call(self, fn, *args, **kwargs):
+        """``fn(...)`` of the vector env, with a dead async worker reported as such."""
+        try:
+            return fn(*args, **kwargs)
+        except (EOFError, BrokenPipeError, ConnectionResetError) as e:
+            try:
+                self.envs.close(terminate=True)
+            except Exception:  # noqa: BLE001 - the pipes are broken; the processes go anyway
+                pass
+            self.envs = None  # the next learn() makes new envs
+            raise RuntimeError(f"a worker process of the async vector env ({self.env_name}) "
+                               f"died ({type(e).__name__}); see its traceback above, or use "
+                               f"vec_env='sync' to run the envs in this process") from e
 
     def close(self) -> None:
         if self.envs is not None:

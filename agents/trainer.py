@@ -41,19 +41,18 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from rlstm.errors import TrainingDiverged
-from rlstm.io import describe
+from rlstm.io import describe, rebuild
 from rlstm.policy import LSTMPolicy, ObsNormalizer, Predictor
 from rlstm.policy.normalize import normalizes
-from rlstm.policy.spaces import space_from_json, space_to_json
 from rlstm.validation import check_int
 
 from . import checkpoint
 from .callbacks import as_callbacks
 from .config import TrainerConfig, make_config
-from .env_factory import env_id, make_env_fn
+from .env_factory import env_id, make_env_fn, probe_spaces
 from .logger import COMMON_FIELDS, RunLogger
 
-__all__ = ["Trainer", "TrainingDiverged"]
+__all__ = ["Trainer", "TrainingDiverged", "check_spaces"]
 
 
 class Trainer:
@@ -77,9 +76,8 @@ class Trainer:
             seed = check_int("seed", seed, 0)
         self.seed = seed
         self._env_fn, self.env_id = make_env_fn(env), env_id(env)
-        probe = self._env_fn()
+        observation_space, action_space, probe = probe_spaces(self._env_fn)
         try:
-            observation_space, action_space = probe.observation_space, probe.action_space
             self._inspect_env(probe)
         finally:
             probe.close()
@@ -126,16 +124,22 @@ class Trainer:
         self.logger.close()
 
     # ------------------------------------------------------------------ construction
-    def _build(self, observation_space, action_space) -> None:
-        """Everything but the env: used by ``__init__`` and by ``load``."""
+    def _policy_arguments(self) -> dict:
+        """The keyword arguments of the policy this trainer's config describes."""
+        cfg = self.config
+        return {"hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
+                "dtype": np.dtype(cfg.dtype), "mlp_hidden": cfg.mlp_hidden,
+                **self._policy_kwargs(), **cfg.policy_kwargs}
+
+    def _build(self, observation_space, action_space, policy: LSTMPolicy | None = None) -> None:
+        """Everything but the env: used by ``__init__`` and by ``load`` (which passes the
+        policy it read)."""
         cfg = self.config
         self.observation_space, self.action_space = observation_space, action_space
         policy_seed, rng_seed, predict_seed = (
             int(s.generate_state(1)[0]) for s in np.random.SeedSequence(self.seed).spawn(3))
-        self.policy = LSTMPolicy(observation_space, action_space, hidden_size=cfg.hidden_size,
-                                 num_layers=cfg.num_layers, dtype=np.dtype(cfg.dtype),
-                                 seed=policy_seed, mlp_hidden=cfg.mlp_hidden,
-                                 **self._policy_kwargs(), **cfg.policy_kwargs)
+        self.policy = policy if policy is not None else LSTMPolicy(
+            observation_space, action_space, seed=policy_seed, **self._policy_arguments())
         self.obs_normalizer = (ObsNormalizer(observation_space.shape, cfg.clip_obs)
                                if cfg.normalize_obs and normalizes(observation_space) else None)
         self.predictor = Predictor(self.policy, self.obs_normalizer, seed=predict_seed)
@@ -158,16 +162,9 @@ class Trainer:
                                  "a Gymnasium id; pass env= to load() to continue training")
             self._env_fn = make_env_fn(self.env_id)
         if not self._env_checked:
-            probe = self._env_fn()
-            try:
-                for what, mine, theirs in (("observation", self.observation_space,
-                                            probe.observation_space),
-                                           ("action", self.action_space, probe.action_space)):
-                    if mine != theirs:
-                        raise ValueError(f"the env's {what} space {theirs} differs from the "
-                                         f"model's {mine}")
-            finally:
-                probe.close()
+            obs_space, act_space, probe = probe_spaces(self._env_fn)
+            probe.close()
+            check_spaces(self, obs_space, act_space)
             self._env_checked = True
         return self._env_fn
 
@@ -217,6 +214,9 @@ class Trainer:
                 except TrainingDiverged as e:
                     self._restore(*boundary)
                     raise TrainingDiverged(self._diverged_message(e)) from None
+                except Exception:  # an env fault, a dead worker: back to the last iteration
+                    self._restore(*boundary)
+                    raise
                 boundary = self._snapshot()
                 elapsed = time.perf_counter() - t0
                 row = {"timesteps": self.num_timesteps, "iterations": self.iterations,
@@ -298,10 +298,7 @@ class Trainer:
         header = {
             "trainer": {"algorithm": type(self).__name__,
                         "config": dataclasses.asdict(self.config), "seed": self.seed,
-                        "env_id": self.env_id,
-                        "observation_space": space_to_json(self.observation_space),
-                        "action_space": space_to_json(self.action_space),
-                        "num_timesteps": self.num_timesteps, "iterations": self.iterations,
+                        "env_id": self.env_id, "num_timesteps": self.num_timesteps, "iterations": self.iterations,
                         "algorithm_state": self._algorithm_meta()},
             "policy": describe(self.policy),
             "obs_norm": None if self.obs_normalizer is None else self.obs_normalizer.config()}
@@ -337,6 +334,8 @@ class Trainer:
             raise ValueError(f"{where} is missing the entry {e}") from None
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where} is not a valid {type(self).__name__} file: {e}") from None
+        if not self._finite():
+            raise ValueError(f"{where} holds NaN or inf in the {type(self).__name__}'s state")
 
     @classmethod
     def load(cls, path, env=None, **overrides) -> "Trainer":
@@ -347,14 +346,17 @@ class Trainer:
         where = os.fspath(path)
         arrays, header = checkpoint.read(path, cls.__name__)
         t = header["trainer"]
+        # the policy first: its sizes are checked against the saved parameters before anything
+        # is allocated
+        policy = rebuild(header["policy"], arrays.get("policy/flat_params"), where)
+        if not isinstance(policy, LSTMPolicy):
+            raise ValueError(f"{where}: its policy section holds a {type(policy).__name__}")
         try:
             saved = dict(t["config"])
             names = {f.name for f in dataclasses.fields(cls.config_class)}
             config = make_config(cls.config_class, None,
                                  {k: v for k, v in saved.items() if k in names})
             config = make_config(cls.config_class, config, overrides)
-            observation_space = space_from_json(t["observation_space"])
-            action_space = space_from_json(t["action_space"])
             seed = t["seed"]
             if seed is not None:
                 seed = check_int("seed", seed, 0)
@@ -370,11 +372,16 @@ class Trainer:
         else:
             self._env_fn, self.env_id = make_env_fn(env), env_id(env)
         self._env_checked = False
+        built = policy.config()
+        for key, value in self._policy_arguments().items():
+            mine = np.dtype(value).name if key == "dtype" else \
+                list(value) if isinstance(value, tuple) else value
+            if key not in ("use_sde", "sde_learn_features") and built.get(key, mine) != mine:
+                raise ValueError(f"{where}: the trainer config says {key}={mine!r}, its policy "
+                                 f"was built with {built.get(key)!r} (a setting that changes "
+                                 f"the policy cannot be overridden at load)")
         self._load_env_meta(t.get("algorithm_state") or {})
-        self._build(observation_space, action_space)
-        if describe(self.policy)["config"] != header["policy"].get("config"):
-            raise ValueError(f"{where}: its policy section does not match the policy its "
-                             f"trainer config builds")
+        self._build(policy.observation_space, policy.action_space, policy)
         self._restore(arrays, header, where)
         return self
 
@@ -392,3 +399,12 @@ class Trainer:
     predictor: Predictor
     rng: np.random.Generator
     config: Any
+
+
+def check_spaces(model, observation_space, action_space) -> None:
+    """A ``ValueError`` showing both spaces when an env's differ from the model's."""
+    for what, mine, theirs in (("observation", model.observation_space, observation_space),
+                               ("action", model.action_space, action_space)):
+        if mine != theirs:
+            raise ValueError(f"the env's {what} space {theirs} differs from the model's "
+                             f"{mine}")

@@ -288,14 +288,23 @@ def check_config(config) -> None:
         object.__setattr__(config, f.name, value)
 
 
+def _nearest(key: str, names) -> str | None:
+    """The name most like ``key`` (a shared beginning counts extra), or None."""
+    def score(name):
+        return difflib.SequenceMatcher(None, key, name).ratio() + \
+            0.2 * (name[:3] == key[:3])
+    best = max(names, key=score, default=None)
+    return best if best is not None and score(best) >= 0.6 else None
+
+
 def unknown_keys_error(owner: str, unknown, valid) -> TypeError:
     """The error for keyword arguments that are not fields: lists the valid names and
     suggests the nearest one."""
     valid = sorted(valid)
     hints = []
     for k in sorted(unknown):
-        close = difflib.get_close_matches(str(k), valid, n=1)
-        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        close = _nearest(str(k), valid)
+        hints.append(f"{k!r}" + (f" (did you mean {close!r}?)" if close else ""))
     return TypeError(f"unknown {owner} settings {', '.join(hints)}; valid ones are: "
                      f"{', '.join(valid)}")
 

@@ -170,7 +170,7 @@ class EvolutionTrainer(Trainer):
 
     def _evaluator(self) -> Evaluator:
         return Evaluator(self._require_env(), self.policy, self.noise.spec(),
-                         self.max_episode_steps)
+                         self.max_episode_steps, env_name=self.env_id or "the env")
 
     @property
     def backend(self):

@@ -93,6 +93,16 @@ class GA(EvolutionTrainer):
                 "elite_params": self._elite_params.copy()}
 
     def _load_strategy_state(self, arrays: dict) -> None:
+        lengths, genomes = np.asarray(arrays["lengths"]), np.asarray(arrays["genomes"])
+        if lengths.dtype.kind not in "iu" or genomes.dtype.kind not in "iu" or \
+                (lengths < 0).any() or int(lengths.sum()) != genomes.size:
+            raise ValueError("the genome lengths do not add up to the stored genomes")
+        high = self.config.noise_table_size - self.num_params
+        for name, idx in (("genomes", genomes), ("elite", np.asarray(arrays["elite"]))):
+            if idx.size and (idx.min() < 0 or idx.max() > high):
+                raise ValueError(f"{name} hold noise indices outside [0, {high}]")
+        if not np.isfinite(arrays["base"]).all():
+            raise ValueError("the base weights contain NaN or inf")
         self._base = np.asarray(arrays["base"], dtype=np.float64).copy()
         ends = np.cumsum(arrays["lengths"])
         starts = ends - arrays["lengths"]

@@ -104,6 +104,8 @@ class PGPE(_DiagonalMixin, EvolutionTrainer):
                 **{"optim/" + k: np.asarray(v) for k, v in self.optimizer.state_dict().items()}}
 
     def _load_strategy_state(self, arrays: dict) -> None:
+        if not (np.asarray(arrays["sigma"]) > 0).all():
+            raise ValueError("every sigma entry must be > 0 (and finite)")
         self._mu[...] = arrays["mu"]
         self._sigma[...] = arrays["sigma"]
         self.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items()
@@ -155,5 +157,7 @@ class SNES(_DiagonalMixin, EvolutionTrainer):
         return {"mu": self._mu.copy(), "sigma": self._sigma.copy()}
 
     def _load_strategy_state(self, arrays: dict) -> None:
+        if not (np.asarray(arrays["sigma"]) > 0).all():
+            raise ValueError("every sigma entry must be > 0 (and finite)")
         self._mu[...] = arrays["mu"]
         self._sigma[...] = arrays["sigma"]

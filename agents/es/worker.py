@@ -15,6 +15,7 @@ import numpy as np
 from rlstm.policy import LSTMPolicy
 from rlstm.population import PopulationPolicy
 
+from ..env_factory import check_env_output
 from .noise import NoiseTable
 
 __all__ = ["Evaluator"]
@@ -61,8 +62,9 @@ class Evaluator:
     """
 
     def __init__(self, env_fn: Callable, template, noise_spec: dict,
-                 max_episode_steps: int):
+                 max_episode_steps: int, env_name: str = "the env"):
         self.env_fn = env_fn
+        self.env_name = env_name
         self.template = template
         self.noise_spec = noise_spec
         self.max_episode_steps = int(max_episode_steps)
@@ -175,6 +177,8 @@ class Evaluator:
         pop = PopulationPolicy(self.template, params, batch_per_member=E)
         state = pop.initial_state()
         norm = obs_normalizer is not None and flat_obs
+        float_obs = isinstance(obs, np.ndarray) and obs.dtype.kind == "f"
+        check_env_output(obs, 0.0, f"{self.env_name}, at reset")
         returns = np.zeros(n, dtype=np.float64)
         lengths = np.zeros(n, dtype=np.int64)
         active = np.ones(n, dtype=bool)
@@ -213,10 +217,15 @@ class Evaluator:
                 lengths[i] += 1
                 if term or trunc:
                     active[i] = False
-            if not active.any():
-                break
             if not flat_obs:
                 obs = concatenate(ospace, obs_list, obs_buf)
+            # NaN/inf from the env: one vectorised test per step (every leaf for Dict/Tuple)
+            if not flat_obs or not np.isfinite(returns).all() or \
+                    (float_obs and not np.isfinite(obs).all()):
+                check_env_output(obs, returns, f"{self.env_name}, episode step "
+                                               f"{int(lengths.max())} of a member's rollout")
+            if not active.any():
+                break
             # once half the members are done, drop them: the kernel then steps only the rest
             alive = active[rows].reshape(-1, E).any(axis=1)
             if alive.sum() <= alive.size // 2:

@@ -1,6 +1,7 @@
 """The rlstm command line: train with a tiny budget, then evaluate what it saved."""
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -65,31 +66,45 @@ def test_resume_continues_step_count(tmp_path):
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["train", "nope"], "unknown algorithm"),
-    (["train", "ppo", "CartPole-v1", "--set", "n_envs"], "key=value"),
-    (["train", "ppo", "CartPole-v1", "--set", "bogus=1"], "bogus"),
-    (["train", "ppo", "NoSuchEnv-v9"], "unknown Gymnasium id"),
-    (["train", "--timesteps", "0"], "timesteps"),
+    (["train", "nope"], r"unknown algorithm 'nope'; choose one of a2c, "),
+    (["train", "ppo", "CartPole-v1", "--set", "n_envs"], r"--set expects key=value"),
+    (["train", "ppo", "CartPole-v1", "--set", "bogus=1"], r"unknown PPOConfig settings 'bogus'"),
+    (["train", "ppo", "CartPole-v1", "--set", "normalize_obs=no"],
+     r"PPOConfig\.normalize_obs must be a bool \(True or False\), got 'no' \(use true/false"),
+    (["train", "ppo", "CartPole-v1", "--set", "learning_rate=abc"],
+     r"PPOConfig\.learning_rate must be a number > 0, got 'abc'"),
+    (["train", "ppo", "NoSuchEnv-v9"], r"unknown Gymnasium id 'NoSuchEnv-v9'"),
+    (["train", "--timesteps", "0"], r"--timesteps must be >= 1"),
+    (["evaluate", "{tmp}/missing.rlstm"], r"no such file: .*missing\.rlstm"),
+    (["evaluate", "README.md"], r"README\.md is not an rlstm file \(rlstm files are \.npz"),
+    (["train", "ppo", "--resume", "{tmp}/missing.rlstm"], r"no such file"),
 ])
-def test_bad_arguments_exit_with_message(tmp_path, argv, match):
+def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, capsys, argv, match):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if argv[0] == "train" and "--out" not in argv:
         argv = argv + ["--out", str(tmp_path / "o")]
-    with pytest.raises(SystemExit, match=match):
-        cli.main(argv)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rlstm: "), err
+    assert re.search(match, err), err
 
 
-def test_evaluate_refuses_non_model(tmp_path):
-    bad = tmp_path / "bad.rlstm"
-    bad.write_bytes(b"junk")
-    with pytest.raises(SystemExit, match="rlstm"):
-        cli.main(["evaluate", str(bad)])
+def test_a_missing_env_family_gives_the_install_hint_first(capsys):
+    try:
+        import mujoco  # noqa: F401
+        pytest.skip("MuJoCo is installed here")
+    except ImportError:
+        pass
+    assert cli.main(["train", "ppo", "HalfCheetah-v5", "--timesteps", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "gymnasium[mujoco]"' in err
 
 
 def test_algorithms_are_the_registered_trainers():
     import agents
     for name, cls in agents.TRAINERS.items():
         assert cli.load_algorithm(name.upper()) is cls and issubclass(cls, agents.Trainer)
-    with pytest.raises(SystemExit, match="unknown algorithm 'nope'; choose one of a2c"):
+    with pytest.raises(ValueError, match="unknown algorithm 'nope'; choose one of a2c"):
         cli.load_algorithm("nope")
 
 

@@ -93,21 +93,42 @@ class NaNRewardEnv(gym.Env):
         return o, (np.nan if NaNRewardEnv.poison else r), te, tr, i
 
 
-def test_nan_guard_keeps_last_good_checkpoint(tmp_path, tiny):
+def test_a_nan_reward_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, tiny):
+    from agents.env_factory import EnvOutputError
     NaNRewardEnv.poison = False
     m = PPO(NaNRewardEnv, seed=0, log_dir=str(tmp_path), checkpoint_freq=16, **tiny)
     m.learn(32)
     good = m.policy.flat_params.copy()
     NaNRewardEnv.poison = True
     try:
-        with pytest.raises(TrainingDiverged, match="checkpoint.rlstm"):
+        with pytest.raises(EnvOutputError, match=r"reward of nan \(the env, step 0 of the "
+                                                 r"rollout\)"):
             m.learn(32)
     finally:
         NaNRewardEnv.poison = False
     np.testing.assert_array_equal(m.policy.flat_params, good)
+    assert m.num_timesteps == 32  # back at its last whole iteration
     saved = PPO.load(tmp_path / "checkpoint.rlstm", env=NaNRewardEnv)
     np.testing.assert_array_equal(saved.policy.flat_params, good)
     assert saved.num_timesteps == 32
+
+
+@pytest.mark.parametrize("cls,kw", [(PPO, {"learning_rate": 1e30, "max_grad_norm": 1e30}),
+                                    (A2C, {"learning_rate": 1e30, "max_grad_norm": 1e30})])
+def test_divergence_raises_training_diverged_and_keeps_the_checkpoint(cls, kw, tmp_path, tiny):
+    m = cls("CartPole-v1", seed=0, log_dir=str(tmp_path), checkpoint_freq=16,
+            **{k: v for k, v in tiny.items() if k in ("n_envs", "n_steps", "seq_len",
+                                                      "hidden_size")})
+    m.learn(32)
+    good = m.policy.flat_params.copy()
+    m2 = cls.load(tmp_path / "checkpoint.rlstm", **kw)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="checkpoint.rlstm"):
+        m2.learn(2000)
+    assert np.isfinite(m2.policy.flat_params).all()
+    saved = cls.load(tmp_path / "checkpoint.rlstm")
+    assert np.isfinite(saved.policy.flat_params).all()
+    assert saved.num_timesteps >= 32 and saved.num_timesteps == m2.num_timesteps
+    assert not np.array_equal(good, m2.policy.flat_params) or m2.num_timesteps == 32
 
 
 def test_ctrl_c_leaves_loadable_checkpoint(tmp_path, tiny):
