@@ -88,7 +88,11 @@ cdef inline floating _lse3v(floating a, floating b, floating c) noexcept nogil:
 
 cdef void _log_softmax_rows(const floating* x, floating* out, Py_ssize_t rows,
                             Py_ssize_t stride, Py_ssize_t C) noexcept nogil:
-    """out[r] = x[r] - max - log(sum(exp(x[r] - max))) for rows at the given stride."""
+    """out[r] = (x[r] - max) - log(sum(exp(x[r] - max))) for rows at the given stride.
+
+    The row maximum is subtracted before the log-sum is: ``x - (max + log s)`` would round
+    ``max + log s`` to ``max`` once |max| dwarfs ``log s`` (1e8 in float32), giving
+    log-probabilities of 0 and a negative loss."""
     cdef Py_ssize_t r, c
     cdef floating m, s
     cdef const floating* xr
@@ -102,9 +106,9 @@ cdef void _log_softmax_rows(const floating* x, floating* out, Py_ssize_t rows,
         s = 0
         for c in range(C):
             s = s + fexp(xr[c] - m)
-        s = m + log_(s)
+        s = log_(s)
         for c in range(C):
-            o[c] = xr[c] - s
+            o[c] = (xr[c] - m) - s
 
 
 cdef floating _ctc_one(floating* lp, Py_ssize_t stride, Py_ssize_t T, Py_ssize_t C,

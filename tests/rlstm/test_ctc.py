@@ -197,3 +197,33 @@ def test_threaded_path_works_in_a_forked_child(rng):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(ctc_loss, (logits, tg, il, tl), {"num_threads": 2}).get(60)[0]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [0.0, 1e3, 1e6, 1e8, -1e8, 3e37])
+def test_ctc_is_exact_for_equal_logits_of_any_size(dtype, value):
+    """Equal logits mean a uniform softmax whatever their size; the log-softmax subtracts the
+    row maximum before the log-sum, so 1e8 in float32 does not round the log-probabilities to
+    0 (which gave a negative loss, -11.52)."""
+    T, C = 10, 5
+    logits = np.full((T, 1, C), value, dtype)
+    loss, grad = ctc_loss(logits, np.array([[1, 2]]), np.array([T]), np.array([2]))
+    want, gwant = ctc_loss(np.zeros((T, 1, C)), np.array([[1, 2]]), np.array([T]),
+                                 np.array([2]))
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+    np.testing.assert_allclose(grad, gwant, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype,shift,tol", [(np.float32, 1e3, 2e-3), (np.float64, 1e8, 1e-6),
+                                             (np.float64, -1e8, 1e-6)])
+def test_ctc_is_shift_invariant(dtype, shift, tol):
+    """A constant added to every logit changes neither the loss nor its gradient (up to the
+    rounding of the shifted logits themselves)."""
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((12, 3, 5))
+    args = (np.array([[1, 2, 3], [2, 2, 0], [4, 1, 1]]), np.array([12, 10, 12]),
+            np.array([3, 2, 3]))
+    want, gwant = ctc_loss(logits, *args)
+    got, g = ctc_loss((logits + shift).astype(dtype), *args)
+    np.testing.assert_allclose(got, want, rtol=tol)
+    np.testing.assert_allclose(g, gwant, atol=tol)
