@@ -6,6 +6,7 @@ cannot import this file), which also keeps them usable inside hypothesis tests.
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 
 import numpy as np
@@ -78,3 +79,51 @@ def load_example():
 def params64():
     """``params64(lstm)``: the layer's parameters as float64 copies (for the reference)."""
     return lambda lstm: {k: v.astype(np.float64) for k, v in lstm.params.items()}
+
+
+CASE_PREAMBLE = """
+import json, resource, sys, traceback
+limit = {limit}
+if limit:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def _report(kind, message=""):
+    print("@@CASE@@" + json.dumps({{"outcome": kind, "message": message}}), flush=True)
+try:
+{body}
+except BaseException as e:
+    _report(type(e).__name__, " ".join(str(e).split()))
+    sys.exit(0)
+_report("ok")
+"""
+
+
+@pytest.fixture(scope="session")
+def isolated():
+    """``isolated(code, timeout=120, memory_gib=None) -> (outcome, message)``: run ``code`` in a
+    fresh Python process (so a crash or a hang fails only its own case), optionally under an
+    address-space limit, and return the name of the exception it raised (``"ok"`` if none)
+    and its message on one line. A crash, a timeout or a missing report fails the test."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+
+    def run(code: str, timeout: float = 120, memory_gib: float | None = None):
+        body = textwrap.indent(textwrap.dedent(code).strip("\n"), "    ")
+        script = CASE_PREAMBLE.format(limit=int(memory_gib * 2 ** 30) if memory_gib else 0,
+                                      body=body)
+        env = {**os.environ, "PYTHONPATH": str(root), "MPLBACKEND": "Agg"}
+        try:
+            p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               timeout=timeout, env=env, cwd=root)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the case hung for more than {timeout} s:\n{code}")
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("@@CASE@@")]
+        if p.returncode != 0 or not lines:
+            pytest.fail(f"the case crashed (exit {p.returncode}):\n{code}\n--- stderr:\n"
+                        f"{p.stderr[-3000:]}")
+        result = json.loads(lines[-1][len("@@CASE@@"):])
+        return result["outcome"], result["message"]
+    return run

@@ -14,8 +14,8 @@ from ..module import Module
 from ..validation import check_dtype, check_int
 from .actions import ActionHeads
 from .inputs import PolicyInputs
-from .spaces import (check_space, is_image, leaf_paths, space_from_json, space_to_json,
-                     split_mask)
+from .spaces import (check_space, flat_dim, is_image, leaf_paths, space_from_json,
+                     space_to_json, split_mask)
 
 __all__ = ["LSTMPolicy", "PolicyCache"]
 
@@ -443,11 +443,14 @@ def _build(c: dict, size: int) -> LSTMPolicy:
     act = space_from_json(c.pop("action_space"))
     H = int(c["hidden_size"])
     registry.need(1 <= H <= size and 1 <= int(c["num_layers"]) <= size, "hidden_size")
+    image_encoder = c.get("image_encoder", "conv")
     for _, sub in leaf_paths(obs):
-        if is_image(sub):  # a conv net's first layer has 16 filters over the channels
+        if is_image(sub) and image_encoder == "conv":
+            # a conv net's first layer has 16 filters over the channels
             registry.need(16 * sub.shape[-1] <= size, "image channels")
-    d_in = PolicyInputs(obs, c.get("dtype", "float32"), c.get("image_encoder", "conv")
-                        ).feature_dim
+        else:  # these columns feed the first weight matrix
+            registry.need(flat_dim(sub) <= size, "observation too large")
+    d_in = PolicyInputs(obs, c.get("dtype", "float32"), image_encoder).feature_dim
     for h in c.get("mlp_hidden") or []:
         registry.need(d_in * int(h) <= size, "encoder too large")
         d_in = int(h)
