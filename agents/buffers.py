@@ -150,6 +150,36 @@ class RolloutBuffer:
         self.states = tree_stack(self._states)
         self._sequences = None
 
+    # ----------------------------------------------------------------- parts (workers)
+    _ARRAYS = ("rewards", "values", "log_probs", "episode_starts", "terminated", "truncated",
+               "valid", "final_values", "advantages", "returns")
+
+    def parts(self) -> dict[str, Any]:
+        """The finished rollout as plain arrays (what a rollout worker sends back)."""
+        if self.advantages is None:
+            raise RuntimeError("call compute_returns_and_advantages first")
+        return {**{k: getattr(self, k) for k in self._ARRAYS},
+                "obs": self.obs, "actions": self.actions, "states": self.states}
+
+    def load_parts(self, parts: list[dict[str, Any]]) -> None:
+        """Fill this buffer with the rollouts of consecutive env slices (``parts()`` of each
+        worker, in env order): the arrays are joined along the env axis, so the buffer holds
+        exactly what one rollout over all the envs would have."""
+        def join(axis):
+            return lambda *a: np.concatenate(a, axis=axis)
+        widths = [int(np.shape(p["rewards"])[1]) for p in parts]
+        if sum(widths) != self.n_envs or any(np.shape(p["rewards"])[0] != self.n_steps
+                                             for p in parts):
+            raise ValueError(f"the parts hold {widths} envs; this buffer needs {self.n_envs} "
+                             f"envs of {self.n_steps} steps")
+        for k in self._ARRAYS:
+            setattr(self, k, np.concatenate([p[k] for p in parts], axis=1))
+        self.obs = tree_map(join(1), *[p["obs"] for p in parts])
+        self.actions = tree_map(join(1), *[p["actions"] for p in parts])
+        self.states = tree_map(join(2), *[p["states"] for p in parts])  # (chunks, L, B, H)
+        self.pos = self.n_steps
+        self._sequences = None
+
     def complete_episode_mask(self) -> np.ndarray:
         """``(T, B)``: True for steps whose episode ends within this rollout (for Monte-Carlo
         returns: later steps would need rewards the rollout has not seen)."""

@@ -52,6 +52,15 @@ class TrainerConfig:
     """Write TensorBoard events to ``log_dir`` when tensorboard or tensorboardX is installed."""
     verbose: Annotated[int, Range(0)] = 0
     """1: print one line per logged iteration."""
+    backend: Literal["serial", "process", "ray"] | None = "serial"
+    """Where the work of an iteration runs (:mod:`agents.backends`): ``"serial"`` (this
+    process), ``"process"`` (local worker processes) or ``"ray"``. ``None``: ``"process"``
+    with more than one core."""
+    n_workers: AtLeast1 | None = None
+    """Workers of the backend (None: one for ``"serial"``, one per core otherwise)."""
+    address: str | None = None
+    """Ray only: the cluster to join (``"auto"``, ``"ray://host:10001"``); None starts a
+    local Ray."""
     blas_threads: AtLeast1 | None = 1
     """BLAS threads in the training process during ``learn`` (threadpoolctl). RL batches are
     small: one thread is fastest, and several can be many times slower on a busy machine.

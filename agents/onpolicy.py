@@ -15,10 +15,12 @@ import numpy as np
 
 from rlstm.optim import Adam, clip_grad_norm
 
+from .backends import make_backend, split_evenly
 from .buffers import RolloutBuffer
+from .checkpoint import rng_from_array, rng_to_array
 from .config import AtLeast1, Range, TrainerConfig
 from .logger import COMMON_FIELDS
-from .rollout import OnPolicyRollout, RewardScaler
+from .rollout import RewardScaler, RolloutWorker
 from .trainer import Trainer, TrainingDiverged
 
 __all__ = ["OnPolicyConfig", "OnPolicyTrainer"]
@@ -115,23 +117,85 @@ class OnPolicyTrainer(Trainer):
                               if cfg.normalize_reward else None)
         self.buffer = RolloutBuffer(cfg.n_steps, cfg.n_envs, cfg.sequence_length, cfg.gamma,
                                     cfg.gae_lambda)
-        self.rollout = None
+        self.workers = None
+        self._reset_seed = 0
+
+    # ------------------------------------------------------------------ rollout workers
+    def _slices(self) -> list[tuple[int, int]]:
+        cfg = self.config
+        n = cfg.n_workers or (1 if cfg.backend == "serial" else None)
+        if n is None:
+            from .backends import _cpu_count
+            n = _cpu_count()
+        return split_evenly(cfg.n_envs, n)
+
+    def _make_workers(self):
+        """The backend and its rollout workers, one env slice each (see
+        :class:`agents.rollout.RolloutWorker`)."""
+        cfg, env_fn = self.config, self._require_env()
+        recipe = (self.observation_space, self.action_space, self.policy.config())
+        norm = None if self.obs_normalizer is None else self.obs_normalizer.config()
+        reward = None if self.reward_scaler is None else (cfg.gamma, cfg.clip_reward)
+        slices, name = self._slices(), self.env_id or "the env"
+
+        def factory(k: int) -> RolloutWorker:
+            return RolloutWorker(env_fn, recipe, slices[k], cfg.n_steps, cfg.sequence_length,
+                                 cfg.gamma, cfg.gae_lambda, norm, reward, cfg.vec_env,
+                                 cfg.autoreset_mode, cfg.sde_sample_freq, name)
+        kwargs = {"address": cfg.address} if cfg.backend == "ray" else {}
+        return make_backend(cfg.backend, factory, len(slices), **kwargs)
+
+    def _shared(self) -> dict:
+        """What every worker receives once per call: the weights and the statistics."""
+        return {"params": self.policy.flat_params,
+                "obs_norm": None if self.obs_normalizer is None else
+                self.obs_normalizer.state_dict(),
+                "ret_rms": None if self.reward_scaler is None else
+                self.reward_scaler.rms.state_dict()}
 
     def _start_learning(self) -> None:
         """Fresh envs, seeded from the trainer's generator (so a resumed run is identical)."""
-        cfg = self.config
-        if self.rollout is None:
-            self.rollout = OnPolicyRollout(self._require_env(), self.policy, self.obs_normalizer,
-                                           self.reward_scaler, cfg.n_envs, cfg.vec_env,
-                                           cfg.autoreset_mode, cfg.sde_sample_freq,
-                                           env_name=self.env_id or "the env")
-        self.rollout.start(seed=int(self.rng.integers(2 ** 31 - 1)))
+        if self.workers is None:
+            self.workers = self._make_workers()
+        self._reset_seed = int(self.rng.integers(2 ** 31 - 1))
+        self._merge(self.workers.call("start", self._shared(),
+                                      [self._reset_seed] * self.workers.n_workers))
+
+    def _collect(self) -> list[tuple[float, int]]:
+        """One rollout of every env into :attr:`buffer`, the statistics merged; returns the
+        episodes that ended, in order."""
+        K = self.workers.n_workers
+        fresh = (self._reset_seed + 1_000_003 * (self.iterations + 1)) % (2 ** 31 - 1)
+        if K == 1:  # the worker continues this trainer's own generator
+            own = [{"rng": rng_to_array(self.rng), "fresh_seed": fresh}]
+        else:
+            seed = int(self.rng.integers(2 ** 63))
+            own = [{"seed": seed, "worker": k, "fresh_seed": fresh} for k in range(K)]
+        results = self.workers.call("collect", self._shared(), own)
+        self.buffer.load_parts([r["parts"] for r in results])
+        self._merge(results)
+        if K == 1:
+            self.rng = rng_from_array(results[0]["rng"])
+        return [ep for r in results for ep in r["episodes"]]
+
+    def _merge(self, results: list[dict]) -> None:
+        """Fold the workers' observation and return statistics into the trainer's: one
+        worker's become the trainer's exactly; several are merged in worker order."""
+        for key, stats in (("obs_norm", self.obs_normalizer),
+                           ("ret_rms", self.reward_scaler and self.reward_scaler.rms)):
+            if stats is None:
+                continue
+            if len(results) == 1:
+                stats.load_state_dict(results[0][key]["state"])
+            else:
+                for r in results:
+                    stats.update_from_moments(*r[key]["since"])
 
     def _iteration(self, progress: float) -> dict:
         cfg = self.config
         lr = cfg.learning_rate * (1.0 - progress if cfg.lr_schedule == "linear" else 1.0)
         self.optimizer.lr = max(lr, 1e-12)
-        episodes = self.rollout.collect(self.buffer, self.rng)
+        episodes = self._collect()
         self.num_timesteps += cfg.n_envs * cfg.n_steps
         for ret, length in episodes:
             self.episode_returns.append(ret)
@@ -194,7 +258,7 @@ class OnPolicyTrainer(Trainer):
             self.reward_scaler.rms.load_state_dict(arrays, "ret_rms/")
 
     def close(self) -> None:
-        if self.rollout is not None:
-            self.rollout.close()
-            self.rollout = None
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
         super().close()

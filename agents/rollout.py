@@ -196,3 +196,85 @@ class OnPolicyRollout:
         if self.envs is not None:
             self.envs.close()
             self.envs = None
+
+
+class RolloutWorker:
+    """One backend worker of a policy-gradient trainer: a slice of the envs, a copy of the
+    policy, and the rollout state of its envs, kept from one iteration to the next.
+
+    Every iteration the trainer sends the weights and the normalisation statistics once
+    (``shared``) and, per worker, where its random numbers come from (``own``). The worker
+    steps its envs, computes GAE on its slice and sends back plain arrays (the buffer's
+    ``parts``), its episodes, and its statistics. With one worker, it continues the trainer's
+    own generator and statistics exactly, so the run is the run of one process; with several,
+    worker ``k`` draws from ``default_rng([seed, k])`` and its statistics are merged in worker
+    order, so a run is the same on every backend.
+
+    Args:
+        env_fn: the env factory.
+        policy_recipe: ``(observation_space, action_space, LSTMPolicy.config())``.
+        envs: ``(start, stop)``: the global indices of this worker's envs (env ``i`` is reset
+            with ``seed + i``, whichever worker holds it).
+        n_steps, seq_len, gamma, gae_lambda: as the trainer's config.
+        obs_norm, reward: ``ObsNormalizer.config()`` / ``(gamma, clip)`` or None.
+        vec_env, autoreset_mode, sde_sample_freq, env_name: as :class:`OnPolicyRollout`.
+    """
+
+    def __init__(self, env_fn, policy_recipe, envs: tuple[int, int], n_steps: int,
+                 seq_len: int, gamma: float, gae_lambda: float, obs_norm: dict | None,
+                 reward: tuple[float, float] | None, vec_env: str = "sync",
+                 autoreset_mode: str = "same_step", sde_sample_freq: int = -1,
+                 env_name: str = "the env"):
+        from rlstm.policy import LSTMPolicy, ObsNormalizer
+        obs_space, act_space, config = policy_recipe
+        self.policy = LSTMPolicy(obs_space, act_space, **config)
+        self.first_env, n = envs[0], envs[1] - envs[0]
+        self.obs_normalizer = None if obs_norm is None else ObsNormalizer(
+            obs_norm["shape"], obs_norm["clip"], obs_norm["epsilon"])
+        self.reward_scaler = None if reward is None else RewardScaler(*reward)
+        self.rollout = OnPolicyRollout(env_fn, self.policy, self.obs_normalizer,
+                                       self.reward_scaler, n, vec_env, autoreset_mode,
+                                       sde_sample_freq, env_name)
+        self.buffer = RolloutBuffer(n_steps, n, seq_len, gamma, gae_lambda)
+        self.started = False
+
+    def start(self, shared, seed: int) -> dict:
+        """Reset the envs (env ``i`` with ``seed + i``) and the carried state; returns the
+        statistics (the first observations count)."""
+        self._load(shared)
+        self.rollout.start(seed=seed + self.first_env)
+        self.started = True
+        return self._statistics(shared)
+
+    def _statistics(self, shared) -> dict:
+        out = {}
+        for key, stats in (("obs_norm", self.obs_normalizer),
+                           ("ret_rms", self.reward_scaler and self.reward_scaler.rms)):
+            if stats is not None:
+                out[key] = {"state": stats.state_dict(), "since": stats.since(shared[key])}
+        return out
+
+    def _load(self, shared) -> None:
+        if shared is None:
+            return
+        self.policy.flat_params[...] = shared["params"]
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state_dict(shared["obs_norm"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.rms.load_state_dict(shared["ret_rms"])
+
+    def collect(self, shared, own) -> dict:
+        """One rollout of this worker's envs with the trainer's current weights."""
+        from .checkpoint import rng_from_array, rng_to_array
+        self._load(shared)
+        if not self.started:  # a replacement for a worker that died: fresh envs
+            self.rollout.start(seed=own["fresh_seed"] + self.first_env)
+            self.started = True
+        rng = rng_from_array(own["rng"]) if "rng" in own else \
+            np.random.default_rng([own["seed"], own["worker"]])
+        episodes = self.rollout.collect(self.buffer, rng)
+        return {"parts": self.buffer.parts(), "episodes": episodes, "rng": rng_to_array(rng),
+                **self._statistics(shared)}
+
+    def close(self) -> None:
+        self.rollout.close()

@@ -106,7 +106,8 @@ def bench_fixed(model, payload, jobs, backend: str, workers: int, batched: bool 
     from agents.backends import make_backend
     worker = model._evaluator() if batched else UnbatchedEvaluator(
         model._require_env(), model.policy, model.noise.spec(), model.max_episode_steps)
-    b = make_backend(backend, CpuTimed(worker), workers)
+    timed = CpuTimed(worker)
+    b = make_backend(backend, lambda k: timed, workers)
     b.map(payload, jobs)  # warm-up: processes / actors, envs, noise table
     best, cpu = np.inf, np.inf
     for _ in range(rounds):

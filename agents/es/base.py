@@ -61,11 +61,6 @@ class EvolutionConfig(TrainerConfig):
     backend: Literal["serial", "process", "ray"] | None = None
     """Where members are evaluated (:mod:`agents.backends`); None: ``"process"`` with more
     than one core, else ``"serial"``."""
-    n_workers: AtLeast1 | None = None
-    """Worker processes or Ray actors (None: one per available core)."""
-    address: str | None = None
-    """Ray only: the cluster to join (``"auto"``, ``"ray://host:10001"``); None starts a
-    local Ray."""
 
 
 class EvolutionTrainer(Trainer):
@@ -178,7 +173,8 @@ class EvolutionTrainer(Trainer):
         if self._backend is None:
             cfg = self.config
             kwargs = {"address": cfg.address} if cfg.backend == "ray" else {}
-            self._backend = make_backend(cfg.backend, self._evaluator(), cfg.n_workers,
+            evaluator = self._evaluator()
+            self._backend = make_backend(cfg.backend, lambda k: evaluator, cfg.n_workers,
                                          **kwargs)
         return self._backend
 

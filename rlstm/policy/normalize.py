@@ -37,6 +37,18 @@ class RunningMeanStd:
         self.var = m2 / total
         self.count = total
 
+    def since(self, earlier: dict) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(mean, var, count)`` of the samples folded in since ``earlier`` (a
+        :meth:`state_dict` of this object): what parallel workers, each starting from the
+        same statistics, send back to be merged with :meth:`update_from_moments`."""
+        c0, m0, v0 = float(earlier["count"]), earlier["mean"], earlier["var"]
+        n = self.count - c0
+        if n <= 0:
+            return np.zeros_like(self.mean), np.zeros_like(self.var), 0.0
+        mean = (self.mean * self.count - m0 * c0) / n
+        m2 = self.var * self.count - v0 * c0 - (mean - m0) ** 2 * c0 * n / self.count
+        return mean, np.maximum(m2 / n, 0.0), n
+
     def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
         return {prefix + "mean": self.mean.copy(), prefix + "var": self.var.copy(),
                 prefix + "count": np.asarray(self.count)}
@@ -102,6 +114,10 @@ class ObsNormalizer:
 
     def update_from_moments(self, mean, var, count) -> None:
         self.rms.update_from_moments(mean, var, count)
+
+    def since(self, earlier: dict):
+        """See :meth:`RunningMeanStd.since`."""
+        return self.rms.since(earlier)
 
     def normalize(self, obs, dtype=np.float64) -> np.ndarray:
         """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` as ``dtype``."""

@@ -70,7 +70,7 @@ def test_make_config_refuses_other_configs_and_unknown_names():
                                         "as keywords"):
         make_config(PPOConfig, "MlpLstmPolicy")
     with pytest.raises(TypeError, match=r"unknown PPOConfig settings 'n_env' \(did you mean "
-                                        r"'n_envs'\?\); valid ones are: autoreset_mode, "):
+                                        r"'n_envs'\?\); valid ones are: address, autoreset_mode, "):
         make_config(PPOConfig, None, {"n_env": 4})
     base = PPOConfig(n_envs=4)
     c = make_config(PPOConfig, base, {"gamma": 0.9})

@@ -253,7 +253,7 @@ import os, signal
 from agents import PPO
 m = PPO("CartPole-v1", seed=0, vec_env="async", n_envs=2, n_steps=8, seq_len=4, hidden_size=8)
 m.learn(16)
-os.kill(m.rollout.envs.processes[0].pid, signal.SIGKILL)
+os.kill(m.workers.workers[0].rollout.envs.processes[0].pid, signal.SIGKILL)
 try:
     m.learn(64)
 finally:
@@ -270,6 +270,9 @@ from agents import PPO, OpenAIES
 kind, d = sys.argv[1], sys.argv[2]
 if kind == "ppo":
     m = PPO("CartPole-v1", seed=3, log_dir=d, n_envs=4, n_steps=64, hidden_size=32)
+elif kind == "ppo-process":
+    m = PPO("CartPole-v1", seed=3, log_dir=d, n_envs=4, n_steps=64, hidden_size=32,
+            backend="process", n_workers=2)
 else:
     m = OpenAIES("CartPole-v1", seed=3, log_dir=d, backend="process", n_workers=2,
                  population_size=64, hidden_size=16, noise_table_size=1_000_000)
@@ -278,7 +281,7 @@ m.learn(10_000_000)
 """
 
 
-@pytest.mark.parametrize("kind", ["ppo", "es"])
+@pytest.mark.parametrize("kind", ["ppo", "ppo-process", "es"])
 def test_sigint_checkpoints_a_whole_iteration_that_resumes_exactly(kind, tmp_path):
     """A real Ctrl-C, at a random point of a run (in a rollout, a generation, or a worker):
     the checkpoint holds the last whole iteration, resuming from it reproduces the run that
@@ -288,6 +291,9 @@ def test_sigint_checkpoints_a_whole_iteration_that_resumes_exactly(kind, tmp_pat
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "started"
     time.sleep(4.0)
+    workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                             text=True).stdout.split()
+    assert kind == "ppo" or workers  # the process backends have started their workers
     p.send_signal(signal.SIGINT)
     try:
         p.wait(timeout=60)
@@ -295,16 +301,19 @@ def test_sigint_checkpoints_a_whole_iteration_that_resumes_exactly(kind, tmp_pat
         p.kill()
         pytest.fail("the run did not stop on Ctrl-C")
     assert "KeyboardInterrupt" in p.stderr.read()
-    children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True)
-    assert children.stdout.strip() == ""  # no orphaned workers
+    time.sleep(0.5)
+    for pid in workers:  # no orphaned worker outlives the run
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split()[2] == "Z", f"worker {pid} is still alive"
     check = f"""
 import numpy as np
 from agents import PPO, OpenAIES
-cls = PPO if "{kind}" == "ppo" else OpenAIES
+cls = PPO if "{kind}".startswith("ppo") else OpenAIES
 saved = cls.load("{tmp_path}/checkpoint.rlstm", backend="serial") if cls is OpenAIES else \\
     cls.load("{tmp_path}/checkpoint.rlstm")
 assert saved.iterations >= 1
-kw = dict(n_envs=4, n_steps=64, hidden_size=32) if cls is PPO else dict(
+kw = dict(n_envs=4, n_steps=64, hidden_size=32) if "{kind}" == "ppo" else dict(
+    n_envs=4, n_steps=64, hidden_size=32, backend="serial", n_workers=2) if cls is PPO else dict(
     backend="serial", population_size=64, hidden_size=16, noise_table_size=1_000_000)
 k = saved.iterations
 straight = cls("CartPole-v1", seed=3, **kw).learn(10_000_000, callback=lambda m: m.iterations < k)

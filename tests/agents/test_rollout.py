@@ -18,10 +18,9 @@ def test_rollout_hidden_state_resets_and_replays(mode):
     stored sequence-start states and the episode-start resets are right."""
     m = PPO(_short_cartpole(5), seed=0, n_envs=3, n_steps=24, seq_len=8, hidden_size=6,
             dtype="float64", autoreset_mode=mode, normalize_obs=False)
-    m._require_env()
     m._start_learning()
-    buf = RolloutBuffer(24, 3, 8, m.config.gamma, m.config.gae_lambda)
-    m.rollout.collect(buf, m.rng)
+    m._collect()
+    buf = m.buffer
     seq = buf.sequences()
     lp, _, v, _ = m.policy.evaluate(seq["obs"], seq["actions"], seq["states"],
                                     seq["episode_starts"])
@@ -54,10 +53,9 @@ def test_same_step_and_next_step_bootstrap_the_same_final_value():
         m = PPO(_short_cartpole(4), seed=3, n_envs=1, n_steps=4, seq_len=4, hidden_size=6,
                 dtype="float64", autoreset_mode=mode, normalize_obs=False,
                 normalize_reward=False)
-        m._require_env()
         m._start_learning()
-        buf = RolloutBuffer(4, 1, 4, 0.9, 0.5)
-        m.rollout.collect(buf, m.rng)  # first episode: steps 0..3, truncated at 3
+        m._collect()  # first episode: steps 0..3, truncated at 3
+        buf = m.buffer
         assert buf.truncated[3, 0] and buf.episode_starts[0, 0]
         vals[mode] = (buf.final_values[3, 0], buf.values[:, 0].copy(), buf.advantages[:, 0])
     assert vals["next_step"][0] == pytest.approx(vals["same_step"][0], rel=1e-12)
@@ -89,13 +87,15 @@ def test_trainer_redraws_exploration_matrices_every_sde_sample_freq_steps(freq, 
                 n_steps=12, seq_len=4, hidden_size=8, n_epochs=1)
     assert model.policy.use_sde
     calls = []
-    orig = model.policy.sample_sde_noise
+    model.learn(8)  # one rollout starts the worker; count the next two
+    worker_policy = model.workers.workers[0].policy  # the serial backend's one worker
+    orig = worker_policy.sample_sde_noise
 
     def counting(B, rng=None):
         calls.append(B)
         return orig(B, rng)
 
-    monkeypatch.setattr(model.policy, "sample_sde_noise", counting)
+    monkeypatch.setattr(worker_policy, "sample_sde_noise", counting)
     model.learn(48)
     assert calls == [2] * (2 * draws)  # two rollouts
     assert np.isfinite(model.policy.flat_params).all()
