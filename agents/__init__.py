@@ -5,10 +5,10 @@ Every trainer stands on :class:`agents.trainer.Trainer` (config, ``learn``, ``pr
 """
 from . import envs  # noqa: F401  (registers the rlstm/ Gymnasium namespace)
 from .a2c import A2C, A2CConfig
-from .callbacks import Callback, CheckpointCallback, EvalCallback
+from .callbacks import Callback, CheckpointCallback, EvalCallback, StopTrainingOnRewardThreshold
 from .es import CMAES, GA, PGPE, SNES, Evolino, EvolinoSequence, OpenAIES
 from .es import CMAESConfig, EvolinoConfig, GAConfig, OpenAIESConfig, PGPEConfig, SNESConfig
-from .evaluation import evaluate
+from .evaluation import evaluate, evaluate_policy
 from .ppo import PPO, PPOConfig
 from .reinforce import REINFORCE, REINFORCEConfig
 from .trainer import Trainer, TrainingDiverged
@@ -21,4 +21,5 @@ __all__ = ["PPO", "A2C", "REINFORCE", "OpenAIES", "PGPE", "SNES", "CMAES", "GA",
            "EvolinoSequence", "PPOConfig", "A2CConfig", "REINFORCEConfig", "OpenAIESConfig",
            "PGPEConfig", "SNESConfig", "CMAESConfig", "GAConfig", "EvolinoConfig", "Trainer",
            "TrainingDiverged", "Callback", "EvalCallback", "CheckpointCallback", "evaluate",
+           "evaluate_policy", "StopTrainingOnRewardThreshold",
            "TRAINERS"]

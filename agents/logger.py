@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-__all__ = ["RunLogger", "COMMON_FIELDS", "read_progress", "plot_learning_curve"]
+__all__ = ["RunLogger", "COMMON_FIELDS", "read_progress", "plot_learning_curve", "format_row"]
 
 COMMON_FIELDS = ["timesteps", "iterations", "time_elapsed", "fps", "ep_return_mean",
                  "eval_return_mean", "eval_return_std"]
@@ -65,6 +65,33 @@ class RunLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+_GROUPS = (("rollout/", ("ep_return_mean", "ep_length_mean", "ep_return_max", "ep_return_min",
+                         "episodes", "steps")),
+           ("eval/", ("eval_return_mean", "eval_return_std")),
+           ("time/", ("timesteps", "iterations", "time_elapsed", "fps")))
+
+
+def format_row(row: dict) -> str:
+    """A logged row as the console table Stable-Baselines3 prints with ``verbose=1``:
+    rollout, eval, time and train groups, one value per line."""
+    shown = set()
+    lines = []
+    groups = list(_GROUPS) + [("train/", tuple(k for k in row if k not in
+                                                {f for _, g in _GROUPS for f in g}))]
+    for title, fields in groups:
+        items = [(k, row[k]) for k in fields if row.get(k) is not None and k not in shown]
+        if not items:
+            continue
+        lines.append((title, ""))
+        for k, v in items:
+            shown.add(k)
+            lines.append((f"    {k}", f"{v:.4g}" if isinstance(v, float) else str(v)))
+    w1 = max(len(a) for a, _ in lines) + 1
+    w2 = max(len(b) for _, b in lines) + 1
+    rule = "-" * (w1 + w2 + 5)
+    return "\n".join([rule] + [f"| {a:<{w1}}| {b:<{w2}}|" for a, b in lines] + [rule])
 
 
 def _tensorboard_writer(log_dir: str):

@@ -8,6 +8,7 @@ rate decays linearly over each ``learn`` call unless ``lr_schedule="constant"``.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -110,6 +111,25 @@ class OnPolicyTrainer(Trainer):
     def _policy_kwargs(self) -> dict:
         return {"shared_core": self.config.shared_core, "use_sde": self.config.use_sde}
 
+    def _adapt_to_env(self, source, overrides: dict) -> None:
+        """A given VectorEnv sets ``n_envs`` and ``autoreset_mode``; a given Env instance is
+        the one env (``n_envs=1``), as Stable-Baselines3 uses one."""
+        if source.factory is not None:
+            return
+        n = source.num_envs or 1
+        if overrides.get("n_envs", n) != n:
+            form = "VectorEnv holds" if source.vector is not None else "Env instance is"
+            raise ValueError(f"n_envs={overrides['n_envs']}, but the given {form} {n} env(s); "
+                             f"to run more, pass a Gymnasium id, an Env class or a callable")
+        changes = {"n_envs": n}
+        if source.autoreset_mode is not None:
+            changes["autoreset_mode"] = source.autoreset_mode
+        if self.config.backend != "serial" or (self.config.n_workers or 1) > 1:
+            raise ValueError("a given Env instance or VectorEnv lives in this process: use "
+                             "backend='serial' with one worker, or pass a Gymnasium id, an Env "
+                             "class or a callable so that workers can make their own envs")
+        self.config = dataclasses.replace(self.config, **changes)
+
     def _init_algorithm(self) -> None:
         cfg = self.config
         self.optimizer = Adam(self.policy, lr=cfg.learning_rate, eps=1e-5)
@@ -132,14 +152,14 @@ class OnPolicyTrainer(Trainer):
     def _make_workers(self):
         """The backend and its rollout workers, one env slice each (see
         :class:`agents.rollout.RolloutWorker`)."""
-        cfg, env_fn = self.config, self._require_env()
+        cfg, env = self.config, self._require_env()
         recipe = (self.observation_space, self.action_space, self.policy.config())
         norm = None if self.obs_normalizer is None else self.obs_normalizer.config()
         reward = None if self.reward_scaler is None else (cfg.gamma, cfg.clip_reward)
         slices, name = self._slices(), self.env_id or "the env"
 
         def factory(k: int) -> RolloutWorker:
-            return RolloutWorker(env_fn, recipe, slices[k], cfg.n_steps, cfg.sequence_length,
+            return RolloutWorker(env, recipe, slices[k], cfg.n_steps, cfg.sequence_length,
                                  cfg.gamma, cfg.gae_lambda, norm, reward, cfg.vec_env,
                                  cfg.autoreset_mode, cfg.sde_sample_freq, name)
         kwargs = {"address": cfg.address} if cfg.backend == "ray" else {}

@@ -19,14 +19,13 @@ masked out of the losses), and the LSTM state zeroed at episode starts.
 """
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 
 from rlstm.policy import RunningMeanStd
 from rlstm.policy.predict import clip_actions
 
 from .buffers import RolloutBuffer
-from .env_factory import check_env_output
+from .env_factory import as_env_source, check_env_output
 
 __all__ = ["OnPolicyRollout", "RewardScaler"]
 
@@ -72,7 +71,8 @@ class OnPolicyRollout:
     """``n_envs`` envs stepped by ``policy``; :meth:`collect` fills one rollout buffer.
 
     Args:
-        env_fn: the env factory.
+        env: an :class:`agents.env_factory.EnvSource` (or anything :func:`as_env_source`
+            takes).
         policy: the :class:`rlstm.policy.LSTMPolicy` that acts.
         obs_normalizer: the trainer's normaliser (updated here), or None.
         reward_scaler: a :class:`RewardScaler`, or None.
@@ -80,23 +80,15 @@ class OnPolicyRollout:
             :class:`agents.onpolicy.OnPolicyConfig`.
     """
 
-    def __init__(self, env_fn, policy, obs_normalizer, reward_scaler, n_envs: int,
+    def __init__(self, env, policy, obs_normalizer, reward_scaler, n_envs: int,
                  vec_env: str = "sync", autoreset_mode: str = "same_step",
                  sde_sample_freq: int = -1, env_name: str = "the env"):
-        self.env_fn, self.policy = env_fn, policy
+        self.env, self.policy = as_env_source(env), policy
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         self.n_envs, self.vec_env, self.autoreset_mode = n_envs, vec_env, autoreset_mode
         self.sde_sample_freq = sde_sample_freq
         self.env_name = env_name
         self.envs = None
-
-    def _make_vec_env(self):
-        mode = (gym.vector.AutoresetMode.NEXT_STEP if self.autoreset_mode == "next_step"
-                else gym.vector.AutoresetMode.SAME_STEP)
-        fns = [self.env_fn] * self.n_envs
-        if self.vec_env == "async":
-            return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
-        return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
 
     def _for_policy(self, obs, update: bool):
         """Observations as the policy sees them (normalised, the statistics updated)."""
@@ -109,7 +101,7 @@ class OnPolicyRollout:
     def start(self, seed: int) -> None:
         """Reset every env (``seed`` seeds them all) and the carried state."""
         if self.envs is None:
-            self.envs = self._make_vec_env()
+            self.envs = self.env.vector_env(self.n_envs, self.vec_env, self.autoreset_mode)
         n = self.n_envs
         obs, _ = self._call(self.envs.reset, seed=seed)
         check_env_output(obs, 0.0, f"{self.env_name}, at reset")
@@ -193,9 +185,9 @@ class OnPolicyRollout:
                                f"vec_env='sync' to run the envs in this process") from e
 
     def close(self) -> None:
-        if self.envs is not None:
+        if self.envs is not None and self.env.owned():  # a given env stays the user's
             self.envs.close()
-            self.envs = None
+        self.envs = None
 
 
 class RolloutWorker:
@@ -211,7 +203,7 @@ class RolloutWorker:
     order, so a run is the same on every backend.
 
     Args:
-        env_fn: the env factory.
+        env: an :class:`agents.env_factory.EnvSource`.
         policy_recipe: ``(observation_space, action_space, LSTMPolicy.config())``.
         envs: ``(start, stop)``: the global indices of this worker's envs (env ``i`` is reset
             with ``seed + i``, whichever worker holds it).
@@ -220,7 +212,7 @@ class RolloutWorker:
         vec_env, autoreset_mode, sde_sample_freq, env_name: as :class:`OnPolicyRollout`.
     """
 
-    def __init__(self, env_fn, policy_recipe, envs: tuple[int, int], n_steps: int,
+    def __init__(self, env, policy_recipe, envs: tuple[int, int], n_steps: int,
                  seq_len: int, gamma: float, gae_lambda: float, obs_norm: dict | None,
                  reward: tuple[float, float] | None, vec_env: str = "sync",
                  autoreset_mode: str = "same_step", sde_sample_freq: int = -1,
@@ -232,7 +224,7 @@ class RolloutWorker:
         self.obs_normalizer = None if obs_norm is None else ObsNormalizer(
             obs_norm["shape"], obs_norm["clip"], obs_norm["epsilon"])
         self.reward_scaler = None if reward is None else RewardScaler(*reward)
-        self.rollout = OnPolicyRollout(env_fn, self.policy, self.obs_normalizer,
+        self.rollout = OnPolicyRollout(env, self.policy, self.obs_normalizer,
                                        self.reward_scaler, n, vec_env, autoreset_mode,
                                        sde_sample_freq, env_name)
         self.buffer = RolloutBuffer(n_steps, n, seq_len, gamma, gae_lambda)

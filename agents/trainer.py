@@ -30,7 +30,6 @@ is raised; a diverged model is never written over a file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from contextlib import nullcontext
@@ -44,13 +43,13 @@ from rlstm.errors import TrainingDiverged
 from rlstm.io import describe, rebuild
 from rlstm.policy import LSTMPolicy, ObsNormalizer, Predictor
 from rlstm.policy.normalize import normalizes
-from rlstm.validation import check_int
+from rlstm.validation import check_int, check_value
 
 from . import checkpoint
 from .callbacks import as_callbacks
 from .config import TrainerConfig, make_config
-from .env_factory import env_id, make_env_fn, probe_spaces
-from .logger import COMMON_FIELDS, RunLogger
+from .env_factory import EnvSource, as_env_source
+from .logger import COMMON_FIELDS, RunLogger, format_row
 
 __all__ = ["Trainer", "TrainingDiverged", "check_spaces"]
 
@@ -71,22 +70,31 @@ class Trainer:
     """The columns of ``progress.csv``."""
 
     def __init__(self, env, config=None, *, seed: int | None = None, **overrides):
+        if config is not None and not isinstance(config, self.config_class) and \
+                isinstance(env, str) and env.endswith("Policy"):
+            raise TypeError(f"rlstm trainers take the env first and build their LSTM policy "
+                            f"themselves: write {type(self).__name__}(env, ...) instead of "
+                            f"Stable-Baselines3's {type(self).__name__}({env!r}, env, ...); "
+                            f"the policy's settings are config fields (hidden_size, "
+                            f"mlp_hidden, policy_kwargs)")
         self.config = make_config(self.config_class, config, overrides)
         if seed is not None:
             seed = check_int("seed", seed, 0)
         self.seed = seed
-        self._env_fn, self.env_id = make_env_fn(env), env_id(env)
-        observation_space, action_space, probe = probe_spaces(self._env_fn)
-        try:
-            self._inspect_env(probe)
-        finally:
-            probe.close()
+        self._env = as_env_source(env)
+        self.env_id = self._env.env_id
+        self._adapt_to_env(self._env, overrides)
+        observation_space, action_space = self._env.spaces()
+        self._inspect_env(self._env)
         self._env_checked = True
         self._build(observation_space, action_space)
 
     # ------------------------------------------------------------------ subclass hooks
-    def _inspect_env(self, env) -> None:
-        """Read what the algorithm needs from a freshly made env (e.g. its time limit)."""
+    def _adapt_to_env(self, source, overrides: dict) -> None:
+        """Fit the config to the form the env came in (a VectorEnv sets ``n_envs``)."""
+
+    def _inspect_env(self, source) -> None:
+        """Read what the algorithm needs from the env (e.g. its time limit)."""
 
     def _policy_kwargs(self) -> dict:
         """Keyword arguments for the policy beyond the shared config fields."""
@@ -153,20 +161,18 @@ class Trainer:
         self.logger = RunLogger(cfg.log_dir, self.log_fields, cfg.tensorboard)
         self._init_algorithm()
 
-    def _require_env(self):
-        """The env factory, made from the saved id if the model was loaded without an env;
-        the first time, a freshly made env's spaces are checked against the model's."""
-        if self._env_fn is None:
+    def _require_env(self) -> EnvSource:
+        """The env (made from the saved id if the model was loaded without one); the first
+        time, its spaces are checked against the model's."""
+        if self._env is None:
             if self.env_id is None:
                 raise ValueError("this model was loaded without an env and was not trained on "
                                  "a Gymnasium id; pass env= to load() to continue training")
-            self._env_fn = make_env_fn(self.env_id)
+            self._env = as_env_source(self.env_id)
         if not self._env_checked:
-            obs_space, act_space, probe = probe_spaces(self._env_fn)
-            probe.close()
-            check_spaces(self, obs_space, act_space)
+            check_spaces(self, *self._env.spaces())
             self._env_checked = True
-        return self._env_fn
+        return self._env
 
     @property
     def checkpoint_path(self) -> str | None:
@@ -179,17 +185,22 @@ class Trainer:
         return self.logger.rows
 
     # ------------------------------------------------------------------ learn
-    def learn(self, total_timesteps: int, progress_bar: bool = False, callback=None):
+    def learn(self, total_timesteps: int, progress_bar: bool = False, callback=None,
+              reset_num_timesteps: bool = False):
         """Train for ``total_timesteps`` more environment steps (rounded up to whole
         iterations); returns ``self``.
 
         Calling it again continues the same run. ``callback``: a
         :class:`~agents.callbacks.Callback`, a function ``f(model)`` (``False`` stops) or a
-        list of them. Ctrl-C writes ``log_dir/checkpoint.rlstm`` (the last whole iteration)
-        and re-raises.
+        list of them. ``reset_num_timesteps=True`` (Stable-Baselines3's default, here not)
+        starts the step and iteration counters from 0 again; the weights, optimizer and
+        statistics carry on either way. Ctrl-C writes ``log_dir/checkpoint.rlstm`` (the last
+        whole iteration) and re-raises.
         """
         total = check_int("total_timesteps", total_timesteps, 1)
         callbacks = as_callbacks(callback)
+        if check_value("reset_num_timesteps", reset_num_timesteps, bool):
+            self.num_timesteps = self.iterations = 0
         self._require_env()
         threads = self.config.blas_threads
         with threadpool_limits(threads) if threads is not None else nullcontext():
@@ -230,7 +241,7 @@ class Trainer:
                 if self.iterations % cfg.log_every == 0:
                     self.logger.log(row)
                     if cfg.verbose:
-                        print(json.dumps({k: v for k, v in row.items() if v is not None}))
+                        print(format_row(row), flush=True)
                 bar.update(min(self.num_timesteps, target) - start - bar.n)
                 if row.get("ep_return_mean") is not None:
                     bar.set_postfix(ep_return=f"{row['ep_return_mean']:.1f}", refresh=False)
@@ -298,7 +309,8 @@ class Trainer:
         header = {
             "trainer": {"algorithm": type(self).__name__,
                         "config": dataclasses.asdict(self.config), "seed": self.seed,
-                        "env_id": self.env_id, "num_timesteps": self.num_timesteps, "iterations": self.iterations,
+                        "env_id": self.env_id, "num_timesteps": self.num_timesteps,
+                        "iterations": self.iterations,
                         "algorithm_state": self._algorithm_meta()},
             "policy": describe(self.policy),
             "obs_norm": None if self.obs_normalizer is None else self.obs_normalizer.config()}
@@ -368,9 +380,10 @@ class Trainer:
         self.config, self.seed = config, seed
         saved_id = t.get("env_id")
         if env is None:
-            self._env_fn, self.env_id = None, saved_id if isinstance(saved_id, str) else None
+            self._env, self.env_id = None, saved_id if isinstance(saved_id, str) else None
         else:
-            self._env_fn, self.env_id = make_env_fn(env), env_id(env)
+            self._env = as_env_source(env)
+            self.env_id = self._env.env_id or (saved_id if isinstance(saved_id, str) else None)
         self._env_checked = False
         built = policy.config()
         for key, value in self._policy_arguments().items():

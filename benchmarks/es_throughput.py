@@ -58,7 +58,7 @@ def bench_rlstm(backend: str, workers: int, generations: int, population: int,
                      population_size=population, center_episodes=0)
     if not batched:
         model._evaluator = lambda: UnbatchedEvaluator(  # noqa: E731
-            model._require_env(), model.policy, model.noise.spec(), model.max_episode_steps)
+            model._require_env().factory, model.policy, model.noise.spec(), model.max_episode_steps)
     model.learn(1)  # warm-up generation
     steps0, t0 = model.num_timesteps, time.perf_counter()
     for _ in range(generations):
@@ -105,7 +105,7 @@ def bench_fixed(model, payload, jobs, backend: str, workers: int, batched: bool 
     """Env steps/s of ``backend.map`` on the fixed population (best of ``rounds``)."""
     from agents.backends import make_backend
     worker = model._evaluator() if batched else UnbatchedEvaluator(
-        model._require_env(), model.policy, model.noise.spec(), model.max_episode_steps)
+        model._require_env().factory, model.policy, model.noise.spec(), model.max_episode_steps)
     timed = CpuTimed(worker)
     b = make_backend(backend, lambda k: timed, workers)
     b.map(payload, jobs)  # warm-up: processes / actors, envs, noise table

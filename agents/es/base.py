@@ -94,13 +94,17 @@ class EvolutionTrainer(Trainer):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the trainer's hooks
-    def _inspect_env(self, env) -> None:
-        cap = self.config.max_episode_steps
-        if cap is None:
-            spec = getattr(env, "spec", None)
-            cap = spec.max_episode_steps if spec is not None and spec.max_episode_steps \
-                else 10000
-        self.max_episode_steps = int(cap)
+    def _inspect_env(self, source) -> None:
+        env = source.copies(f"{type(self).__name__}'s population of episodes")()
+        try:
+            cap = self.config.max_episode_steps
+            if cap is None:
+                spec = getattr(env, "spec", None)
+                cap = spec.max_episode_steps if spec is not None and spec.max_episode_steps \
+                    else 10000
+            self.max_episode_steps = int(cap)
+        finally:
+            env.close()
 
     def _load_env_meta(self, meta: dict) -> None:
         self.max_episode_steps = int(meta.get("max_episode_steps") or 10000)
@@ -164,7 +168,8 @@ class EvolutionTrainer(Trainer):
         self.policy.flat_params[...] = self.center.astype(self.policy.flat_params.dtype)
 
     def _evaluator(self) -> Evaluator:
-        return Evaluator(self._require_env(), self.policy, self.noise.spec(),
+        env_fn = self._require_env().copies(f"{type(self).__name__}'s population of episodes")
+        return Evaluator(env_fn, self.policy, self.noise.spec(),
                          self.max_episode_steps, env_name=self.env_id or "the env")
 
     @property

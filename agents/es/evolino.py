@@ -73,7 +73,7 @@ class Evolino(OpenAIES):
     def _policy_gradient_step(self) -> int:
         """REINFORCE on the readout: episodes of the stochastic center, normalised returns."""
         policy = self.policy
-        env = self._require_env()()
+        env = self._require_env().copies("Evolino's policy-gradient episodes")()
         obs_l, act_l, start_l, ret_l = [], [], [], []
         for _ in range(self.config.pg_episodes):
             obs, _ = env.reset(seed=int(self.rng.integers(2 ** 31 - 1)))

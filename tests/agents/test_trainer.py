@@ -165,8 +165,11 @@ def test_config_validation(bad, err, match):
 def test_bad_env_and_args(tiny):
     with pytest.raises(ValueError, match="unknown Gymnasium id"):
         PPO("NoSuchEnv-v0")
-    with pytest.raises(TypeError, match="instance"):
-        PPO(gym.make("CartPole-v1"))
+    with pytest.raises(ValueError, match=r"n_envs=4, but the given Env instance is 1 env\(s\)"):
+        PPO(gym.make("CartPole-v1"), n_envs=4)
+    with pytest.raises(TypeError, match=r"write PPO\(env, \.\.\.\) instead of "
+                                        r"Stable-Baselines3's PPO\('MlpLstmPolicy', env"):
+        PPO("MlpLstmPolicy", gym.make("CartPole-v1"))
     m = PPO("CartPole-v1", **tiny)
     with pytest.raises(ValueError, match="total_timesteps"):
         m.learn(0)
@@ -188,3 +191,35 @@ def test_model_loaded_without_env_predicts_but_needs_env_to_learn(tmp_path, tiny
     with pytest.raises(ValueError, match="pass env="):
         loaded.learn(16)
     PPO.load(tmp_path / "m.rlstm", env="CartPole-v1").learn(16)
+
+
+def test_every_form_of_env_trains_and_records_its_id(tmp_path):
+    """An id, a class, a callable, an Env instance (the one env, as SB3 uses it) and a
+    VectorEnv (its num_envs and autoreset mode are the trainer's)."""
+    class Corridor(gym.Wrapper):
+        def __init__(self):
+            super().__init__(gym.make("CartPole-v1"))
+    vec = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 3,
+                                   autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    forms = {"id": "CartPole-v1", "class": Corridor, "callable": lambda: Corridor(),
+             "instance": gym.make("CartPole-v1"), "vector": vec}
+    for name, env in forms.items():
+        m = PPO(env, seed=0, n_steps=8, seq_len=4, hidden_size=4,
+                **({} if name in ("instance", "vector") else {"n_envs": 2}))
+        m.learn(24)
+        assert m.num_timesteps >= 24
+        if name == "instance":
+            assert m.config.n_envs == 1
+        if name == "vector":
+            assert m.config.n_envs == 3 and m.config.autoreset_mode == "next_step"
+        m.save(tmp_path / f"{name}.rlstm")
+        saved = PPO.load(tmp_path / f"{name}.rlstm")
+        assert saved.env_id == (None if name in ("class", "callable") else "CartPole-v1")
+        m.close()
+    assert not vec.closed  # a given VectorEnv stays the user's
+    vec.close()
+    with pytest.raises(ValueError, match="use backend='serial' with one worker"):
+        PPO(gym.make("CartPole-v1"), backend="process")
+    from agents import OpenAIES
+    with pytest.raises(ValueError, match="cannot be copied; pass a Gymnasium id"):
+        OpenAIES(gym.make("CartPole-v1"), backend="serial")

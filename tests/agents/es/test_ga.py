@@ -9,7 +9,7 @@ def test_ga_seed_lists_rebuild_the_stored_weights(small):
     for _ in range(3):
         m._advance(0.0)
     assert len(m.elite) >= 1
-    worker = Evaluator(m._require_env(), m.policy, m.noise.spec(), 40)
+    worker = Evaluator(m._require_env().factory, m.policy, m.noise.spec(), 40)
     rebuilt = worker.genome_params(m._base, m.config.sigma, m.elite)
     np.testing.assert_array_equal(rebuilt, m.center)
     np.testing.assert_array_equal(m.genome_params(m.elite), m.center)
