@@ -2,14 +2,19 @@
 
     rlstm train [ALGO] [ENV] [--timesteps N] [--seed S] [--out DIR] [--set key=value ...]
                 [--no-tuned]
+                [--overwrite] [--eval-freq N] [--import MODULE] [--resume PATH]
     rlstm evaluate PATH [ENV] [--episodes N] [--render out.gif]
+    rlstm plot RUN_DIR... [--out runs.png] [--group-by run|name|none] [--band std|minmax|none]
     rlstm export MODEL --format onnx|c --out PATH [--check]
     rlstm bench [...]
 
 ``rlstm train`` with no arguments trains recurrent PPO on the velocity-masked CartPole
 (``rlstm/CartPoleNoVel-v1``, 100k steps) with a progress bar, then writes ``model.rlstm``,
 ``progress.csv`` and ``learning_curve.png`` under ``--out`` (default
-``runs/<algo>-<env>-<seed>``) and prints the final evaluation.
+``runs/<algo>-<env>-<seed>``) and prints the final evaluation. A new run never appends to or
+overwrites another: a used folder gives ``..._2``, ``..._3`` (``--overwrite`` reuses it,
+``--resume`` continues in the resumed run's folder), and a run that fails before it has
+saved anything leaves no folder behind.
 
 For an (ALGO, ENV) pair listed in :mod:`agents.hyperparams` the tuned settings and budget are
 the starting point (``--set`` and ``--timesteps`` override them, ``--no-tuned`` ignores them).
@@ -80,10 +85,57 @@ def parse_overrides(items: Sequence[str], config_class) -> dict:
     return out
 
 
+RUN_FILES = ("model.rlstm", "checkpoint.rlstm", "best_model.rlstm", "progress.csv",
+             "learning_curve.png", "run.json")
+
+
+def _is_run_file(name: str) -> bool:
+    return name in RUN_FILES or name.startswith("events.out.tfevents.")
+
+
+def claim_run_folder(out: str, overwrite: bool = False) -> tuple[str, bool]:
+    """The folder a new run writes to, and whether this call created it.
+
+    ``out`` itself when it does not exist or is empty; else ``out_2``, ``out_3``, ... (the
+    first that does not exist), so a new run never appends to or overwrites another. With
+    ``overwrite``, ``out`` is used and the run files an earlier run left there are deleted
+    first (nothing else in the folder is touched)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a file, not a folder")
+    if overwrite and os.path.isdir(out):
+        for name in os.listdir(out):
+            if _is_run_file(name):
+                os.remove(os.path.join(out, name))
+        return out, False
+    if os.path.isdir(out) and not os.listdir(out):
+        return out, False
+    candidate, n = out, 1
+    while True:
+        try:
+            os.makedirs(candidate)  # atomic claim: two runs never get the same folder
+            return candidate, True
+        except FileExistsError:
+            n += 1
+            candidate = f"{out.rstrip(os.sep)}_{n}"
+
+
+def _import_modules(names) -> None:
+    import importlib
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ImportError(f"--import {name}: {e}") from e
+
+
 def _train(args) -> int:
+    import json
+    import shutil
+
     from .evaluation import evaluate
     from .logger import plot_learning_curve
 
+    _import_modules(args.imports)
     cls = load_algorithm(args.algo)
     from .hyperparams import tuned
 
@@ -99,31 +151,51 @@ def _train(args) -> int:
     else:
         env = args.env or getattr(cls, "default_env", DEFAULT_ENV)
         seed = 0 if seed is None else seed
+    from .env_factory import make_env_fn
+    make_env_fn(env)  # the id is checked after --import and a module: prefix are imported
     # a resumed run keeps the settings saved in its checkpoint
     preset, preset_steps = ({}, None) if (args.no_tuned or args.resume) else tuned(args.algo,
                                                                                    env)
     timesteps = (args.timesteps or preset_steps
                  or getattr(cls, "default_timesteps", DEFAULT_TIMESTEPS))
-    out = args.out or os.path.join("runs", f"{args.algo.lower()}-{env.replace('/', '-')}-"
-                                           f"{seed}")
     overrides = {**preset, **parse_overrides(args.set, cls.config_class)}
-    if preset:
-        print(f"rlstm: tuned settings for {args.algo.lower()} on {env} "
-              f"(agents.hyperparams; --no-tuned to ignore): {preset}")
-    overrides.setdefault("log_dir", out)
     if args.checkpoint_freq:
         overrides["checkpoint_freq"] = args.checkpoint_freq
-    if args.resume:
-        model = cls.load(args.resume, env=env, **overrides)
+    if args.resume:  # a resumed run continues in its own folder unless told otherwise
+        out = args.out or os.path.dirname(os.path.abspath(args.resume))
+        os.makedirs(out, exist_ok=True)
+        created = False
     else:
-        model = cls(env, seed=seed, **overrides)
-    print(f"rlstm: training {cls.__name__} on {env} for {timesteps} steps (seed {seed}); "
-          f"writing to {out}")
+        name = f"{args.algo.lower()}-{env.replace('/', '-').replace(':', '-')}-{seed}"
+        out, created = claim_run_folder(args.out or os.path.join("runs", name),
+                                        args.overwrite)
+    overrides["log_dir"] = out
     try:
-        model.learn(timesteps, progress_bar=not args.no_progress)
+        if args.resume:
+            model = cls.load(args.resume, env=env, **overrides)
+        else:
+            model = cls(env, seed=seed, **overrides)
+        if preset:
+            print(f"rlstm: tuned settings for {args.algo.lower()} on {env} "
+                  f"(agents.hyperparams; --no-tuned to ignore): {preset}")
+        print(f"rlstm: training {cls.__name__} on {env} for {timesteps} steps (seed {seed}); "
+              f"writing to {out}")
+        _write_run_json(out, args, cls, env, seed, timesteps, overrides, json)
+        callback = None
+        if args.eval_freq:
+            from .callbacks import EvalCallback
+            callback = EvalCallback(env, eval_freq=args.eval_freq,
+                                    n_eval_episodes=args.eval_episodes,
+                                    seed=20_000 + (seed or 0), best_model_save_path=out)
+        model.learn(timesteps, progress_bar=not args.no_progress, callback=callback)
     except KeyboardInterrupt:
         print(f"\nrlstm: interrupted; the last checkpoint is in {out}", file=sys.stderr)
         return 130
+    except BaseException:
+        # a failed start leaves nothing behind; a run that got far enough keeps its checkpoint
+        if created and not any(n.endswith(".rlstm") for n in os.listdir(out)):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     model_path = os.path.join(out, "model.rlstm")
     model.save(model_path)
     csv_path = os.path.join(out, "progress.csv")
@@ -132,6 +204,9 @@ def _train(args) -> int:
                                   title=f"{cls.__name__} on {env} (seed {seed})")
         print(f"rlstm: learning curve -> {png}")
     print(f"rlstm: model -> {model_path}")
+    if args.eval_freq and os.path.exists(os.path.join(out, "best_model.rlstm")):
+        print(f"rlstm: best model -> {os.path.join(out, 'best_model.rlstm')} (mean evaluation "
+              f"return {callback.best_mean:.2f})")
     mean, std = evaluate(model, env, n_episodes=args.eval_episodes, deterministic=True,
                          seed=10_000 + (seed or 0))
     print(f"rlstm: final evaluation over {args.eval_episodes} episodes: "
@@ -141,10 +216,44 @@ def _train(args) -> int:
     return 0
 
 
+def _write_run_json(out, args, cls, env, seed, timesteps, overrides, json) -> None:
+    """``run.json``: what the run is (read by ``rlstm plot`` to group runs). A resumed run
+    adds its segment to the list."""
+    import rlstm
+    path = os.path.join(out, "run.json")
+    segment = {"algo": args.algo.lower(), "trainer": cls.__name__, "env": env, "seed": seed,
+               "timesteps": timesteps, "resume": args.resume,
+               "settings": {k: v for k, v in overrides.items() if k != "log_dir"},
+               "rlstm": getattr(rlstm, "__version__", None)}
+    info = {"algo": segment["algo"], "env": env, "seed": seed, "segments": []}
+    if args.resume and os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)
+            if isinstance(old, dict) and isinstance(old.get("segments"), list):
+                info = {**old, "segments": old["segments"]}
+        except (OSError, ValueError):
+            pass
+    info["segments"].append(segment)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def _plot(args) -> int:
+    from .logger import plot_runs
+    png = plot_runs(args.runs, args.out, group_by=args.group_by, band=args.band,
+                    column=args.column, title=args.title)
+    print(f"rlstm: {len(args.runs)} runs -> {png}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from .env_factory import make_env_fn
     from .evaluation import evaluate
 
+    _import_modules(args.imports)
     model = load_model(args.path)
     env = args.env or getattr(model, "env_id", None)
     if env is None:
@@ -219,11 +328,40 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.add_argument("--no-tuned", action="store_true",
                    help="ignore the tuned settings of agents.hyperparams for this algo and env")
+    t.add_argument("--overwrite", action="store_true",
+                   help="reuse --out, deleting the run files an earlier run left there "
+                        "(default: a new run in a used folder goes to OUT_2, OUT_3, ...)")
+    t.add_argument("--eval-freq", type=int, default=0, metavar="N",
+                   help="evaluate every N steps (--eval-episodes episodes) and keep the best "
+                        "as OUT/best_model.rlstm")
+    t.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (a package that registers its envs, e.g. "
+                        "--import popgym); 'MODULE:ID' as ENV does the same")
     t.set_defaults(func=_train)
+
+    pl = sub.add_parser("plot", help="draw several runs on one figure (mean and band per "
+                                     "group)")
+    pl.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="run folders (each with a progress.csv)")
+    pl.add_argument("--out", default="runs.png", help="image to write (default runs.png)")
+    pl.add_argument("--group-by", choices=("run", "name", "none"), default="run",
+                    help="group runs by their algorithm and env from run.json ('run', the "
+                         "default; folder name less its seed and _N suffix where there is "
+                         "none), by folder name only ('name'), or draw each run alone "
+                         "('none')")
+    pl.add_argument("--band", choices=("std", "minmax", "none"), default="std",
+                    help="band around each group's mean (default: +/- one std over runs)")
+    pl.add_argument("--column", default="ep_return_mean",
+                    help="progress.csv column to draw (default ep_return_mean; "
+                         "eval_return_mean draws the evaluations)")
+    pl.add_argument("--title", default=None)
+    pl.set_defaults(func=_plot)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model")
     e.add_argument("path")
     e.add_argument("env", nargs="?", default=None, help="Gymnasium id (default: the saved one)")
+    e.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (a package that registers its envs)")
     e.add_argument("--episodes", type=int, default=10)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--stochastic", action="store_true", help="sample actions")
@@ -252,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train" and args.timesteps is not None and args.timesteps < 1:
             raise ValueError("--timesteps must be >= 1")
+        if args.command == "train" and args.eval_freq < 0:
+            raise ValueError("--eval-freq must be >= 0")
         if args.command == "evaluate" and args.episodes < 1:
             raise ValueError("--episodes must be >= 1")
         return args.func(args)

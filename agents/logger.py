@@ -10,38 +10,74 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
-__all__ = ["RunLogger", "COMMON_FIELDS", "read_progress", "plot_learning_curve", "format_row"]
+__all__ = ["RunLogger", "COMMON_FIELDS", "read_progress", "plot_learning_curve", "plot_runs",
+           "run_group", "format_row"]
 
 COMMON_FIELDS = ["timesteps", "iterations", "time_elapsed", "fps", "ep_return_mean",
                  "eval_return_mean", "eval_return_std"]
 
 
 class RunLogger:
-    """Rows of ``fields``: kept in :attr:`rows`; appended to ``log_dir/progress.csv`` when a
+    """Rows of ``fields``: kept in :attr:`rows`; written to ``log_dir/progress.csv`` when a
     folder is given; to TensorBoard (tags ``tb_prefix + column``) when wanted and
-    installed."""
+    installed.
+
+    Nothing is created before the first row, so a run that fails to start leaves no folder.
+    A new run (``append=False``) starts ``progress.csv`` afresh, with a warning when it
+    replaces one that another run wrote; a continued run (``append=True``, set for a loaded
+    trainer) adds its rows to the file it finds."""
 
     def __init__(self, log_dir: str | None, fields: list[str], tensorboard: bool = True,
-                 tb_prefix: str = ""):
+                 tb_prefix: str = "", append: bool = False):
         self.fields, self.tb_prefix = list(fields), tb_prefix
         self.rows: list[dict] = []
-        self.log_dir = log_dir
-        self.csv_path = None
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.csv_path = None if log_dir is None else os.path.join(self.log_dir, "progress.csv")
+        self.append = bool(append)
+        self._tensorboard = bool(tensorboard)
         self._tb = None
-        if log_dir is None:
+        self._opened = False
+        self._restarted = False
+
+    def restart(self) -> None:
+        """Start a new series (``learn(reset_num_timesteps=True)``): the rows so far are
+        dropped and the next row starts ``progress.csv`` afresh."""
+        self.rows.clear()
+        self.append = False
+        self._opened = False
+        self._restarted = True
+
+    def _open(self) -> None:
+        """At the first row: create the folder and the CSV header (or continue the file)."""
+        self._opened = True
+        if self.csv_path is None:
             return
-        os.makedirs(log_dir, exist_ok=True)
-        self.csv_path = os.path.join(log_dir, "progress.csv")
-        if not os.path.exists(self.csv_path):
+        os.makedirs(self.log_dir, exist_ok=True)
+        exists = os.path.exists(self.csv_path) and os.path.getsize(self.csv_path) > 0
+        if exists and self.append:
+            with open(self.csv_path, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header != self.fields:
+                raise ValueError(f"{self.csv_path} has the columns {header}, this run logs "
+                                 f"{self.fields}; give the continued run its own log_dir")
+        else:
+            if exists and not self._restarted:
+                warnings.warn(f"{self.csv_path} holds an earlier run's rows; this new run "
+                              f"starts it afresh (give each run its own log_dir to keep "
+                              f"both, or load the saved model to continue a run)",
+                              stacklevel=4)
             with open(self.csv_path, "w", newline="") as f:
                 csv.writer(f).writerow(self.fields)
-        if tensorboard:
-            self._tb = _tensorboard_writer(log_dir)
+        if self._tensorboard and self._tb is None:
+            self._tb = _tensorboard_writer(self.log_dir)
 
     def log(self, row: dict) -> None:
+        if not self._opened:
+            self._open()
         self.rows.append(row)
         if self.csv_path:
             with open(self.csv_path, "a", newline="") as f:
@@ -143,5 +179,97 @@ def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike
         ax.set_title(title)
     fig.tight_layout()
     png_path = os.fspath(png_path)
+    fig.savefig(png_path)
+    return png_path
+
+
+def run_group(run_dir: str | os.PathLike, group_by: str = "run") -> str:
+    """The group a run folder belongs to in :func:`plot_runs`.
+
+    ``"run"``: "ALGO on ENV" from the folder's ``run.json`` (written by ``rlstm train``), else
+    as ``"name"``; ``"name"``: the folder name less a trailing ``_N`` (a numbered repeat) and
+    ``-SEED``; ``"none"``: the folder name itself."""
+    import json
+    import re
+    name = os.path.basename(os.path.normpath(os.fspath(run_dir)))
+    if group_by == "none":
+        return name
+    if group_by == "run":
+        try:
+            with open(os.path.join(run_dir, "run.json")) as f:
+                info = json.load(f)
+            if isinstance(info, dict) and info.get("algo") and info.get("env"):
+                return f"{info['algo']} on {info['env']}"
+        except (OSError, ValueError):
+            pass
+    elif group_by != "name":
+        raise ValueError(f"group_by must be 'run', 'name' or 'none', got {group_by!r}")
+    return re.sub(r"-\d+$", "", re.sub(r"_\d+$", "", name))
+
+
+def plot_runs(run_dirs, png_path: str | os.PathLike = "runs.png", group_by: str = "run",
+              band: str = "std", column: str = "ep_return_mean",
+              title: str | None = None) -> str:
+    """Several runs on one figure: per group (:func:`run_group`), the mean of ``column``
+    over its runs against environment steps, with a band of +/- one standard deviation
+    (``band="std"``), the runs' minimum to maximum (``"minmax"``) or none. Each run is
+    interpolated onto the steps its group logged, up to the shortest run's last step, so the
+    mean is always over every run of the group. Writes ``png_path`` and returns it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if band not in ("std", "minmax", "none"):
+        raise ValueError(f"band must be 'std', 'minmax' or 'none', got {band!r}")
+    run_dirs = [os.fspath(d) for d in run_dirs]
+    if not run_dirs:
+        raise ValueError("plot_runs needs at least one run folder")
+    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for d in run_dirs:
+        csv_path = os.path.join(d, "progress.csv")
+        if not os.path.isfile(csv_path):
+            raise ValueError(f"{d} is not a run folder: it has no progress.csv")
+        try:
+            data = read_progress(csv_path)
+        except ValueError:  # a run that has not logged an iteration yet
+            data = {"timesteps": np.zeros(0), column: np.zeros(0)}
+        if column not in data:
+            raise ValueError(f"{csv_path} has no column {column!r}; it has "
+                             f"{', '.join(sorted(data))}")
+        ok = np.isfinite(data[column]) & np.isfinite(data["timesteps"])
+        if not ok.any():
+            warnings.warn(f"{csv_path} has no logged values of {column!r} yet; left out",
+                          stacklevel=2)
+            continue
+        groups.setdefault(run_group(d, group_by), []).append((data["timesteps"][ok],
+                                                              data[column][ok]))
+    if not groups:
+        raise ValueError(f"none of the runs has logged values of {column!r} yet")
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, runs in groups.items():
+        end = min(x[-1] for x, _ in runs)
+        grid = np.unique(np.concatenate([x[x <= end] for x, _ in runs]))
+        ys = np.stack([np.interp(grid, x, y) for x, y in runs])
+        mean = ys.mean(axis=0)
+        shade = len(runs) > 1 and band != "none"
+        what = ("" if not shade else ", ± 1 std" if band == "std" else ", min to max")
+        (line,) = ax.plot(grid, mean, label=f"{label} (mean of {len(runs)} run"
+                                            f"{'s' if len(runs) > 1 else ''}{what})")
+        if shade:
+            lo, hi = ((mean - ys.std(axis=0), mean + ys.std(axis=0)) if band == "std"
+                      else (ys.min(axis=0), ys.max(axis=0)))
+            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel({"ep_return_mean": "training return (mean of last 100)",
+                   "eval_return_mean": "evaluation return"}.get(column, column))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    png_path = os.fspath(png_path)
+    folder = os.path.dirname(os.path.abspath(png_path))
+    os.makedirs(folder, exist_ok=True)
     fig.savefig(png_path)
     return png_path

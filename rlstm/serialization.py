@@ -116,6 +116,8 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], kind:
         with os.fdopen(fd, "wb") as f:
             if fcntl is not None:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # held until closed, after the rename
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; a saved file gets the usual mode
+                os.fchmod(f.fileno(), default_file_mode(path))
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
@@ -124,6 +126,29 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], kind:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def default_file_mode(path) -> int:
+    """The mode a plain ``open(path, "w")`` would give: an existing file's, else 0666 less
+    the process umask (read from /proc where it can be, so no other thread sees a changed
+    umask)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    umask = None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+                    break
+    except OSError:
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _json_depth_ok(text: str, limit: int) -> bool:

@@ -5,6 +5,8 @@ import os
 import pathlib
 import tempfile
 
+from rlstm.serialization import default_file_mode
+
 __all__ = ["output_path", "write_atomic"]
 
 
@@ -36,6 +38,8 @@ def write_atomic(path: pathlib.Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".rlstm-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; an export gets the usual mode
+                os.fchmod(f.fileno(), default_file_mode(path))
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
