@@ -35,9 +35,14 @@ class TrainerConfig:
     ``core``, ``image_encoder``)."""
     dtype: Literal["float32", "float64"] = "float32"
     """The policy's dtype."""
+    obs_keys: tuple[str, ...] | None = None
+    """For a ``Dict`` observation: the parts the policy sees (its ``action_mask`` is kept as
+    well). Use it to leave out parts rlstm cannot encode, such as MiniGrid's ``mission``
+    text (``obs_keys=["image", "direction"]``). None: every part."""
     normalize_obs: bool = True
-    """Normalise observations by running statistics (float ``Box`` observations only; ignored
-    for others). The statistics are saved with the model and used by ``predict``."""
+    """Normalise observations by running statistics: a float ``Box`` observation, and every
+    float ``Box`` part of a ``Dict``/``Tuple`` one (images and discrete parts never). The
+    statistics are saved with the model and used by ``predict``."""
     clip_obs: Annotated[float, Range(0, low_open=True)] = 10.0
     """Clip normalised observations to ``[-clip_obs, clip_obs]``."""
     log_dir: str | None = None
@@ -104,5 +109,28 @@ def make_config(config_class: type, config=None, overrides: dict | None = None):
     names = {f.name for f in dataclasses.fields(config_class)}
     unknown = set(overrides) - names
     if unknown:
-        raise unknown_keys_error(config_class.__name__, unknown, names)
+        error = unknown_keys_error(config_class.__name__, unknown, names)
+        hints = [f"{k} -> {SB3_NAMES[k]}" for k in sorted(unknown) if k in SB3_NAMES]
+        if hints:
+            raise TypeError(f"{error}. Stable-Baselines3 names: {'; '.join(hints)} (see "
+                            f"docs/from-sb3.md)")
+        raise error
     return dataclasses.replace(config, **overrides)
+
+
+SB3_NAMES = {
+    "batch_size": "n_minibatches (minibatches per epoch; n_minibatches = n_envs * n_steps // "
+                  "batch_size)",
+    "tensorboard_log": "log_dir (TensorBoard events go there when tensorboard is installed)",
+    "device": "nothing (rlstm runs on the CPU)",
+    "policy": "nothing (pass the env first; the policy is always recurrent, see hidden_size)",
+    "lstm_hidden_size": "hidden_size",
+    "n_lstm_layers": "num_layers",
+    "net_arch": "mlp_hidden (an MLP before the LSTM)",
+    "shared_lstm": "shared_core",
+    "enable_critic_lstm": "shared_core=False (a critic core of its own)",
+    "stats_window_size": "nothing (ep_return_mean is over the last 100 episodes)",
+    "normalize_images": "policy_kwargs={'image_scale': None} (to leave image values as they "
+                        "are)",
+}
+"""Stable-Baselines3 keyword -> what it is here; named in the error for an unknown setting."""

@@ -88,7 +88,11 @@ def make_env_fn(env: Any) -> Callable[[], gym.Env]:
             raise ValueError(f"cannot import {module!r} for the Gymnasium id {env!r}: {e}") \
                 from e
         except gym.error.Error as e:
-            raise ValueError(f"unknown Gymnasium id {env!r}: {e}") from e
+            hint = "" if module else (
+                "; an env registered by another package needs that package imported first "
+                "(in Python: import it; on the command line: --import PACKAGE, or the id as "
+                "'PACKAGE:ID')")
+            raise ValueError(f"unknown Gymnasium id {env!r}: {str(e).rstrip('.')}{hint}") from e
         return lambda: gym.make(env)
     if isinstance(env, (gym.Env, gym.vector.VectorEnv)):
         raise TypeError("make_env_fn makes new envs from an id, a zero-argument callable or an "
@@ -158,6 +162,26 @@ class EnvSource:
         env.close()
         return obs_space, act_space
 
+    def filtered(self, keys) -> "EnvSource":
+        """This source with each env's Dict observation cut down to ``keys`` (and its
+        ``action_mask``, if any) by Gymnasium's ``FilterObservation`` wrappers; unchanged for
+        ``keys=None``. A ``ValueError``/``TypeError`` names a key the observation lacks or an
+        observation that is not a Dict."""
+        if keys is None:
+            return self
+        from rlstm.policy.spaces import select_keys
+        obs_space, _ = self.spaces()
+        space = select_keys(obs_space, keys)
+        keep = list(space.spaces)
+        if self.vector is not None:
+            from gymnasium.wrappers.vector import FilterObservation as VectorFilter
+            return EnvSource(vector=VectorFilter(self.vector, keep), env_id=self.env_id)
+        from gymnasium.wrappers import FilterObservation
+        if self.instance is not None:
+            return EnvSource(instance=FilterObservation(self.instance, keep),
+                             env_id=self.env_id)
+        return EnvSource(factory=_Filtered(self.factory, keep), env_id=self.env_id)
+
     def copies(self, what: str) -> Callable[[], gym.Env]:
         """A factory of fresh envs, for ``what`` (e.g. ``"n_envs=8"``); a ``ValueError`` that
         says what to pass when only one env (or one vector env) was given."""
@@ -190,6 +214,18 @@ class EnvSource:
         """Whether envs made from this source are the caller's to close (a given env or
         VectorEnv stays open: it belongs to the user)."""
         return self.factory is not None
+
+
+@dataclass
+class _Filtered:
+    """A picklable factory: the wrapped factory's env with its observation filtered."""
+
+    factory: Callable[[], gym.Env]
+    keys: list
+
+    def __call__(self) -> gym.Env:
+        from gymnasium.wrappers import FilterObservation
+        return FilterObservation(self.factory(), self.keys)
 
 
 def as_env_source(env: Any) -> EnvSource:

@@ -22,6 +22,9 @@ def _episodes(model, env, n_episodes: int, deterministic: bool, seed, max_steps:
     if not hasattr(model, "predict"):
         raise TypeError(f"model must have a predict() method, got {type(model).__name__}")
     source = as_env_source(env)
+    keys = getattr(getattr(model, "config", None), "obs_keys", None)
+    if keys is not None:  # the parts the model was trained on
+        source = source.filtered(keys)
     if hasattr(model, "observation_space") and hasattr(model, "action_space"):
         from .trainer import check_spaces
         check_spaces(model, *source.spaces())

@@ -221,8 +221,8 @@ class RolloutWorker:
         obs_space, act_space, config = policy_recipe
         self.policy = LSTMPolicy(obs_space, act_space, **config)
         self.first_env, n = envs[0], envs[1] - envs[0]
-        self.obs_normalizer = None if obs_norm is None else ObsNormalizer(
-            obs_norm["shape"], obs_norm["clip"], obs_norm["epsilon"])
+        self.obs_normalizer = None if obs_norm is None else ObsNormalizer.from_config(
+            obs_norm, self.policy.observation_space)
         self.reward_scaler = None if reward is None else RewardScaler(*reward)
         self.rollout = OnPolicyRollout(env, self.policy, self.obs_normalizer,
                                        self.reward_scaler, n, vec_env, autoreset_mode,

@@ -81,7 +81,7 @@ class Trainer:
         if seed is not None:
             seed = check_int("seed", seed, 0)
         self.seed = seed
-        self._env = as_env_source(env)
+        self._env = as_env_source(env).filtered(self.config.obs_keys)
         self.env_id = self._env.env_id
         self._adapt_to_env(self._env, overrides)
         observation_space, action_space = self._env.spaces()
@@ -148,7 +148,7 @@ class Trainer:
             int(s.generate_state(1)[0]) for s in np.random.SeedSequence(self.seed).spawn(3))
         self.policy = policy if policy is not None else LSTMPolicy(
             observation_space, action_space, seed=policy_seed, **self._policy_arguments())
-        self.obs_normalizer = (ObsNormalizer(observation_space.shape, cfg.clip_obs)
+        self.obs_normalizer = (ObsNormalizer.for_space(observation_space, cfg.clip_obs)
                                if cfg.normalize_obs and normalizes(observation_space) else None)
         self.predictor = Predictor(self.policy, self.obs_normalizer, seed=predict_seed)
         self.rng = np.random.default_rng(rng_seed)
@@ -168,7 +168,7 @@ class Trainer:
             if self.env_id is None:
                 raise ValueError("this model was loaded without an env and was not trained on "
                                  "a Gymnasium id; pass env= to load() to continue training")
-            self._env = as_env_source(self.env_id)
+            self._env = as_env_source(self.env_id).filtered(self.config.obs_keys)
         if not self._env_checked:
             check_spaces(self, *self._env.spaces())
             self._env_checked = True
@@ -201,6 +201,7 @@ class Trainer:
         callbacks = as_callbacks(callback)
         if check_value("reset_num_timesteps", reset_num_timesteps, bool):
             self.num_timesteps = self.iterations = 0
+            self.logger.restart()
         self._require_env()
         threads = self.config.blas_threads
         with threadpool_limits(threads) if threads is not None else nullcontext():
@@ -224,9 +225,11 @@ class Trainer:
                     stats = self._advance((self.num_timesteps - start) / total)
                 except TrainingDiverged as e:
                     self._restore(*boundary)
+                    self._keep(boundary, start)
                     raise TrainingDiverged(self._diverged_message(e)) from None
                 except Exception:  # an env fault, a dead worker: back to the last iteration
                     self._restore(*boundary)
+                    self._keep(boundary, start)
                     raise
                 boundary = self._snapshot()
                 elapsed = time.perf_counter() - t0
@@ -264,6 +267,16 @@ class Trainer:
             self.logger.plot(f"{type(self).__name__} on {self.env_id or 'env'}")
         for cb in callbacks:
             cb.on_training_end(self)
+
+    def _keep(self, boundary, start: int) -> None:
+        """After a fault: write the last whole iteration to ``checkpoint_path`` when this
+        ``learn`` call got that far, so a failed run keeps its work (the checkpoint only ever
+        moves forward to a finite, whole iteration)."""
+        if self.checkpoint_path and self.num_timesteps > start:
+            try:
+                self._write(self.checkpoint_path, *boundary)
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
 
     def _advance(self, progress: float) -> dict:
         """One whole iteration: the algorithm's :meth:`_iteration`, the divergence check and
@@ -382,7 +395,7 @@ class Trainer:
         if env is None:
             self._env, self.env_id = None, saved_id if isinstance(saved_id, str) else None
         else:
-            self._env = as_env_source(env)
+            self._env = as_env_source(env).filtered(config.obs_keys)
             self.env_id = self._env.env_id or (saved_id if isinstance(saved_id, str) else None)
         self._env_checked = False
         built = policy.config()
@@ -395,7 +408,12 @@ class Trainer:
                                  f"the policy cannot be overridden at load)")
         self._load_env_meta(t.get("algorithm_state") or {})
         self._build(policy.observation_space, policy.action_space, policy)
+        if header.get("obs_norm") is None and self.obs_normalizer is not None:
+            # saved without statistics (a Dict/Tuple observation from before such parts were
+            # normalised): it keeps acting and training on unnormalised observations
+            self.obs_normalizer = self.predictor.obs_normalizer = None
         self._restore(arrays, header, where)
+        self.logger.append = True  # a loaded run continues its progress.csv
         return self
 
     def _load_env_meta(self, meta: dict) -> None:

@@ -6,6 +6,7 @@ they are part of rlstm's public interface.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import json
@@ -379,7 +380,12 @@ def _parse(name: str, text: str, hint) -> Any:
             try:
                 items = json.loads(t)
             except json.JSONDecodeError:
-                bad()
+                try:  # a Python list as printed by repr: ['image', 'direction']
+                    items = ast.literal_eval(t)
+                except (ValueError, SyntaxError):
+                    bad()
+                if not isinstance(items, list):
+                    bad()
             return check_value(name, items, hint)
         elem = typing.get_args(hint)[0]
         return tuple(parse_value(f"{name}[{k}]", p, elem)

@@ -176,13 +176,13 @@ class Evaluator:
             obs = concatenate(ospace, obs_list, obs_buf)
         pop = PopulationPolicy(self.template, params, batch_per_member=E)
         state = pop.initial_state()
-        norm = obs_normalizer is not None and flat_obs
+        norm = obs_normalizer is not None
         float_obs = isinstance(obs, np.ndarray) and obs.dtype.kind == "f"
         check_env_output(obs, 0.0, f"{self.env_name}, at reset")
         returns = np.zeros(n, dtype=np.float64)
         lengths = np.zeros(n, dtype=np.int64)
         active = np.ones(n, dtype=bool)
-        dim = int(np.prod(obs.shape[1:])) if norm else 0
+        dim = obs_normalizer.size if norm else 0
         s1 = np.zeros((P, dim))
         s2 = np.zeros((P, dim))
         cnt = np.zeros(P)
@@ -194,7 +194,8 @@ class Evaluator:
         for _ in range(self.max_episode_steps):
             if rec_rows.size and dim:
                 live = rec_rows[active[rec_rows]]
-                flat = obs[live].reshape(live.size, dim).astype(np.float64)
+                flat = (obs[live].reshape(live.size, dim).astype(np.float64) if flat_obs
+                        else obs_normalizer.gather(_take(obs, live)))
                 np.add.at(s1, live // E, flat)
                 np.add.at(s2, live // E, flat * flat)
                 np.add.at(cnt, live // E, 1)

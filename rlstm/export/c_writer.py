@@ -402,7 +402,7 @@ class _Writer:
         for p in plan.inputs:
             a, n = p.start, p.size
             if p.kind in ("box", "image"):
-                if plan.normalize is not None:  # inf is clipped by the normaliser, NaN is not
+                if plan.norm_offset(p) is not None:  # the normaliser clips inf, not NaN
                     self.need("nonan")
                     self.line(f"if (!no_nan(obs + {a}, {n})) return {self.P}_BAD_OBSERVATION;")
                 else:
@@ -429,20 +429,31 @@ class _Writer:
                         self.line(f"if (!any_set(obs + {plan.mask.start + h.mask.start + off}, "
                                   f"{n})) return {self.P}_MASK_FORBIDS_ALL;")
 
+    def _scaled(self, value: str) -> str:
+        """An image value as the policy encodes it (times 1/image_scale in double, as NumPy
+        does)."""
+        scale = self.plan.image_scale
+        if scale is None:
+            return value
+        return f"(float)((double){value} * (1.0 / {_f64(scale)}))"
+
     def features(self) -> str:
         plan = self.plan
         feat = self.scratch(plan.feature_dim)
         self.section("encode the observation into the core's features")
         self.line(f"float *const feat = {feat};")
+        if plan.normalize is not None:
+            mean, std, clip = plan.normalize
+            m = self.const("obs_mean", mean, "observation normaliser: mean", "double")
+            sd = self.const("obs_std", std, "observation normaliser: sqrt(var + epsilon)",
+                            "double")
         for p, f in plan.plain:
             a, n = p.start, p.size
-            if p.kind == "box" and plan.normalize is not None:
-                mean, std, clip = plan.normalize
-                m = self.const("obs_mean", mean, "observation normaliser: mean", "double")
-                sd = self.const("obs_std", std, "observation normaliser: sqrt(var + epsilon)",
-                                "double")
+            off = plan.norm_offset(p)
+            if off is not None:
+                at = f"{off} + j" if off else "j"
                 self.line(f"for (int j = 0; j < {n}; ++j) {{  /* normalised in double */")
-                self.line(f"    double v = ((double)obs[{a} + j] - {m}[j]) / {sd}[j];")
+                self.line(f"    double v = ((double)obs[{a} + j] - {m}[{at}]) / {sd}[{at}];")
                 self.line(f"    v = v < {_f64(-clip)} ? {_f64(-clip)} : v;")
                 self.line(f"    feat[{f} + j] = (float)(v > {_f64(clip)} ? {_f64(clip)} : v);")
                 self.line("}")
@@ -451,7 +462,7 @@ class _Writer:
                 self.need("copy")
             elif p.kind == "image":
                 self.line(f"for (int j = 0; j < {n}; ++j) "
-                          f"feat[{f} + j] = (float)((double)obs[{a} + j] * (1.0 / 255.0));")
+                          f"feat[{f} + j] = {self._scaled(f'obs[{a} + j]')};")
             elif p.kind == "multibinary":
                 self.line(f"for (int j = 0; j < {n}; ++j) "
                           f"feat[{f} + j] = obs[{a} + j] != 0.0f ? 1.0f : 0.0f;")
@@ -472,13 +483,16 @@ class _Writer:
             Hh, W, C = net.shape
             x = self.scratch(Hh * W * C)
             a = net.part.start
-            self.line(f"{{  /* {_where(net.part)}: HWC pixels / 255 -> CHW, then its conv net */")
+            how = ("as they are" if plan.image_scale is None
+                   else f"/ {plan.image_scale:g}")
+            self.line(f"{{  /* {_where(net.part)}: HWC values {how} -> CHW, then its conv "
+                      f"net */")
             self.line(f"    float *const x = {x};")
             self.line(f"    for (int y = 0; y < {Hh}; ++y)")
             self.line(f"        for (int xx = 0; xx < {W}; ++xx)")
             self.line(f"            for (int c = 0; c < {C}; ++c)")
-            self.line(f"                x[(c * {Hh} + y) * {W} + xx] = (float)((double)obs[{a} + "
-                      f"(y * {W} + xx) * {C} + c] * (1.0 / 255.0));")
+            value = self._scaled(f"obs[{a} + (y * {W} + xx) * {C} + c]")
+            self.line(f"                x[(c * {Hh} + y) * {W} + xx] = {value};")
             src, (c_in, h_in, w_in) = "x", (C, Hh, W)
             shapes = net.output_shapes()
             for k, ((w, b, s), (o, ho, wo)) in enumerate(zip(net.convs, shapes)):

@@ -112,9 +112,11 @@ def _sample_part(p: Part, plan: ExportPlan, shape: tuple, rng) -> np.ndarray:
     if sp.dtype.kind in "iu":
         lo, hi = np.maximum(low, -100), np.minimum(high, 100)
         return np.floor(lo + rng.random(full) * (hi - lo + 1)).clip(low, high).astype(sp.dtype)
-    if plan.normalize is not None:  # around the statistics, now and then past the clip
+    off = plan.norm_offset(p)
+    if off is not None:  # around the statistics, now and then past the clip
         mean, std, _ = plan.normalize
-        x = mean.reshape(sp.shape) + std.reshape(sp.shape) * 3 * rng.standard_normal(full)
+        m, s = mean[off:off + p.size], std[off:off + p.size]
+        x = m.reshape(sp.shape) + s.reshape(sp.shape) * 3 * rng.standard_normal(full)
     else:
         bounded = np.isfinite(low) & np.isfinite(high) & (high - low <= 1e3)
         x = np.where(bounded, low + rng.random(full) * np.where(bounded, high - low, 0),

@@ -69,7 +69,8 @@ class Part:
         """One line: columns, leaf name, space and what the columns hold."""
         what = {
             "box": "values as they are",
-            "image": "raw pixels 0..255, HWC order (scaled by 1/255 inside)",
+            "image": "raw image values, HWC order (divided by the policy's image_scale "
+                     "inside, 255 unless set)",
             "discrete": "the value (one-hot inside)",
             "multidiscrete": "one value per entry (one-hot inside)",
             "multibinary": "bits 0/1",

@@ -94,22 +94,33 @@ class _Graph:
         return self.op("Cast", x, to=self.onnx.TensorProto.FLOAT)
 
 
+def _scaled(g: _Graph, plan: ExportPlan, x: str) -> str:
+    """Image values as the policy encodes them: divided by its image_scale (or as they
+    are)."""
+    if plan.image_scale is None:
+        return x
+    return g.op("Div", x, g.const(plan.image_scale))
+
+
 def _features(g: _Graph, plan: ExportPlan, obs: str) -> tuple[str, str | None]:
     """The core's input ``(batch, feature_dim)`` before the encoder, and the boolean mask."""
     TP = g.onnx.TensorProto
     x = obs
-    if plan.normalize is not None:
-        mean, std, clip = plan.normalize
-        z = g.op("Div", g.op("Sub", g.op("Cast", obs, to=TP.DOUBLE), g.const(mean, np.float64)),
-                 g.const(std, np.float64))
-        x = g.as_float(g.op("Clip", z, g.const(-clip, np.float64), g.const(clip, np.float64)))
     parts = []
     for p, _ in plan.plain:  # in feature order
         sl = g.cols(x, p.start, p.stop)
-        if p.kind == "box":
+        off = plan.norm_offset(p)
+        if off is not None:  # in float64, as the normaliser computes
+            mean, std, clip = plan.normalize
+            m, s = mean[off:off + p.size], std[off:off + p.size]
+            z = g.op("Div", g.op("Sub", g.op("Cast", sl, to=TP.DOUBLE),
+                                 g.const(m, np.float64)), g.const(s, np.float64))
+            parts.append(g.as_float(g.op("Clip", z, g.const(-clip, np.float64),
+                                         g.const(clip, np.float64))))
+        elif p.kind == "box":
             parts.append(sl)
         elif p.kind == "image":
-            parts.append(g.op("Div", sl, g.const(255.0)))
+            parts.append(_scaled(g, plan, sl))
         elif p.kind == "multibinary":
             parts.append(g.as_float(g.op("Not", g.op("Equal", sl, g.const(0.0)))))
         else:  # one-hot: compare each entry with every value it can take
@@ -119,7 +130,7 @@ def _features(g: _Graph, plan: ExportPlan, obs: str) -> tuple[str, str | None]:
             src = sl if nvec.size == 1 else g.op("Gather", sl, g.ints(which), axis=1)
             parts.append(g.as_float(g.op("Equal", src, g.const(values[None, :]))))
     for net in plan.images:
-        sl = g.op("Div", g.cols(x, net.part.start, net.part.stop), g.const(255.0))
+        sl = _scaled(g, plan, g.cols(x, net.part.start, net.part.stop))
         a = g.op("Transpose", g.op("Reshape", sl, g.ints((-1,) + net.shape)), perm=[0, 3, 1, 2])
         for w, b, s in net.convs:
             k = int(w.shape[2])

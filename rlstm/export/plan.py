@@ -12,7 +12,7 @@ deterministic=True)``)::
     state  = 0 where episode_start
     x      = clip((obs - mean) / sqrt(var + eps), -clip, clip)      float Box observation with
                                                                     saved statistics (float64)
-    f      = [plain features ..., image features ...]               Box as is, images / 255,
+    f      = [plain features ..., image features ...]               Box as is, images / scale,
                                                                     discrete parts one-hot,
                                                                     images through their conv net
     f      = tanh(W_k f + b_k) ...                                  encoder MLP (if any)
@@ -201,12 +201,16 @@ class ExportPlan:
     def _read_inputs(self, policy) -> None:
         self.inputs = input_parts(self.observation_space)
         self.n_obs = sum(p.size for p in self.inputs)
+        self.image_scale = policy.inputs.image_scale  # None: image values as they are
         norm = self.predictor.obs_normalizer
         self.normalize = None
+        self._norm_offsets: dict[tuple, int] = {}
         if norm is not None:
             self.normalize = (np.asarray(norm.mean, np.float64).reshape(-1).copy(),
                               np.asarray(norm.std, np.float64).reshape(-1).copy(),
                               float(norm.clip))
+            self._norm_offsets = ({(): 0} if norm.parts is None else
+                                  {tuple(path): a for path, _, a, _ in norm.parts})
         pin = policy.inputs
         conv_cols = {tuple(c): j for j, c in enumerate(pin.image_columns)}
         self.plain, self.images, self.mask = [], [], None
@@ -301,6 +305,13 @@ class ExportPlan:
                 out[p.start:p.stop] = False
         return out
 
+    def norm_offset(self, part) -> int | None:
+        """Where ``part``'s statistics start in ``normalize``'s mean and std, or None when
+        the part is not normalised."""
+        if self.normalize is None or part.kind != "box":
+            return None
+        return self._norm_offsets.get(tuple(part.path))
+
     def describe(self) -> list[str]:
         """The layouts and the network, one line each (for artefact headers and the CLI)."""
         lines = [f"observation space: {self.observation_space}",
@@ -309,7 +320,9 @@ class ExportPlan:
                  f"input obs: {self.n_obs} float32 value(s):"]
         lines += ["  " + p.describe("obs") for p in self.inputs]
         if self.normalize is not None:
-            lines.append(f"  the whole observation is normalised: clip((obs - mean) / "
+            which = ("the whole observation is" if list(self._norm_offsets) == [()] else
+                     "its float Box parts are")
+            lines.append(f"  {which} normalised: clip((obs - mean) / "
                          f"sqrt(var + eps), -{self.normalize[2]:g}, {self.normalize[2]:g}) "
                          f"in float64 (saved statistics)")
         lines.append(f"output action: {self.n_action} float32 value(s):")

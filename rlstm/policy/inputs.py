@@ -3,7 +3,8 @@
 :class:`PolicyInputs` owns the observation side of :class:`rlstm.policy.LSTMPolicy`:
 
 1. **encode**: the observation batch becomes one float array ``(N, obs_dim)``
-   (:mod:`rlstm.policy.spaces`: Box flattened, discrete parts one-hot, images scaled by 1/255);
+   (:mod:`rlstm.policy.spaces`: Box flattened, discrete parts one-hot, images divided by
+   ``image_scale``, 255 unless told otherwise);
 2. **features**: the columns of each image part go through a small conv net of their own
    (``image_encoder="conv"``), the other columns pass through as they are, giving
    ``(N, feature_dim)``.
@@ -41,14 +42,16 @@ class PolicyInputs:
         has_action_mask: whether observations carry an ``action_mask`` (a Dict key).
     """
 
-    def __init__(self, observation_space, dtype, image_encoder: str = "conv", seed=None):
+    def __init__(self, observation_space, dtype, image_encoder: str = "conv", seed=None,
+                 image_scale: float | None = 255.0):
         self.observation_space = observation_space
         self.dtype = np.dtype(dtype)
         self.image_encoder = check_choice("image_encoder", image_encoder, IMAGE_ENCODERS)
         self.obs_dim = flat_dim(observation_space)
         if self.obs_dim == 0:
             raise ValueError("observation_space encodes to zero features")
-        self._encoder = Encoder(observation_space, self.dtype)
+        self._encoder = Encoder(observation_space, self.dtype, image_scale)
+        self.image_scale = self._encoder.image_scale
         images = ([(col, d, sub) for _, _, sub, col, d in self._encoder.leaves if is_image(sub)]
                   if self.image_encoder == "conv" else [])
         conv_rng = np.random.default_rng([int(seed), 1]) if seed is not None else \

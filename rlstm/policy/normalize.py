@@ -1,8 +1,9 @@
 """Observation normalisation by running statistics: the one normaliser every trainer uses.
 
 ``normalize(x) = clip((x - mean) / sqrt(var + epsilon), -clip, clip)``, computed in float64 and
-returned in the policy's dtype. It applies to float ``Box`` observations only (an image or a
-discrete observation is never normalised). The statistics are saved with the model, so a
+returned in the policy's dtype. It applies to float ``Box`` observations and to every float
+``Box`` part of a ``Dict``/``Tuple`` observation (an image or a discrete part is never
+normalised). The statistics are saved with the model, so a
 loaded policy, an evolution worker and an exported graph all see the same numbers.
 """
 from __future__ import annotations
@@ -75,25 +76,95 @@ class RunningMeanStd:
         self.count = float(count)
 
 
+def _float_parts(space) -> list[tuple[tuple, tuple[int, ...]]]:
+    """``[(path, shape), ...]`` of the float ``Box`` parts of a Dict/Tuple observation, in
+    encoding order (the top-level ``action_mask`` left out)."""
+    from .spaces import leaf_paths
+    return [(path, tuple(sub.shape)) for path, sub in leaf_paths(space)
+            if isinstance(sub, spaces.Box) and sub.dtype.kind == "f"]
+
+
 def normalizes(space) -> bool:
-    """Whether observations of ``space`` are normalised: a ``Box`` of a float dtype."""
-    return isinstance(space, spaces.Box) and space.dtype.kind == "f"
+    """Whether observations of ``space`` are normalised: a ``Box`` of a float dtype, or a
+    ``Dict``/``Tuple`` with at least one float ``Box`` part."""
+    if isinstance(space, spaces.Box):
+        return space.dtype.kind == "f"
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        return bool(_float_parts(space))
+    return False
+
+
+def _get(obs, path: tuple):
+    for key in path:
+        obs = obs[key]
+    return obs
+
+
+def _replace(obs, path: tuple, value):
+    """``obs`` with the leaf at ``path`` replaced (containers copied along the path only)."""
+    if not path:
+        return value
+    key, rest = path[0], path[1:]
+    if isinstance(obs, dict):
+        out = dict(obs)
+        out[key] = _replace(obs[key], rest, value)
+        return out
+    out = list(obs)
+    out[key] = _replace(obs[key], rest, value)
+    return tuple(out) if isinstance(obs, tuple) else out
 
 
 class ObsNormalizer:
-    """Running statistics of one float ``Box`` observation space, and the normalisation.
+    """Running statistics of the float ``Box`` parts of an observation, and the normalisation.
 
     Args:
-        shape: the observation shape.
+        shape: the observation shape of a ``Box`` observation space, or the space itself:
+            a ``Box``, or a ``Dict``/``Tuple`` whose float ``Box`` parts are normalised
+            (other parts pass through unchanged). The statistics of a ``Dict``/``Tuple`` are
+            one flat vector over those parts, in encoding order.
         clip: normalised values are clipped to ``[-clip, clip]``.
         epsilon: added to the variance under the square root.
     """
 
-    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, epsilon: float = 1e-8):
+    def __init__(self, shape, clip: float = 10.0, epsilon: float = 1e-8):
         if not float(clip) > 0 or not float(epsilon) > 0:
             raise ValueError(f"clip and epsilon must be > 0, got {clip!r} and {epsilon!r}")
+        self.parts = None  # None: the observation is one array of ``shape``
+        if isinstance(shape, spaces.Box):
+            shape = shape.shape
+        elif isinstance(shape, (spaces.Dict, spaces.Tuple)):
+            self.parts = []
+            offset = 0
+            for path, leaf_shape in _float_parts(shape):
+                size = int(np.prod(leaf_shape))
+                self.parts.append((path, leaf_shape, offset, offset + size))
+                offset += size
+            if not self.parts:
+                raise ValueError(f"{shape} has no float Box part to normalise")
+            shape = (offset,)
+        elif isinstance(shape, spaces.Space):
+            raise ValueError(f"{shape} has no float Box part to normalise")
         self.rms = RunningMeanStd(tuple(shape))
         self.clip, self.epsilon = float(clip), float(epsilon)
+
+    @classmethod
+    def for_space(cls, space, clip: float = 10.0, epsilon: float = 1e-8) -> "ObsNormalizer":
+        """The normaliser of ``space``'s float parts (see the class)."""
+        return cls(space, clip, epsilon)
+
+    @property
+    def size(self) -> int:
+        """Numbers per observation the statistics cover."""
+        return int(self.rms.mean.size)
+
+    def gather(self, obs) -> np.ndarray:
+        """The normalised numbers of a batch as one float64 array ``(N, size)``."""
+        if self.parts is None:
+            x = np.asarray(obs, dtype=np.float64)
+            return x.reshape(-1, self.size)
+        cols = [np.asarray(_get(obs, path), dtype=np.float64).reshape(-1, b - a)
+                for path, _, a, b in self.parts]
+        return np.concatenate(cols, axis=1)
 
     @property
     def mean(self) -> np.ndarray:
@@ -109,8 +180,9 @@ class ObsNormalizer:
         return np.sqrt(self.rms.var + self.epsilon)
 
     def update(self, obs) -> None:
-        """Fold a batch ``(N, *shape)`` into the statistics."""
-        self.rms.update(obs)
+        """Fold a batch into the statistics: ``(N, *shape)`` for a ``Box``, a Dict/Tuple of
+        batched parts otherwise."""
+        self.rms.update(obs if self.parts is None else self.gather(obs))
 
     def update_from_moments(self, mean, var, count) -> None:
         self.rms.update_from_moments(mean, var, count)
@@ -119,14 +191,43 @@ class ObsNormalizer:
         """See :meth:`RunningMeanStd.since`."""
         return self.rms.since(earlier)
 
-    def normalize(self, obs, dtype=np.float64) -> np.ndarray:
-        """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` as ``dtype``."""
-        x = (np.asarray(obs, dtype=np.float64) - self.rms.mean) / self.std
-        return np.clip(x, -self.clip, self.clip, out=x).astype(dtype, copy=False)
+    def normalize(self, obs, dtype=np.float64):
+        """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` as ``dtype``; for a
+        Dict/Tuple observation, the same structure with each float part normalised so and the
+        other parts as they were."""
+        if self.parts is None:
+            x = (np.asarray(obs, dtype=np.float64) - self.rms.mean) / self.std
+            return np.clip(x, -self.clip, self.clip, out=x).astype(dtype, copy=False)
+        std = self.std
+        for path, shape, a, b in self.parts:
+            x = np.asarray(_get(obs, path), dtype=np.float64)
+            x = (x - self.rms.mean[a:b].reshape(shape)) / std[a:b].reshape(shape)
+            np.clip(x, -self.clip, self.clip, out=x)
+            obs = _replace(obs, path, x.astype(dtype, copy=False))
+        return obs
 
     def config(self) -> dict:
-        """What rebuilds an empty normaliser of this kind: shape, clip and epsilon."""
-        return {"shape": list(self.rms.mean.shape), "clip": self.clip, "epsilon": self.epsilon}
+        """What rebuilds an empty normaliser of this kind (:meth:`from_config`): shape, clip
+        and epsilon, and for a Dict/Tuple observation the paths of its float parts."""
+        out = {"shape": list(self.rms.mean.shape), "clip": self.clip, "epsilon": self.epsilon}
+        if self.parts is not None:
+            out["parts"] = [list(path) for path, *_ in self.parts]
+        return out
+
+    @classmethod
+    def from_config(cls, config: dict, observation_space) -> "ObsNormalizer":
+        """An empty normaliser for ``observation_space`` as :meth:`config` describes it; a
+        ``ValueError`` when the two disagree."""
+        space = observation_space if isinstance(observation_space, (spaces.Dict, spaces.Tuple)) \
+            else tuple(config["shape"])
+        norm = cls(space, config["clip"], config["epsilon"])
+        want = [list(p) for p, *_ in norm.parts] if norm.parts is not None else None
+        if list(norm.rms.mean.shape) != list(config["shape"]) or \
+                config.get("parts", want) != want:
+            raise ValueError(f"the normaliser's statistics (shape {config['shape']}, parts "
+                             f"{config.get('parts')}) do not fit the observation space "
+                             f"{observation_space}")
+        return norm
 
     def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
         return self.rms.state_dict(prefix)

@@ -80,7 +80,11 @@ class LSTMPolicy(Module):
         log_std_init: initial log standard deviation of Gaussian heads.
         action_init_scale: scale of the initial action-layer weights (small = near-uniform).
         image_encoder: ``"conv"`` (a small conv net per image part, ``image{j}.*`` parameters)
-            or ``"flatten"`` (pixels / 255 fed as they are).
+            or ``"flatten"`` (the scaled pixels fed as they are).
+        image_scale: image parts (``uint8`` Box of 3 dims) are divided by this before the
+            encoder (255: pixels to 0..1). ``None`` leaves the values as they are, for images
+            that hold codes rather than intensities (MiniGrid's object, colour and state
+            codes 0..10).
         use_sde: generalized state-dependent exploration for Box actions (gSDE, as SB3's
             ``use_sde``): the action noise is ``y @ E`` for the actor core's output ``y`` and an
             exploration matrix ``E`` per env, drawn by :meth:`sample_sde_noise` and passed to
@@ -97,7 +101,7 @@ class LSTMPolicy(Module):
                  core_kwargs: dict | None = None, mlp_hidden=(), shared_core: bool = True,
                  log_std_init: float = 0.0, action_init_scale: float = 0.01,
                  image_encoder: str = "conv", use_sde: bool = False,
-                 sde_learn_features: bool = False):
+                 sde_learn_features: bool = False, image_scale: float | None = 255.0):
         check_space(observation_space, "observation_space")
         check_space(action_space, "action_space")
         self.observation_space, self.action_space = observation_space, action_space
@@ -132,8 +136,8 @@ class LSTMPolicy(Module):
 
         # observation -> core input: encoding, and a conv net per image part
         self.inputs = PolicyInputs(observation_space, check_dtype(dtype), image_encoder,
-                                   seed=int(seeds[0]))
-        self.image_encoder = self.inputs.image_encoder
+                                   seed=int(seeds[0]), image_scale=image_scale)
+        self.image_encoder, self.image_scale = self.inputs.image_encoder, self.inputs.image_scale
         self.obs_dim, self.feature_dim = self.inputs.obs_dim, self.inputs.feature_dim
         self.image_nets = self.inputs.image_nets
         self.action_heads = ActionHeads(action_space,
@@ -191,8 +195,8 @@ class LSTMPolicy(Module):
                 "core_kwargs": self.core_kwargs, "mlp_hidden": list(self.mlp_hidden),
                 "shared_core": self.shared_core, "log_std_init": self.log_std_init,
                 "action_init_scale": self.action_init_scale,
-                "image_encoder": self.image_encoder, "use_sde": self.use_sde,
-                "sde_learn_features": self.sde_learn_features}
+                "image_encoder": self.image_encoder, "image_scale": self.image_scale,
+                "use_sde": self.use_sde, "sde_learn_features": self.sde_learn_features}
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -450,7 +454,8 @@ def _build(c: dict, size: int) -> LSTMPolicy:
             registry.need(16 * sub.shape[-1] <= size, "image channels")
         else:  # these columns feed the first weight matrix
             registry.need(flat_dim(sub) <= size, "observation too large")
-    d_in = PolicyInputs(obs, c.get("dtype", "float32"), image_encoder).feature_dim
+    d_in = PolicyInputs(obs, c.get("dtype", "float32"), image_encoder,
+                        image_scale=c.get("image_scale", 255.0)).feature_dim
     for h in c.get("mlp_hidden") or []:
         registry.need(d_in * int(h) <= size, "encoder too large")
         d_in = int(h)

@@ -80,11 +80,13 @@ class Predictor:
             if not isinstance(obs_normalizer, ObsNormalizer):
                 raise TypeError(f"obs_normalizer must be an ObsNormalizer or None, got "
                                 f"{type(obs_normalizer).__name__}")
-            if not normalizes(policy.observation_space) or \
-                    obs_normalizer.mean.shape != policy.observation_space.shape:
+            space = policy.observation_space
+            if not normalizes(space) or obs_normalizer.config().get("parts") != \
+                    ObsNormalizer.for_space(space).config().get("parts") or \
+                    obs_normalizer.mean.size != ObsNormalizer.for_space(space).size or \
+                    (obs_normalizer.parts is None and obs_normalizer.mean.shape != space.shape):
                 raise ValueError(f"an ObsNormalizer of shape {obs_normalizer.mean.shape} "
-                                 f"cannot normalise observations of "
-                                 f"{policy.observation_space}")
+                                 f"cannot normalise observations of {space}")
         self.policy, self.obs_normalizer = policy, obs_normalizer
         self.rng = np.random.default_rng(seed)
 
@@ -122,7 +124,8 @@ class Predictor:
                 episode_start = np.ones(B, dtype=bool)
         if episode_start is not None:
             episode_start = np.atleast_1d(np.asarray(episode_start, dtype=bool))
-        if self.obs_normalizer is not None:  # NaN passes through, for the policy to name
+        norm = self.obs_normalizer
+        if norm is not None and norm.parts is None:  # NaN passes on, for the policy to name
             x = np.asarray(obs)
             shape = (B,) + self.observation_space.shape
             if x.shape != shape or x.dtype.kind not in "fiu":
@@ -130,6 +133,22 @@ class Predictor:
                                  f"observation of shape {shape[1:]}), got {x.dtype} "
                                  f"{x.shape}")
             obs = self.normalize(x)
+        elif norm is not None:  # the normalised parts checked first; the policy checks the rest
+            for path, leaf_shape, _, _ in norm.parts:
+                where = "obs" + "".join(f"[{k!r}]" for k in path)
+                try:
+                    leaf = obs
+                    for key in path:
+                        leaf = leaf[key]
+                except (KeyError, IndexError, TypeError):
+                    raise ValueError(f"{where} is missing: obs must match "
+                                     f"{self.observation_space}") from None
+                x = np.asarray(leaf)
+                shape = (B,) + leaf_shape
+                if x.shape != shape or x.dtype.kind not in "fiu":
+                    raise ValueError(f"{where} must be real numbers of shape {shape}, got "
+                                     f"{x.dtype} {x.shape}")
+            obs = self.normalize(obs)
         actions, _, _, state = self.policy.act(obs, state, episode_start,
                                                deterministic=bool(deterministic),
                                                rng=self.rng if rng is None else rng)
@@ -161,8 +180,7 @@ class Predictor:
             if not isinstance(norm, dict) or not normalizes(policy.observation_space):
                 raise ValueError(f"{where} has a bad 'obs_norm' header entry: {norm!r}")
             try:
-                normalizer = ObsNormalizer(policy.observation_space.shape, norm["clip"],
-                                           norm["epsilon"])
+                normalizer = ObsNormalizer.from_config(norm, policy.observation_space)
             except (KeyError, TypeError, ValueError) as e:
                 raise ValueError(f"{where} has a bad 'obs_norm' header entry: {e}") from None
             try:

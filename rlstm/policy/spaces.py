@@ -3,8 +3,10 @@
 An observation batch with leading dims ``lead`` (``(B,)`` from a vector env, ``(T, B)`` in a
 rollout buffer) becomes one float array ``(prod(lead), D)``:
 
-- ``Box``: flattened. A ``uint8`` Box with 3 dims (an image) is flattened and scaled by 1/255;
-  :class:`rlstm.policy.inputs.PolicyInputs` then passes those columns through a conv net.
+- ``Box``: flattened. A ``uint8`` Box with 3 dims (an image) is flattened and divided by
+  ``image_scale`` (255 by default; ``None`` leaves the values as they are, e.g. MiniGrid's
+  object codes 0..10); :class:`rlstm.policy.inputs.PolicyInputs` then passes those columns
+  through a conv net.
 - ``Discrete(n, start)``: one-hot of ``obs - start`` (n columns).
 - ``MultiDiscrete(nvec, start)``: one one-hot block per entry (``sum(nvec)`` columns).
 - ``MultiBinary(n)``: the bits as 0/1 floats.
@@ -24,6 +26,7 @@ SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBina
              spaces.Tuple, spaces.Dict)
 
 __all__ = ["Encoder", "leaf_paths", "flat_dim", "encode", "split_mask", "check_space",
+           "supported", "select_keys",
            "space_to_json", "space_from_json", "tree_map", "MASK_KEY"]
 
 
@@ -38,8 +41,31 @@ def tree_map(fn, *trees):
     return fn(*trees)
 
 
+def supported(space: Any) -> bool:
+    """Whether ``space`` (nested) is one rlstm encodes."""
+    try:
+        check_space(space, "space")
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def check_space(space: Any, name: str) -> None:
-    """Raise ``TypeError`` unless ``space`` is a supported (possibly nested) Gymnasium space."""
+    """Raise ``TypeError`` unless ``space`` is a supported (possibly nested) Gymnasium space.
+
+    For a ``Dict`` observation with a part rlstm cannot encode (``Text``, ``Graph``, ...), the
+    error names the part and the keys to keep with the trainers' ``obs_keys`` setting."""
+    if isinstance(space, spaces.Dict) and name == "observation_space":
+        bad = [k for k, s in space.spaces.items() if not supported(s)]
+        keep = [k for k in space.spaces if k not in bad]
+        if bad and keep:
+            try:
+                check_space(space.spaces[bad[0]], f"{name}[{bad[0]!r}]")
+            except TypeError as e:
+                raise TypeError(
+                    f"{e}; rlstm cannot encode that part: leave it out with the setting "
+                    f"obs_keys={keep!r} (e.g. PPO(env, obs_keys={keep!r}), or --set "
+                    f"obs_keys={','.join(map(str, keep))} on the command line)") from None
     if not isinstance(space, SUPPORTED):
         raise TypeError(f"{name} must be a gymnasium.spaces Box, Discrete, MultiDiscrete, "
                         f"MultiBinary, Tuple or Dict (nested), got {type(space).__name__}")
@@ -55,6 +81,24 @@ def check_space(space: Any, name: str) -> None:
     if isinstance(space, (spaces.Box, spaces.MultiBinary, spaces.MultiDiscrete)) and \
             int(np.prod(space.shape)) == 0:
         raise ValueError(f"{name} has no elements (shape {space.shape})")
+
+
+def select_keys(space, keys, name: str = "obs_keys"):
+    """The ``Dict`` observation space made of ``keys`` of ``space`` (in the space's order;
+    its ``action_mask`` is kept as well when it has one). A ``ValueError`` names a key the
+    space lacks; a ``TypeError`` a space that is not a ``Dict``."""
+    if not isinstance(space, spaces.Dict):
+        raise TypeError(f"{name} selects parts of a Dict observation; this env's observation "
+                        f"space is a {type(space).__name__}")
+    keys = list(keys)
+    missing = [k for k in keys if k not in space.spaces]
+    if missing:
+        raise ValueError(f"{name}: the observation has no part {missing[0]!r}; its parts are "
+                         f"{list(space.spaces)}")
+    if not keys:
+        raise ValueError(f"{name} must name at least one part of {list(space.spaces)}")
+    return spaces.Dict([(k, s) for k, s in space.spaces.items()
+                        if k in keys or k == MASK_KEY])
 
 
 def is_image(space) -> bool:
@@ -98,14 +142,15 @@ def _one_hot(idx: np.ndarray, n: int, out: np.ndarray, name: str) -> None:
     out[np.arange(idx.shape[0]), idx] = 1
 
 
-def _encode_leaf(sub, x, lead: tuple, N: int, d: int, block: np.ndarray, name: str) -> None:
+def _encode_leaf(sub, x, lead: tuple, N: int, d: int, block: np.ndarray, name: str,
+                 image_scale: float | None = 255.0) -> None:
     """Write the encoding of one leaf ``x`` (leading ``lead``) into ``block`` (N, d), zeroed."""
     if isinstance(sub, spaces.Box):
         arr = _lead_array(x, sub, lead, name).reshape(N, d)
         if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
             raise ValueError(f"{name} contains NaN or inf")
-        if is_image(sub):
-            np.multiply(arr, 1.0 / 255.0, out=block, casting="unsafe")
+        if is_image(sub) and image_scale is not None:
+            np.multiply(arr, 1.0 / image_scale, out=block, casting="unsafe")
         else:
             block[...] = arr
     elif isinstance(sub, spaces.Discrete):
@@ -145,9 +190,10 @@ def leaf_paths(space, skip_mask: bool = True, path: tuple = ()):
 class Encoder:
     """The encoding plan of a space, computed once: ``encoder(obs, lead) -> (N, dim)``."""
 
-    def __init__(self, space, dtype):
+    def __init__(self, space, dtype, image_scale: float | None = 255.0):
         check_space(space, "observation_space")
         self.space, self.dtype, self.dim = space, np.dtype(dtype), flat_dim(space)
+        self.image_scale = check_image_scale(image_scale)
         self.leaves = []
         col = 0
         for path, sub in leaf_paths(space):
@@ -168,7 +214,7 @@ class Encoder:
             for key, node in zip(path, containers):
                 x = _child(node, x, key, sub_name)
                 sub_name = f"{sub_name}[{key!r}]"
-            _encode_leaf(sub, x, lead, N, d, out[:, col:col + d], sub_name)
+            _encode_leaf(sub, x, lead, N, d, out[:, col:col + d], sub_name, self.image_scale)
         return out
 
 
@@ -186,9 +232,23 @@ def _child(node, x, key, name):
     return x[key]
 
 
-def encode(space, obs, lead: tuple, dtype, name: str = "obs") -> np.ndarray:
+def encode(space, obs, lead: tuple, dtype, name: str = "obs",
+           image_scale: float | None = 255.0) -> np.ndarray:
     """Encode a batch with leading shape ``lead`` into ``(prod(lead), flat_dim(space))``."""
-    return Encoder(space, dtype)(obs, lead, name)
+    return Encoder(space, dtype, image_scale)(obs, lead, name)
+
+
+def check_image_scale(image_scale) -> float | None:
+    """``image_scale``: None, or a finite number > 0 (what image values are divided by)."""
+    if image_scale is None:
+        return None
+    if isinstance(image_scale, (bool, np.bool_)) or not isinstance(
+            image_scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"image_scale must be a number > 0 or None, got {image_scale!r}")
+    if not (np.isfinite(image_scale) and image_scale > 0):
+        raise ValueError(f"image_scale must be a finite number > 0 or None, got "
+                         f"{image_scale!r}")
+    return float(image_scale)
 
 
 def split_mask(space, obs):

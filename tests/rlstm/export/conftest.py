@@ -16,8 +16,14 @@ BOX5 = spaces.Box(-np.inf, np.inf, (5,), np.float32)
 
 
 def _normalizer(space, seed, clip=3.0):
-    """Statistics far from 0/1, and a small clip so that clipping happens."""
+    """Statistics far from 0/1, and a small clip so that clipping happens (for a Dict/Tuple
+    space, statistics of its float Box parts)."""
     rng = np.random.default_rng(seed)
+    if not isinstance(space, spaces.Box):
+        norm = ObsNormalizer.for_space(space, clip=clip)
+        norm.update_from_moments(rng.normal(2.0, 1.0, norm.size),
+                                 rng.uniform(1.0, 16.0, norm.size), 256)
+        return norm
     norm = ObsNormalizer(space.shape, clip=clip)
     norm.update(rng.normal(2.0, 4.0, (256,) + space.shape))
     return norm
@@ -75,16 +81,22 @@ def _make(name: str) -> Predictor:
                          _normalizer(BOX5, 2))
     if name == "dict-obs-mask-dict-action":
         return Predictor(LSTMPolicy(_dict_obs(), _dict_action(), shared_core=False, **kw))
-    if name == "tuple-obs-tuple-action-gru":
-        return Predictor(LSTMPolicy(_tuple_obs(), _tuple_action(), core="gru", **kw))
-    if name == "image-flatten":
+    if name == "dict-obs-mask-dict-action-normalised":
+        return Predictor(LSTMPolicy(_dict_obs(), _dict_action(), shared_core=False, **kw),
+                         _normalizer(_dict_obs(), 6))
+    if name == "tuple-obs-tuple-action-gru-normalised":
+        return Predictor(LSTMPolicy(_tuple_obs(), _tuple_action(), core="gru", **kw),
+                         _normalizer(_tuple_obs(), 7))
+    if name == "image-flatten-scale-128":
         obs = spaces.Dict({"img": spaces.Box(0, 255, (6, 5, 2), np.uint8),
                            "v": spaces.Box(-1.0, 1.0, (2,), np.float32)})
-        return Predictor(LSTMPolicy(obs, spaces.Discrete(3), image_encoder="flatten", **kw))
-    if name == "image-conv-small":
+        return Predictor(LSTMPolicy(obs, spaces.Discrete(3), image_encoder="flatten",
+                                    image_scale=128, **kw))
+    if name == "image-conv-small-unscaled-normalised":  # MiniGrid-like codes, as they are
         obs = spaces.Dict({"v": spaces.Box(-1.0, 1.0, (2,), np.float32),
                            "img": spaces.Box(0, 255, (7, 6, 3), np.uint8)})
-        return Predictor(LSTMPolicy(obs, spaces.Discrete(3), mlp_hidden=(8,), **kw))
+        return Predictor(LSTMPolicy(obs, spaces.Discrete(3), mlp_hidden=(8,), image_scale=None,
+                                    **kw), _normalizer(obs, 8))
     if name == "image-conv-large":
         obs = spaces.Box(0, 255, (38, 40, 1), np.uint8)
         return Predictor(LSTMPolicy(obs, spaces.Discrete(3), hidden_size=8, seed=3,
@@ -104,8 +116,9 @@ def _make(name: str) -> Predictor:
 
 CASES = ["lstm-box-normalised", "lstm-peephole-stacked-box-action",
          "lstm-peephole_cell-identity-critic-multidiscrete", "lstm-identity-multibinary",
-         "gru-stacked-critic-mlp", "dict-obs-mask-dict-action", "tuple-obs-tuple-action-gru",
-         "image-flatten", "image-conv-small", "image-conv-large", "gsde-box-action",
+         "gru-stacked-critic-mlp", "dict-obs-mask-dict-action-normalised",
+         "tuple-obs-tuple-action-gru-normalised", "image-flatten-scale-128",
+         "image-conv-small-unscaled-normalised", "image-conv-large", "gsde-box-action",
          "float64-lstm-peephole-normalised", "float64-dict-mask-gru-critic"]
 
 

@@ -37,8 +37,8 @@ def _sanitizers_work(tmp_path) -> bool:
     return res.returncode == 0 and subprocess.run([str(tmp_path / "probe")]).returncode == 0
 
 
-@pytest.mark.parametrize("name", ["dict-obs-mask-dict-action", "image-conv-large",
-                                  "tuple-obs-tuple-action-gru",
+@pytest.mark.parametrize("name", ["dict-obs-mask-dict-action-normalised", "image-conv-large",
+                                  "tuple-obs-tuple-action-gru-normalised",
                                   "lstm-peephole_cell-identity-critic-multidiscrete"])
 def test_clean_under_address_and_undefined_behaviour_sanitizers(name, make_case, tmp_path,
                                                                  strict_cflags):
@@ -52,7 +52,7 @@ def test_clean_under_address_and_undefined_behaviour_sanitizers(name, make_case,
 
 
 def test_source_is_plain_c99_with_math_h_only(make_case, tmp_path):
-    pred = make_case("image-conv-small")
+    pred = make_case("image-conv-small-unscaled-normalised")
     h_file, c_file = to_c(pred, tmp_path, name="robot")
     includes = re.findall(r"#include\s*(\S+)", c_file.read_text())
     assert includes == ["<math.h>", '"robot.h"'] and "#include" not in h_file.read_text()
@@ -69,7 +69,7 @@ def test_source_is_plain_c99_with_math_h_only(make_case, tmp_path):
 
 
 def test_header_records_model_spaces_and_layout(make_case, tmp_path):
-    pred = make_case("dict-obs-mask-dict-action")
+    pred = make_case("dict-obs-mask-dict-action-normalised")
     rlstm.save(pred.policy, tmp_path / "m.rlstm")
     h_file, _ = to_c(tmp_path / "m.rlstm", tmp_path / "out" / "agent")
     text = h_file.read_text()
@@ -152,8 +152,27 @@ def test_observations_predict_refuses_are_refused_and_change_nothing(make_case, 
     assert lib.step(flat)[0] == 1 and np.array_equal(lib.state, before)
 
 
+def test_a_normalised_part_clips_inf_and_refuses_nan_as_predict_does(make_case, tmp_path,
+                                                                     strict_cflags):
+    pred = make_case("dict-obs-mask-dict-action-normalised")
+    lib = _Lib(pred, tmp_path, strict_cflags)
+    space = pred.observation_space
+    good = {"action_mask": np.ones(6, np.int8), "flags": np.array([1, 0, 1], np.int8),
+            "grid": np.array([0, 2]), "mode": np.int64(3),
+            "pos": np.array([np.inf, -1.0, 0.1], np.float32)}
+    rc, action = lib.step(flatten_observation(space, good))
+    assert rc == 0
+    want, _ = pred.predict({k: np.asarray(v) for k, v in good.items()}, deterministic=True)
+    from rlstm.export import flatten_action
+    np.testing.assert_allclose(action, flatten_action(pred.action_space, want), atol=1e-5)
+    before = lib.state
+    rc, _ = lib.step(flatten_observation(space, {**good, "pos": np.array([np.nan, 0, 0],
+                                                                          np.float32)}))
+    assert rc == 1 and np.array_equal(lib.state, before)
+
+
 def test_a_mask_that_allows_one_action_forces_it(make_case, tmp_path, strict_cflags):
-    pred = make_case("dict-obs-mask-dict-action")
+    pred = make_case("dict-obs-mask-dict-action-normalised")
     lib = _Lib(pred, tmp_path, strict_cflags)
     obs = {"action_mask": np.array([0, 1, 0, 1, 0, 1], np.int8),
            "flags": np.array([1, 0, 1], np.int8), "grid": np.array([0, 2]), "mode": np.int64(3),
@@ -178,7 +197,7 @@ def test_inf_is_clipped_by_the_normaliser_as_predict_does(make_case, tmp_path, s
 
 
 def test_a_tampered_artefact_fails_the_check(make_case, tmp_path, strict_cflags):
-    pred = make_case("dict-obs-mask-dict-action")
+    pred = make_case("dict-obs-mask-dict-action-normalised")
     _, c_file = to_c(pred, tmp_path)
     text = c_file.read_text()
     # a different recurrent weight: states and values drift

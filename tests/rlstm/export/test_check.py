@@ -79,7 +79,7 @@ def test_a_trainer_file_with_normalisation(tmp_path):
 
 
 def test_random_observations_are_valid_and_varied(make_case):
-    plan = ExportPlan(make_case("dict-obs-mask-dict-action"))
+    plan = ExportPlan(make_case("dict-obs-mask-dict-action-normalised"))
     obs = random_observations(plan, 200, 2, seed=0)
     mask = np.stack([o["action_mask"] for o in obs]).reshape(-1, 6)
     assert mask[:, :2].any(axis=1).all() and mask[:, 2:5].any(axis=1).all()

@@ -24,7 +24,7 @@ def test_every_model_matches_predict_over_1000_steps(case, tmp_path):
 
 @pytest.mark.parametrize("name", ["lstm-peephole-stacked-box-action",
                                   "lstm-peephole_cell-identity-critic-multidiscrete",
-                                  "gru-stacked-critic-mlp", "dict-obs-mask-dict-action"])
+                                  "gru-stacked-critic-mlp", "dict-obs-mask-dict-action-normalised"])
 def test_cells_from_primitive_operators_match_too(name, make_case, tmp_path):
     pred = make_case(name)
     path = to_onnx(pred, tmp_path / "p.onnx", recurrent_ops=False)
@@ -57,7 +57,7 @@ def test_without_the_value(make_case, tmp_path):
 
 
 def test_graph_interface_and_metadata(make_case, tmp_path):
-    pred = make_case("dict-obs-mask-dict-action")
+    pred = make_case("dict-obs-mask-dict-action-normalised")
     model = onnx.load(to_onnx(pred, tmp_path / "m.onnx"))
     onnx.checker.check_model(model, full_check=True)
     assert [o.version for o in model.opset_import] == [OPSET] == [17]
@@ -88,7 +88,7 @@ def test_masks_and_episode_starts_are_honoured(make_case, tmp_path):
     """Outputs for hand-made inputs: a mask that allows one action forces it, and
     episode_start zeroes the state that comes in."""
     import onnxruntime as ort
-    pred = make_case("dict-obs-mask-dict-action")
+    pred = make_case("dict-obs-mask-dict-action-normalised")
     sess = ort.InferenceSession(str(to_onnx(pred, tmp_path / "m.onnx")))
     obs = np.zeros((2, 15), np.float32)
     obs[:, 8] = 2  # mode

@@ -13,7 +13,7 @@ BOX = spaces.Box(-1.0, 1.0, (3,), np.float32)
 
 
 def test_plan_of_a_dict_policy(make_case):
-    plan = ExportPlan(make_case("dict-obs-mask-dict-action"))
+    plan = ExportPlan(make_case("dict-obs-mask-dict-action-normalised"))
     # obs: action_mask 6, flags 3, grid 2, mode 1, pos 3 (keys sorted)
     assert plan.n_obs == 15 and plan.mask.start == 0 and plan.mask.size == 6
     assert [(p.path, f) for p, f in plan.plain] == [(("flags",), 0), (("grid",), 3),

@@ -110,7 +110,62 @@ def test_load_state_dict_accepts_integers_and_stores_float64():
     (spaces.Box(-5, 5, (2,), np.int64), False),
     (spaces.Discrete(3), False),
     (spaces.MultiBinary(3), False),
-    (spaces.Dict({"x": spaces.Box(-1, 1, (3,), np.float32)}), False),
+    (spaces.Dict({"x": spaces.Box(-1, 1, (3,), np.float32)}), True),
+    (spaces.Tuple([spaces.Discrete(2), spaces.Box(-1, 1, (3,), np.float64)]), True),
+    (spaces.Dict({"img": spaces.Box(0, 255, (4, 4, 3), np.uint8), "d": spaces.Discrete(2),
+                  "action_mask": spaces.Box(0, 1, (2,), np.float32)}), False),
 ])
-def test_only_float_boxes_are_normalised(space, expected):
+def test_float_boxes_and_float_box_parts_are_normalised(space, expected):
     assert normalizes(space) is expected
+
+
+def _tree_space():
+    return spaces.Dict({
+        "pos": spaces.Box(-1, 1, (2, 2), np.float32),
+        "img": spaces.Box(0, 255, (3, 3, 1), np.uint8),
+        "t": spaces.Tuple([spaces.Discrete(3), spaces.Box(-5, 5, (3,), np.float64)]),
+        "action_mask": spaces.MultiBinary(2)})
+
+
+def _tree_batch(rng, n=64):
+    return {"pos": rng.normal(3.0, 2.0, (n, 2, 2)).astype(np.float32),
+            "img": rng.integers(0, 256, (n, 3, 3, 1)).astype(np.uint8),
+            "t": (rng.integers(0, 3, n), rng.normal(-1.0, 0.5, (n, 3))),
+            "action_mask": np.ones((n, 2), np.int8),
+            "mission": ["a text part the policy does not see"] * n}
+
+
+def test_dict_and_tuple_parts_normalise_like_one_box_of_their_concatenation():
+    rng = np.random.default_rng(0)
+    norm = ObsNormalizer.for_space(_tree_space(), clip=5.0)
+    assert norm.size == 7 and norm.config()["parts"] == [["pos"], ["t", 1]]
+    flat = ObsNormalizer((7,), clip=5.0)
+    for _ in range(3):
+        batch = _tree_batch(rng)
+        norm.update(batch)
+        flat.update(np.concatenate([batch["pos"].reshape(-1, 4), batch["t"][1]], axis=1))
+    np.testing.assert_array_equal(norm.mean, flat.mean)
+    np.testing.assert_array_equal(norm.var, flat.var)
+    batch = _tree_batch(rng, 5)
+    out = norm.normalize(batch, np.float32)
+    want = flat.normalize(np.concatenate([batch["pos"].reshape(-1, 4), batch["t"][1]], axis=1),
+                          np.float32)
+    np.testing.assert_array_equal(out["pos"].reshape(5, 4), want[:, :4])
+    np.testing.assert_array_equal(out["t"][1], want[:, 4:])
+    assert out["pos"].dtype == out["t"][1].dtype == np.float32
+    # every other part is passed on as it was, and the input is not changed
+    for key in ("img", "action_mask", "mission"):
+        assert out[key] is batch[key]
+    assert out["t"][0] is batch["t"][0] and isinstance(out["t"], tuple)
+    assert batch["pos"].dtype == np.float32 and batch["pos"].mean() > 1
+
+
+def test_tree_statistics_rebuild_from_their_config_and_refuse_another_space():
+    norm = ObsNormalizer.for_space(_tree_space())
+    again = ObsNormalizer.from_config(norm.config(), _tree_space())
+    assert again.config() == norm.config()
+    other = spaces.Dict({"pos": spaces.Box(-1, 1, (3,), np.float32)})
+    with pytest.raises(ValueError, match="do not fit the observation space"):
+        ObsNormalizer.from_config(norm.config(), other)
+    with pytest.raises(ValueError, match="has no float Box part to normalise"):
+        ObsNormalizer.for_space(spaces.Dict({"d": spaces.Discrete(3)}))
