@@ -129,7 +129,8 @@ def _train(args) -> int:
     csv_path = os.path.join(out, "progress.csv")
     if os.path.exists(csv_path):
         png = plot_learning_curve(csv_path, os.path.join(out, "learning_curve.png"),
-                                  title=f"{cls.__name__} on {env} (seed {seed})")
+                                  title=f"{cls.__name__} on {env} (seed {seed})",
+                                  label=cls.curve_label)
         print(f"rlstm: learning curve -> {png}")
     print(f"rlstm: model -> {model_path}")
     mean, std = evaluate(model, env, n_episodes=args.eval_episodes, deterministic=True,

@@ -2,8 +2,10 @@
 TensorBoard when it is installed, and drawn as ``learning_curve.png``.
 
 Columns every trainer writes come first (:data:`COMMON_FIELDS`); each family adds its own. The
-plot draws the running mean training return and, when logged, the evaluation returns
-(``eval_return_mean`` +/- ``eval_return_std``) against environment steps.
+plot draws ``ep_return_mean`` (the mean return of the last 100 training episodes, or in an
+evolution run the population's mean return per generation: the trainer gives the label) and,
+when logged, the evaluation returns (``eval_return_mean`` +/- ``eval_return_std``) against
+environment steps.
 """
 from __future__ import annotations
 
@@ -17,16 +19,18 @@ __all__ = ["RunLogger", "COMMON_FIELDS", "read_progress", "plot_learning_curve",
 
 COMMON_FIELDS = ["timesteps", "iterations", "time_elapsed", "fps", "ep_return_mean",
                  "eval_return_mean", "eval_return_std"]
+TRAINING_LABEL = "training episodes (mean of last 100)"
+"""The plot's legend for ``ep_return_mean`` unless the trainer gives another."""
 
 
 class RunLogger:
     """Rows of ``fields``: kept in :attr:`rows`; appended to ``log_dir/progress.csv`` when a
     folder is given; to TensorBoard (tags ``tb_prefix + column``) when wanted and
-    installed."""
+    installed. ``label`` is the plot's legend for ``ep_return_mean``."""
 
     def __init__(self, log_dir: str | None, fields: list[str], tensorboard: bool = True,
-                 tb_prefix: str = ""):
-        self.fields, self.tb_prefix = list(fields), tb_prefix
+                 tb_prefix: str = "", label: str = TRAINING_LABEL):
+        self.fields, self.tb_prefix, self.label = list(fields), tb_prefix, label
         self.rows: list[dict] = []
         self.log_dir = log_dir
         self.csv_path = None
@@ -59,7 +63,8 @@ class RunLogger:
         if self.csv_path is None or not self.rows:
             return None
         return plot_learning_curve(self.csv_path,
-                                   os.path.join(self.log_dir, "learning_curve.png"), title)
+                                   os.path.join(self.log_dir, "learning_curve.png"), title,
+                                   self.label)
 
     def close(self) -> None:
         if self._tb is not None:
@@ -118,10 +123,10 @@ def read_progress(csv_path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike,
-                        title: str | None = None) -> str:
-    """Plot the running mean training return (and evaluation returns, when logged) against
-    environment steps; write ``png_path`` and return it (matplotlib's Agg canvas, no
-    pyplot)."""
+                        title: str | None = None, label: str = TRAINING_LABEL) -> str:
+    """Plot ``ep_return_mean`` with the legend ``label`` (and the evaluation returns, when
+    logged) against environment steps; write ``png_path`` and return it (matplotlib's Agg
+    canvas, no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -130,7 +135,7 @@ def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     x = data["timesteps"]
-    ax.plot(x, data["ep_return_mean"], label="training episodes (mean of last 100)")
+    ax.plot(x, data["ep_return_mean"], label=label)
     if "eval_return_mean" in data and np.isfinite(data["eval_return_mean"]).any():
         ok = np.isfinite(data["eval_return_mean"])
         m, s = data["eval_return_mean"][ok], np.nan_to_num(data["eval_return_std"][ok])
