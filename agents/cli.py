@@ -205,8 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("algo", nargs="?", default="ppo",
                    help=f"algorithm: {', '.join(TRAINERS)} (default ppo)")
     t.add_argument("env", nargs="?", default=None, help=f"Gymnasium id (default {DEFAULT_ENV})")
+    budgets: dict[int, list[str]] = {}
+    for name, cls in TRAINERS.items():
+        budgets.setdefault(getattr(cls, "default_timesteps", DEFAULT_TIMESTEPS), []).append(name)
     t.add_argument("--timesteps", type=int, default=None,
-                   help=f"environment steps (default {DEFAULT_TIMESTEPS})")
+                   help="environment steps (default: the tuned budget of agents.hyperparams "
+                        "for ALGO on ENV, else " + "; ".join(
+                            f"{steps} for {', '.join(names)}"
+                            for steps, names in sorted(budgets.items())) + ")")
     t.add_argument("--seed", type=int, default=None,
                    help="seed (default 0; with --resume, the saved run's)")
     t.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-SEED)")
