@@ -8,7 +8,7 @@ HTML comments right above the fence (one per line, invisible on GitHub) say how:
     <!-- docs-test: skip (why) -->           not run: reported by pytest as skipped, with why
     <!-- docs-test: slow (why) -->           run only with the slow tests; later blocks of
                                              the page must not need its names
-    <!-- docs-test: requires MODULE -->      skipped when MODULE is not installed
+    <!-- docs-test: requires MODULE ... -->  skipped when a MODULE is not installed
     <!-- docs-test: replace `OLD` `NEW` (why) -->
                                              run with OLD replaced by NEW (a smaller budget
                                              where the point stays true); OLD must occur
@@ -249,8 +249,9 @@ def execute(block: Block, run: PageRun) -> str:
     """Run the block (its setup first) in the page's namespace and folder; return its
     stdout. Tracebacks name the Markdown file and line."""
     for arg, _ in block.marker("requires"):
-        if importlib.util.find_spec(arg) is None:
-            pytest.skip(f"{block.id}: needs {arg}")
+        for module in arg.split():
+            if importlib.util.find_spec(module) is None:
+                pytest.skip(f"{block.id}: needs {module}")
     code = block.code
     for arg, line in block.marker("replace"):
         m = re.fullmatch(r"`([^`]+)`\s+`([^`]*)`(?:\s*\(.*\))?", arg, re.DOTALL)
