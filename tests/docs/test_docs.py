@@ -454,3 +454,20 @@ def test_commands_in_the_prose_exist(page):
                 if opt not in parser._option_string_actions:
                     problems.append(f"`{span}`: rlstm {words[1]} has no option {opt}")
     assert not problems, f"{page}: " + "\n".join(problems)
+
+
+# ------------------------------------------------------------------------- config tables
+def test_every_config_table_is_generated_and_every_trainer_has_one():
+    """``docs/config_tables.py --check`` (tests/agents/test_config.py) keeps the tables equal to
+    the configs; here, every table in the docs is one that script fills, and every registered
+    trainer's config is in a table."""
+    import agents
+    spec = importlib.util.spec_from_file_location("config_tables",
+                                                  ROOT / "docs" / "config_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    in_docs = {name for p in PAGES
+               for name in re.findall(r"<!-- config-table:([\w-]+) -->", p.read_text("utf-8"))}
+    assert in_docs == set(module.TABLES)
+    tabled = {cls for _, configs in module.TABLES.values() for cls in configs.values()}
+    assert {cls.config_class for cls in agents.TRAINERS.values()} <= tabled
