@@ -201,7 +201,8 @@ def _train(args) -> int:
     csv_path = os.path.join(out, "progress.csv")
     if os.path.exists(csv_path):
         png = plot_learning_curve(csv_path, os.path.join(out, "learning_curve.png"),
-                                  title=f"{cls.__name__} on {env} (seed {seed})")
+                                  title=f"{cls.__name__} on {env} (seed {seed})",
+                                  label=cls.curve_label)
         print(f"rlstm: learning curve -> {png}")
     print(f"rlstm: model -> {model_path}")
     if args.eval_freq and os.path.exists(os.path.join(out, "best_model.rlstm")):
@@ -222,10 +223,12 @@ def _write_run_json(out, args, cls, env, seed, timesteps, overrides, json) -> No
     import rlstm
     path = os.path.join(out, "run.json")
     segment = {"algo": args.algo.lower(), "trainer": cls.__name__, "env": env, "seed": seed,
+               "curve_label": cls.curve_label,
                "timesteps": timesteps, "resume": args.resume,
                "settings": {k: v for k, v in overrides.items() if k != "log_dir"},
                "rlstm": getattr(rlstm, "__version__", None)}
-    info = {"algo": segment["algo"], "env": env, "seed": seed, "segments": []}
+    info = {"algo": segment["algo"], "env": env, "seed": seed,
+            "curve_label": cls.curve_label, "segments": []}
     if args.resume and os.path.exists(path):
         try:
             with open(path) as f:
@@ -313,8 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("algo", nargs="?", default="ppo",
                    help=f"algorithm: {', '.join(TRAINERS)} (default ppo)")
     t.add_argument("env", nargs="?", default=None, help=f"Gymnasium id (default {DEFAULT_ENV})")
+    budgets: dict[int, list[str]] = {}
+    for name, cls in TRAINERS.items():
+        budgets.setdefault(getattr(cls, "default_timesteps", DEFAULT_TIMESTEPS), []).append(name)
     t.add_argument("--timesteps", type=int, default=None,
-                   help=f"environment steps (default {DEFAULT_TIMESTEPS})")
+                   help="environment steps (default: the tuned budget of agents.hyperparams "
+                        "for ALGO on ENV, else " + "; ".join(
+                            f"{steps} for {', '.join(names)}"
+                            for steps, names in sorted(budgets.items())) + ")")
     t.add_argument("--seed", type=int, default=None,
                    help="seed (default 0; with --resume, the saved run's)")
     t.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-SEED)")

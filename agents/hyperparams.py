@@ -44,6 +44,10 @@ TUNED: dict[str, dict[str, dict]] = {
             "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 3e-4, "ent_coef": 0.01,
             "hidden_size": 64, "mlp_hidden": [64]}},
     },
+    # The defaults, with the budget that the learning table (benchmarks/learning_results.py)
+    # and the slow tests use.
+    "a2c": {"CartPole-v1": {"timesteps": 150_000, "settings": {}}},
+    "reinforce": {"CartPole-v1": {"timesteps": 150_000, "settings": {}}},
 }
 
 

@@ -2,8 +2,10 @@
 TensorBoard when it is installed, and drawn as ``learning_curve.png``.
 
 Columns every trainer writes come first (:data:`COMMON_FIELDS`); each family adds its own. The
-plot draws the running mean training return and, when logged, the evaluation returns
-(``eval_return_mean`` +/- ``eval_return_std``) against environment steps.
+plot draws ``ep_return_mean`` (the mean return of the last 100 training episodes, or in an
+evolution run the population's mean return per generation: the trainer gives the label) and,
+when logged, the evaluation returns (``eval_return_mean`` +/- ``eval_return_std``) against
+environment steps.
 """
 from __future__ import annotations
 
@@ -19,12 +21,14 @@ __all__ = ["RunLogger", "COMMON_FIELDS", "read_progress", "plot_learning_curve",
 
 COMMON_FIELDS = ["timesteps", "iterations", "time_elapsed", "fps", "ep_return_mean",
                  "eval_return_mean", "eval_return_std"]
+TRAINING_LABEL = "training episodes (mean of last 100)"
+"""The plot's legend for ``ep_return_mean`` unless the trainer gives another."""
 
 
 class RunLogger:
     """Rows of ``fields``: kept in :attr:`rows`; written to ``log_dir/progress.csv`` when a
     folder is given; to TensorBoard (tags ``tb_prefix + column``) when wanted and
-    installed.
+    installed. ``label`` is the plot's legend for ``ep_return_mean``.
 
     Nothing is created before the first row, so a run that fails to start leaves no folder.
     A new run (``append=False``) starts ``progress.csv`` afresh, with a warning when it
@@ -32,8 +36,8 @@ class RunLogger:
     trainer) adds its rows to the file it finds."""
 
     def __init__(self, log_dir: str | None, fields: list[str], tensorboard: bool = True,
-                 tb_prefix: str = "", append: bool = False):
-        self.fields, self.tb_prefix = list(fields), tb_prefix
+                 tb_prefix: str = "", append: bool = False, label: str = TRAINING_LABEL):
+        self.fields, self.tb_prefix, self.label = list(fields), tb_prefix, label
         self.rows: list[dict] = []
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.csv_path = None if log_dir is None else os.path.join(self.log_dir, "progress.csv")
@@ -95,7 +99,8 @@ class RunLogger:
         if self.csv_path is None or not self.rows:
             return None
         return plot_learning_curve(self.csv_path,
-                                   os.path.join(self.log_dir, "learning_curve.png"), title)
+                                   os.path.join(self.log_dir, "learning_curve.png"), title,
+                                   self.label)
 
     def close(self) -> None:
         if self._tb is not None:
@@ -154,10 +159,10 @@ def read_progress(csv_path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike,
-                        title: str | None = None) -> str:
-    """Plot the running mean training return (and evaluation returns, when logged) against
-    environment steps; write ``png_path`` and return it (matplotlib's Agg canvas, no
-    pyplot)."""
+                        title: str | None = None, label: str = TRAINING_LABEL) -> str:
+    """Plot ``ep_return_mean`` with the legend ``label`` (and the evaluation returns, when
+    logged) against environment steps; write ``png_path`` and return it (matplotlib's Agg
+    canvas, no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -166,7 +171,7 @@ def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     x = data["timesteps"]
-    ax.plot(x, data["ep_return_mean"], label="training episodes (mean of last 100)")
+    ax.plot(x, data["ep_return_mean"], label=label)
     if "eval_return_mean" in data and np.isfinite(data["eval_return_mean"]).any():
         ok = np.isfinite(data["eval_return_mean"])
         m, s = data["eval_return_mean"][ok], np.nan_to_num(data["eval_return_std"][ok])
@@ -183,25 +188,31 @@ def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike
     return png_path
 
 
+def _run_info(run_dir) -> dict:
+    """A run folder's ``run.json`` (written by ``rlstm train``), or ``{}``."""
+    import json
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def run_group(run_dir: str | os.PathLike, group_by: str = "run") -> str:
     """The group a run folder belongs to in :func:`plot_runs`.
 
     ``"run"``: "ALGO on ENV" from the folder's ``run.json`` (written by ``rlstm train``), else
     as ``"name"``; ``"name"``: the folder name less a trailing ``_N`` (a numbered repeat) and
     ``-SEED``; ``"none"``: the folder name itself."""
-    import json
     import re
     name = os.path.basename(os.path.normpath(os.fspath(run_dir)))
     if group_by == "none":
         return name
     if group_by == "run":
-        try:
-            with open(os.path.join(run_dir, "run.json")) as f:
-                info = json.load(f)
-            if isinstance(info, dict) and info.get("algo") and info.get("env"):
-                return f"{info['algo']} on {info['env']}"
-        except (OSError, ValueError):
-            pass
+        info = _run_info(run_dir)
+        if info.get("algo") and info.get("env"):
+            return f"{info['algo']} on {info['env']}"
     elif group_by != "name":
         raise ValueError(f"group_by must be 'run', 'name' or 'none', got {group_by!r}")
     return re.sub(r"-\d+$", "", re.sub(r"_\d+$", "", name))
@@ -224,7 +235,9 @@ def plot_runs(run_dirs, png_path: str | os.PathLike = "runs.png", group_by: str 
     if not run_dirs:
         raise ValueError("plot_runs needs at least one run folder")
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    labels = set()
     for d in run_dirs:
+        labels.add(_run_info(d).get("curve_label", TRAINING_LABEL))
         csv_path = os.path.join(d, "progress.csv")
         if not os.path.isfile(csv_path):
             raise ValueError(f"{d} is not a run folder: it has no progress.csv")
@@ -261,8 +274,9 @@ def plot_runs(run_dirs, png_path: str | os.PathLike = "runs.png", group_by: str 
                       else (ys.min(axis=0), ys.max(axis=0)))
             ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel("environment steps")
-    ax.set_ylabel({"ep_return_mean": "training return (mean of last 100)",
-                   "eval_return_mean": "evaluation return"}.get(column, column))
+    train = labels.pop() if len(labels) == 1 else "training return per iteration"
+    ax.set_ylabel({"ep_return_mean": train,
+                   "eval_return_mean": "evaluation return"}.get(column, column), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     if title:

@@ -49,7 +49,7 @@ from . import checkpoint
 from .callbacks import as_callbacks
 from .config import TrainerConfig, make_config
 from .env_factory import EnvSource, as_env_source
-from .logger import COMMON_FIELDS, RunLogger, format_row
+from .logger import COMMON_FIELDS, TRAINING_LABEL, RunLogger, format_row
 
 __all__ = ["Trainer", "TrainingDiverged", "check_spaces"]
 
@@ -68,6 +68,8 @@ class Trainer:
     """The budget of ``rlstm train ALGO ENV`` when none is given or tuned."""
     log_fields: ClassVar[list[str]] = COMMON_FIELDS
     """The columns of ``progress.csv``."""
+    curve_label: ClassVar[str] = TRAINING_LABEL
+    """What ``ep_return_mean`` is: its legend in ``learning_curve.png``."""
 
     def __init__(self, env, config=None, *, seed: int | None = None, **overrides):
         if config is not None and not isinstance(config, self.config_class) and \
@@ -158,7 +160,8 @@ class Trainer:
         self.episode_lengths: list[int] = []
         self.log_extra: dict[str, float] = {}
         self.last_row: dict | None = None
-        self.logger = RunLogger(cfg.log_dir, self.log_fields, cfg.tensorboard)
+        self.logger = RunLogger(cfg.log_dir, self.log_fields, cfg.tensorboard,
+                                label=self.curve_label)
         self._init_algorithm()
 
     def _require_env(self) -> EnvSource:

@@ -28,6 +28,8 @@ def main():
     model = GA(make_env, seed=args.seed, episodes_per_member=4, center_episodes=10,
                reward_threshold=3.9, log_dir=args.out)
     model.learn(args.timesteps, progress_bar=True)
+    # the env is a callable here, so name it in the learning curve's title
+    model.logger.plot(f"GA on rlstm/TMaze-v0, corridor {args.corridor} (seed {args.seed})")
     model.close()
     model.save(f"{args.out}/model.rlstm")
     print(f"elite genome: {len(model.elite)} mutations "

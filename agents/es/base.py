@@ -70,6 +70,7 @@ class EvolutionTrainer(Trainer):
     default_env = "CartPole-v1"
     default_timesteps = 1_000_000
     log_fields = COMMON_FIELDS + ["ep_return_max", "ep_return_min", "steps", "sigma_mean"]
+    curve_label = "population mean return (per generation)"
 
     # ------------------------------------------------------------------ strategy hooks
     def _init_strategy(self) -> None:

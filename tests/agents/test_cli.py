@@ -154,3 +154,12 @@ def test_cli_trains_and_evaluates_an_es_model(tmp_path, capsys):
         assert (out / f).exists(), f
     assert main(["evaluate", str(out / "model.rlstm"), "--episodes", "2"]) == 0
     assert "CartPole-v1" in capsys.readouterr().out
+
+
+def test_timesteps_help_gives_each_algorithms_default_budget():
+    import agents
+    sub = next(a for a in cli.build_parser()._actions if a.choices and "train" in a.choices)
+    text = " ".join(sub.choices["train"].format_help().split())
+    for name, cls in agents.TRAINERS.items():
+        assert re.search(rf"{cls.default_timesteps} for [\w, ]*\b{name}\b", text), name
+    assert "1000000 for es" in text and "100000 for ppo" in text

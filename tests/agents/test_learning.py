@@ -49,12 +49,12 @@ def test_ppo_with_gsde_swings_up_velocity_masked_pendulum_within_100k():
 
 
 def test_a2c_solves_cartpole():
-    _, best, results = _solve(A2C, "CartPole-v1", 150_000)
+    _, best, results = _solve(A2C, "CartPole-v1", tuned("a2c", "CartPole-v1")[1])
     assert best >= 475.0, results
 
 
 def test_reinforce_solves_cartpole():
-    _, best, results = _solve(REINFORCE, "CartPole-v1", 150_000)
+    _, best, results = _solve(REINFORCE, "CartPole-v1", tuned("reinforce", "CartPole-v1")[1])
     assert best >= 475.0, results
 
 
