@@ -11,6 +11,7 @@ id                                              what it is
 ``rlstm/LunarLanderNoVel-v3``                   LunarLander-v3 without the three velocities
                                                 (only when box2d is installed)
 ``rlstm/TMaze-v0``                              Bakker's (2002) T-maze, ``corridor_length=10``
+``rlstm/DelayedRecall-v0``                      a cue, 30-80 steps of distractors, a query
 ==============================================  =============================================
 
 A velocity-masked task is partially observable: the agent has to infer the velocities from the
@@ -25,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["MaskObservation", "TMazeEnv", "NAMESPACE", "registered_ids"]
+__all__ = ["MaskObservation", "TMazeEnv", "DelayedRecallEnv", "NAMESPACE", "registered_ids"]
 
 NAMESPACE = "rlstm"
 
@@ -152,6 +153,108 @@ class TMazeEnv(gym.Env):
         return None
 
 
+def _int_arg(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+class DelayedRecallEnv(gym.Env):
+    """Recall a cue after a long delay full of distractors.
+
+    An episode is a cue, a delay and a query. The first observation shows the cue, one of
+    ``n_symbols`` symbols, with the cue flag set. Then come ``delay`` steps (drawn uniformly
+    from ``[min_delay, max_delay]`` at every reset), each showing a distractor: a symbol drawn
+    uniformly from the same ``n_symbols`` (``distractors=False``: no symbol). Then the query
+    flag is set (no symbol shown), and the action taken on that step must name the cue: reward
+    ``+1`` when it does, ``wrong_reward`` when it does not; the episode ends there. Actions
+    before the query do nothing. The cue is seen ``delay + 1`` steps before the query, so the
+    default task needs a memory of 31 to 81 steps; a policy without memory scores
+    ``1 / n_symbols`` (0.25 by default) at best.
+
+    Observation: ``Box(0, 1, (n_symbols + 2,))``, the symbol one-hot followed by the cue flag
+    and the query flag. Action: ``Discrete(n_symbols)``. ``info["cue"]`` is the cue and
+    ``info["delay"]`` the delay of the episode.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, n_symbols: int = 4, min_delay: int = 30, max_delay: int = 80,
+                 distractors: bool = True, wrong_reward: float = 0.0,
+                 render_mode: str | None = None):
+        self.n_symbols = _int_arg("n_symbols", n_symbols, 2)
+        self.min_delay = _int_arg("min_delay", min_delay, 0)
+        self.max_delay = _int_arg("max_delay", max_delay, 0)
+        if self.max_delay < self.min_delay:
+            raise ValueError(f"max_delay ({max_delay}) must be >= min_delay ({min_delay})")
+        if not isinstance(distractors, (bool, np.bool_)):
+            raise TypeError(f"distractors must be a bool, got {distractors!r}")
+        self.distractors = bool(distractors)
+        if isinstance(wrong_reward, bool) or not isinstance(wrong_reward, (int, float,
+                                                                           np.number)):
+            raise TypeError(f"wrong_reward must be a number, got {wrong_reward!r}")
+        if not np.isfinite(wrong_reward) or wrong_reward >= 1.0:
+            raise ValueError(f"wrong_reward must be a finite number below the +1 of a right "
+                             f"answer, got {wrong_reward!r}")
+        self.wrong_reward = float(wrong_reward)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_symbols + 2,),
+                                            dtype=np.float32)
+        self.action_space = spaces.Discrete(self.n_symbols)
+        self._cue, self._delay, self._t, self._symbol = 0, self.min_delay, 0, 0
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(self.n_symbols + 2, dtype=np.float32)
+        if self._t == 0:
+            obs[self._cue] = 1.0
+            obs[self.n_symbols] = 1.0
+        elif self._t <= self._delay:
+            if self.distractors:
+                obs[self._symbol] = 1.0
+        else:
+            obs[self.n_symbols + 1] = 1.0
+        return obs
+
+    def _info(self) -> dict:
+        return {"cue": self._cue, "delay": self._delay}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        self._cue = int(self.np_random.integers(self.n_symbols))
+        self._delay = int(self.np_random.integers(self.min_delay, self.max_delay + 1))
+        return self._obs(), self._info()
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an int in [0, {self.n_symbols}), got {action!r}")
+        if self._t > self._delay + 1:
+            raise RuntimeError("the query has been answered and the episode has ended; call "
+                               "reset()")
+        if self._t == self._delay + 1:  # the query: the action names the cue
+            self._t += 1
+            reward = 1.0 if int(action) == self._cue else self.wrong_reward
+            return np.zeros(self.n_symbols + 2, np.float32), reward, True, False, self._info()
+        self._t += 1
+        if self._t <= self._delay and self.distractors:
+            self._symbol = int(self.np_random.integers(self.n_symbols))
+        return self._obs(), 0.0, False, False, self._info()
+
+    def render(self):
+        if self.render_mode == "ansi":
+            if self._t == 0:
+                return f"cue {self._cue}"
+            if self._t <= self._delay:
+                return f"delay {self._t}/{self._delay}" + (
+                    f": {self._symbol}" if self.distractors else "")
+            return "query"
+        return None
+
+
 _REGISTRY = [
     ("CartPoleNoVel-v1", _masked("CartPole-v1", (0, 2)), 500, 475.0),
     ("PendulumNoVel-v1", _masked("Pendulum-v1", (0, 1)), 200, None),
@@ -173,12 +276,17 @@ def _register() -> None:
     if f"{NAMESPACE}/TMaze-v0" not in gym.registry:
         # TMazeEnv truncates by itself, so its limit follows corridor_length.
         gym.register(f"{NAMESPACE}/TMaze-v0", entry_point=TMazeEnv, reward_threshold=3.9)
+    if f"{NAMESPACE}/DelayedRecall-v0" not in gym.registry:
+        # Every episode ends at its query (max_delay + 2 steps): no time limit needed.
+        gym.register(f"{NAMESPACE}/DelayedRecall-v0", entry_point=DelayedRecallEnv,
+                     reward_threshold=0.9)
 
 
 def registered_ids() -> list[str]:
     """Every id this module registers (LunarLander only when box2d and pygame are installed,
     as ``pip install "gymnasium[box2d]"`` or rlstm's ``test`` extra gives them)."""
-    return [f"{NAMESPACE}/{name}" for name, *_ in _REGISTRY] + [f"{NAMESPACE}/TMaze-v0"]
+    return [f"{NAMESPACE}/{name}" for name, *_ in _REGISTRY] + [
+        f"{NAMESPACE}/TMaze-v0", f"{NAMESPACE}/DelayedRecall-v0"]
 
 
 _register()

@@ -107,3 +107,94 @@ def test_mask_observation_validates():
         envs.MaskObservation(gym.make("CartPole-v1"), keep=[7])
     with pytest.raises(TypeError, match="1-D Box"):
         envs.MaskObservation(gym.make("FrozenLake-v1"), keep=[0])
+
+
+def _recall_episode(env, seed, answer=None):
+    """Observations, rewards and flags of one episode; ``answer`` is the query's action
+    (None: the cue itself)."""
+    obs, info = env.reset(seed=seed)
+    observations, steps = [obs], []
+    while True:
+        query = obs[-1] == 1.0
+        action = (info["cue"] if answer is None else answer) if query else \
+            int(env.action_space.sample())
+        obs, r, term, trunc, info = env.step(action)
+        steps.append((r, term, trunc))
+        if term or trunc:
+            return observations, steps, info
+        observations.append(obs)
+
+
+@pytest.mark.parametrize("distractors", [True, False])
+def test_delayed_recall_cue_delay_query(distractors):
+    k = 3
+    env = gym.make("rlstm/DelayedRecall-v0", n_symbols=k, min_delay=4, max_delay=9,
+                   distractors=distractors)
+    assert env.observation_space.shape == (k + 2,) and env.action_space.n == k
+    env.action_space.seed(0)
+    delays, cues = set(), set()
+    for seed in range(60):
+        observations, steps, info = _recall_episode(env, seed)
+        cue, delay = info["cue"], info["delay"]
+        delays.add(delay)
+        cues.add(cue)
+        assert 4 <= delay <= 9 and len(observations) == delay + 2 and len(steps) == delay + 2
+        expected_cue = np.zeros(k + 2)
+        expected_cue[[cue, k]] = 1.0
+        np.testing.assert_array_equal(observations[0], expected_cue)  # the cue, flagged
+        for o in observations[1:-1]:  # the delay: one distractor symbol, or nothing; no flag
+            assert o[k:].tolist() == [0.0, 0.0]
+            assert o[:k].sum() == (1.0 if distractors else 0.0)
+        np.testing.assert_array_equal(observations[-1], np.eye(k + 2)[k + 1])  # the query
+        assert [s[0] for s in steps] == [0.0] * (delay + 1) + [1.0]  # only the answer pays
+        assert [s[1] for s in steps] == [False] * (delay + 1) + [True]
+        assert not any(s[2] for s in steps)
+    assert delays == set(range(4, 10)) and cues == set(range(k))
+
+
+def test_delayed_recall_wrong_answer_distractors_and_seeding():
+    env = envs.DelayedRecallEnv(n_symbols=4, min_delay=30, max_delay=80, wrong_reward=-0.5)
+    env.action_space.seed(1)
+    _, info = env.reset(seed=5)
+    wrong = (info["cue"] + 1) % 4
+    _, steps, _ = _recall_episode(env, 5, answer=wrong)
+    assert steps[-1][:2] == (-0.5, True)
+    # distractors are the cue symbols themselves, uniformly drawn
+    observations, _, _ = _recall_episode(env, 6)
+    symbols = [int(np.argmax(o[:4])) for o in observations[1:-1]]
+    assert set(symbols) == {0, 1, 2, 3}
+    # reset(seed) fixes cue, delay and distractors
+    a, _, ia = _recall_episode(env, 7)
+    b, _, ib = _recall_episode(env, 7)
+    assert ia == ib and all(np.array_equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)  # the query has been answered
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"n_symbols": 1}, ValueError, "n_symbols"),
+    ({"n_symbols": 2.0}, TypeError, "n_symbols"),
+    ({"min_delay": -1}, ValueError, "min_delay"),
+    ({"min_delay": 10, "max_delay": 5}, ValueError, "max_delay"),
+    ({"max_delay": True}, TypeError, "max_delay"),
+    ({"distractors": 1}, TypeError, "distractors"),
+    ({"wrong_reward": 1.0}, ValueError, "wrong_reward"),
+    ({"wrong_reward": float("nan")}, ValueError, "wrong_reward"),
+    ({"wrong_reward": "0"}, TypeError, "wrong_reward"),
+    ({"render_mode": "human"}, ValueError, "render_mode"),
+])
+def test_delayed_recall_validates(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        envs.DelayedRecallEnv(**kwargs)
+    env = envs.DelayedRecallEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action"):
+        env.step(4)
+
+
+def test_delayed_recall_is_registered_with_its_threshold():
+    spec = gym.spec("rlstm/DelayedRecall-v0")
+    assert spec.reward_threshold == 0.9 and spec.max_episode_steps is None
+    env = gym.make("rlstm/DelayedRecall-v0", render_mode="ansi")
+    env.reset(seed=0)
+    assert env.render().startswith("cue ")
