@@ -212,13 +212,40 @@ class RolloutBuffer:
                 "returns")}
         seq["obs"] = tree_map(self.to_sequences, self.obs)
         seq["actions"] = tree_map(self.to_sequences, self.actions)
-
-        def merge_state(s: np.ndarray) -> np.ndarray:
-            s = np.moveaxis(s, 0, 1)  # (L, K, B, H) -> batch rows k * n_envs + b
-            return np.ascontiguousarray(s.reshape((s.shape[0], -1) + s.shape[3:]))
-        seq["states"] = tree_map(merge_state, self.states)
+        seq["states"] = tree_map(self._merge_state, self.states)
         self._sequences = seq
         return seq
+
+    def refresh_states(self, advance) -> None:
+        """Recompute the state stored before every chunk but the first, with the current
+        weights: ``advance(obs_seq, state, episode_starts) -> state`` (the policy's
+        :meth:`~rlstm.policy.LSTMPolicy.advance`) runs chunk ``k - 1`` from the state of chunk
+        ``k - 1`` to give the state of chunk ``k``. The first chunk keeps the state the
+        rollout started from (its steps are not in this buffer). After an update, the stored
+        states are those of the weights that collected the rollout; refreshed, every chunk
+        starts from the state the current weights would have reached (R2D2's "stored state"
+        staleness, removed by recomputation rather than a burn-in)."""
+        if self.advantages is None:
+            raise RuntimeError("call compute_returns_and_advantages (or load_parts) first")
+        if self.n_chunks == 1:
+            return
+        L = self.seq_len
+        state = tuple(s[0] for s in self.states)
+        for k in range(1, self.n_chunks):
+            part = slice((k - 1) * L, k * L)
+            state = advance(tree_map(lambda a: a[part], self.obs), state,
+                            self.episode_starts[part])
+            for stored, new in zip(self.states, state):
+                stored[k] = new
+        if self._sequences is not None:
+            self._sequences["states"] = tree_map(self._merge_state, self.states)
+
+    @staticmethod
+    def _merge_state(s: np.ndarray) -> np.ndarray:
+        """``(n_chunks, num_layers, n_envs, H)`` -> ``(num_layers, n_chunks * n_envs, H)``:
+        row ``k * n_envs + b`` starts sequence ``k`` of env ``b``."""
+        s = np.moveaxis(s, 0, 1)
+        return np.ascontiguousarray(s.reshape((s.shape[0], -1) + s.shape[3:]))
 
     def minibatches(self, n_minibatches: int, rng: np.random.Generator
                     ) -> Iterator[dict[str, Any]]:

@@ -190,6 +190,9 @@ class ExportPlan:
                        f"an in-memory {type(source).__name__}")
         self.include_value = bool(include_value)
         policy: LSTMPolicy = self.predictor.policy
+        if getattr(policy, "memoryless", False):
+            raise ValueError("a memoryless policy (memoryless=True, a baseline without memory) "
+                             "cannot be exported: the artefacts carry the recurrent state")
         self.observation_space, self.action_space = policy.observation_space, \
             policy.action_space
         self.dtype = policy.dtype

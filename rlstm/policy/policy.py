@@ -94,6 +94,9 @@ class LSTMPolicy(Module):
             action space has no Box part.
         sde_learn_features: with ``use_sde``, also pass the gradient of the action variance into
             the core (SB3's ``learn_features``); off by default, as in SB3.
+        memoryless: zero the recurrent state before every step (in :meth:`act`,
+            :meth:`evaluate`, :meth:`value`, and so in ``predict``): the same network with no
+            memory, the baseline that shows what a task's memory is worth. Off by default.
     """
 
     def __init__(self, observation_space, action_space, hidden_size: int = 64,
@@ -101,7 +104,8 @@ class LSTMPolicy(Module):
                  core_kwargs: dict | None = None, mlp_hidden=(), shared_core: bool = True,
                  log_std_init: float = 0.0, action_init_scale: float = 0.01,
                  image_encoder: str = "conv", use_sde: bool = False,
-                 sde_learn_features: bool = False, image_scale: float | None = 255.0):
+                 sde_learn_features: bool = False, image_scale: float | None = 255.0,
+                 memoryless: bool = False):
         check_space(observation_space, "observation_space")
         check_space(action_space, "action_space")
         self.observation_space, self.action_space = observation_space, action_space
@@ -118,6 +122,9 @@ class LSTMPolicy(Module):
         if sde_learn_features and not self.use_sde:
             raise ValueError("sde_learn_features=True needs use_sde=True")
         self.sde_learn_features = bool(sde_learn_features)
+        if not isinstance(memoryless, (bool, np.bool_)):
+            raise TypeError(f"memoryless must be a bool, got {memoryless!r}")
+        self.memoryless = bool(memoryless)
         self.core_kwargs = dict(core_kwargs or {})
         if "bidirectional" in self.core_kwargs and self.core_kwargs["bidirectional"]:
             raise ValueError("a policy core cannot be bidirectional (act() cannot see the future)")
@@ -196,7 +203,8 @@ class LSTMPolicy(Module):
                 "shared_core": self.shared_core, "log_std_init": self.log_std_init,
                 "action_init_scale": self.action_init_scale,
                 "image_encoder": self.image_encoder, "image_scale": self.image_scale,
-                "use_sde": self.use_sde, "sde_learn_features": self.sde_learn_features}
+                "use_sde": self.use_sde, "sde_learn_features": self.sde_learn_features,
+                **({"memoryless": True} if self.memoryless else {})}
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -268,9 +276,11 @@ class LSTMPolicy(Module):
                 episode_start)
             if es.shape != (B,):
                 raise ValueError(f"episode_start must have shape (B,) = ({B},), got {es.shape}")
-            if es.any():
+            if es.any() and not self.memoryless:
                 keep = (~es.astype(bool)).astype(self.dtype)[None, :, None]
                 state = tuple(s * keep for s in state)
+        if self.memoryless:
+            state = self.initial_state(B)
         mask = self.action_mask(obs, action_mask, (B,), "action_mask")
         if self.encoder is not None:
             x = self.encoder.forward(x)[0]
@@ -321,6 +331,8 @@ class LSTMPolicy(Module):
             if es.shape != (B,):
                 raise ValueError(f"episode_start must have shape (B,) = ({B},), got {es.shape}")
             state = tuple(s * (~es)[None, :, None] for s in state)
+        if self.memoryless:
+            state = self.initial_state(B)
         if self.encoder is not None:
             x = self.encoder.forward(x)[0]
         actor, critic = self._split_state(state)
@@ -329,6 +341,30 @@ class LSTMPolicy(Module):
         else:
             y = self.critic_core.step(x, critic)[0]
         return self.value_net._forward(y)[:, 0]
+
+    def advance(self, obs_seq, state, episode_starts):
+        """The recurrent state after a ``(T, B)`` batch of observation sequences, from
+        ``state`` (``None``: zeros), with each row's state zeroed before the steps where
+        ``episode_starts`` is set: what :meth:`act` would reach step by step, in one pass
+        through the core(s) (no heads, nothing kept for backward). A trainer uses it to
+        recompute stored states with the current weights."""
+        es = np.asarray(episode_starts)
+        if es.ndim != 2 or es.shape[0] == 0 or es.shape[1] == 0:
+            raise ValueError(f"episode_starts must have shape (T, B) with T, B >= 1, got "
+                             f"{es.shape}")
+        T, B = es.shape
+        state = self._check_state(state, B, "state")
+        if self.memoryless:
+            return self.initial_state(B)
+        x = self.inputs.features(self.inputs.encode(obs_seq, (T, B), "obs_seq"))[0]
+        if self.encoder is not None:
+            x = self.encoder.forward(x)[0]
+        x3 = x.reshape(T, B, -1)
+        actor, critic = self._split_state(state)
+        out = self._core_state_tuple(self.core(x3, actor, resets=es)[1])
+        if critic is not None:
+            out += self._core_state_tuple(self.critic_core(x3, critic, resets=es)[1])
+        return out
 
     # ------------------------------------------------------------------ training
     def evaluate(self, obs_seq, actions_seq, state0, episode_starts, action_masks=None):
@@ -345,6 +381,8 @@ class LSTMPolicy(Module):
         T, B = es.shape
         if T == 0 or B == 0:
             raise ValueError("episode_starts must have T >= 1 and B >= 1")
+        if self.memoryless:  # every step starts from the zero state
+            es = np.ones((T, B), dtype=bool)
         lead = (T, B)
         x = self.inputs.encode(obs_seq, lead, "obs_seq")
         mask = self.action_mask(obs_seq, action_masks, lead, "action_masks")

@@ -105,3 +105,53 @@ def test_use_sde_is_ignored_without_a_box_action():
     model = PPO("CartPole-v1", seed=0, use_sde=True, n_envs=2, n_steps=8, hidden_size=4)
     assert not model.policy.use_sde
     model.learn(16)
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_refreshed_states_are_what_the_current_weights_reach_step_by_step(mode):
+    """RolloutBuffer.refresh_states: with the weights that collected the rollout it changes no
+    bit; with other weights each chunk's state is what act() reaches, step by step, from the
+    first chunk's state; the sequences and minibatches see the new states."""
+    m = PPO(_short_cartpole(5), seed=0, n_envs=3, n_steps=24, seq_len=8, hidden_size=6,
+            autoreset_mode=mode, mlp_hidden=[5])
+    m._start_learning()
+    m._collect()
+    buf = m.buffer
+    stored = tuple(s.copy() for s in buf.states)
+    seq = buf.sequences()
+    buf.refresh_states(m.policy.advance)
+    for a, b in zip(buf.states, stored):
+        np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(1)
+    m.policy.flat_params[...] += 0.1 * rng.standard_normal(m.policy.flat_params.size)
+    buf.refresh_states(m.policy.advance)
+    state = tuple(s[0] for s in stored)
+    np.testing.assert_array_equal(buf.states[0][0], stored[0][0])  # the first chunk's start
+    for t in range(buf.n_steps):
+        if t % buf.seq_len == 0:
+            for a, b in zip(buf.states, state):
+                np.testing.assert_array_equal(a[t // buf.seq_len], b)
+        _, _, _, state = m.policy.act(buf.obs[t], state, buf.episode_starts[t])
+    assert max(np.abs(a - b).max() for a, b in zip(buf.states, stored)) > 1e-3
+    assert buf.sequences() is seq
+    np.testing.assert_array_equal(seq["states"][0], RolloutBuffer._merge_state(buf.states[0]))
+    m.close()
+
+
+def test_refresh_states_in_ppo():
+    """refresh_states=True changes nothing when there is nothing stale (one chunk per env, or
+    one epoch) and changes the run when later epochs start chunks from refreshed states."""
+    def run(**kw):
+        m = PPO("rlstm/CartPoleNoVel-v1", seed=3, n_envs=2, n_steps=16, hidden_size=6,
+                n_minibatches=2, **kw)
+        m.learn(64)
+        m.close()
+        return m.policy.flat_params.copy()
+    np.testing.assert_array_equal(run(seq_len=16, refresh_states=True),
+                                  run(seq_len=16, refresh_states=False))
+    np.testing.assert_array_equal(run(seq_len=4, n_epochs=1, refresh_states=True),
+                                  run(seq_len=4, n_epochs=1, refresh_states=False))
+    assert np.abs(run(seq_len=4, n_epochs=3, refresh_states=True)
+                  - run(seq_len=4, n_epochs=3, refresh_states=False)).max() > 1e-6
+    with pytest.raises(RuntimeError, match="compute_returns_and_advantages"):
+        RolloutBuffer(8, 2, 4, 0.99, 0.95).refresh_states(None)

@@ -548,3 +548,72 @@ def test_mask_errors():
     q = LSTMPolicy(BOX, spaces.Box(-1, 1, (2,)), hidden_size=4, seed=0)
     with pytest.raises(ValueError, match="no Discrete"):
         q.act(np.zeros((2, 3)), None, None, action_mask=np.ones((2, 2), bool))
+
+
+def test_memoryless_policy_is_the_same_network_with_the_state_zeroed_every_step(tmp_path):
+    """memoryless=True: act, value and evaluate give, at every step, exactly what the same
+    weights give from the zero state; saving and loading keep it; export refuses it."""
+    rng = np.random.default_rng(0)
+    obs_space, act_space = spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(3)
+    pol = LSTMPolicy(obs_space, act_space, hidden_size=8, seed=1, shared_core=False,
+                     memoryless=True)
+    ref = LSTMPolicy(obs_space, act_space, hidden_size=8, seed=1, shared_core=False)
+    ref.flat_params[...] = pol.flat_params
+    T, B = 6, 4
+    obs = rng.standard_normal((T, B, 3)).astype(np.float32)
+    acts = rng.integers(0, 3, (T, B))
+    state = tuple(rng.standard_normal(s.shape).astype(np.float32)
+                  for s in pol.initial_state(B))
+    starts = np.zeros((T, B), dtype=bool)
+    lp, ent, v, _ = pol.evaluate(obs, acts, state, starts)
+    lp1, ent1, v1, _ = ref.evaluate(obs, acts, None, np.ones((T, B), dtype=bool))
+    np.testing.assert_array_equal(lp, lp1)
+    np.testing.assert_array_equal(v, v1)
+    for t in range(T):
+        a, vals, logp, new_state = pol.act(obs[t], state, starts[t], deterministic=True)
+        a1, vals1, logp1, _ = ref.act(obs[t], None, np.ones(B, bool), deterministic=True)
+        np.testing.assert_array_equal(a, a1)
+        np.testing.assert_allclose(vals, v1[t], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(pol.value(obs[t], state), ref.value(obs[t], None))
+        state = new_state
+    assert any(np.abs(s).max() > 0 for s in state)  # the state is returned, never read
+    path = tmp_path / "p.rlstm"
+    pol.save(path)
+    loaded = LSTMPolicy.load(path)
+    assert loaded.memoryless and loaded.config()["memoryless"] is True
+    assert "memoryless" not in ref.config()  # files of policies with memory are unchanged
+    with pytest.raises(TypeError, match="memoryless"):
+        LSTMPolicy(obs_space, act_space, memoryless=1)
+    from rlstm.export.plan import ExportPlan
+    with pytest.raises(ValueError, match="memoryless"):
+        ExportPlan(rlstm.policy.Predictor(pol))
+
+
+@pytest.mark.parametrize("shared_core", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("core", ["lstm", "gru"])
+def test_advance_reaches_the_state_act_reaches_step_by_step(shared_core, dtype, core):
+    rng = np.random.default_rng(0)
+    pol = LSTMPolicy(spaces.Dict({"a": BOX, "b": spaces.Discrete(3)}), spaces.Discrete(2),
+                     hidden_size=8, num_layers=2, seed=0, shared_core=shared_core,
+                     mlp_hidden=(5,), dtype=dtype, core=core)
+    T, B = 9, 3
+    obs = {"a": rng.uniform(-1, 1, (T, B, 3)).astype(np.float32),
+           "b": rng.integers(0, 3, (T, B))}
+    starts = rng.random((T, B)) < 0.25
+    state0 = tuple(rng.standard_normal(s.shape).astype(dtype) for s in pol.initial_state(B))
+    state = state0
+    for t in range(T):
+        _, _, _, state = pol.act(take_step(obs, t), state, starts[t])
+    out = pol.advance(obs, state0, starts)
+    assert len(out) == len(state)
+    for a, b in zip(out, state):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)  # the same kernels: bit for bit
+    for a, b in zip(pol.advance(obs, None, np.ones((T, B), bool)),
+                    pol.advance(obs, state0, np.ones((T, B), bool))):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="episode_starts"):
+        pol.advance(obs, state0, starts[0])
+    with pytest.raises(ValueError, match="state"):
+        pol.advance(obs, pol.initial_state(B + 1), starts)
