@@ -20,7 +20,7 @@ import numpy as np
 from .buffers import RolloutBuffer
 from .config import AtLeast1, Range
 from .losses import normalize_advantages, step_weights, surrogate_loss, value_loss
-from .onpolicy import OnPolicyConfig, OnPolicyTrainer, Positive
+from .onpolicy import NonNegative, OnPolicyConfig, OnPolicyTrainer, Positive
 
 __all__ = ["PPO", "PPOConfig"]
 
@@ -29,6 +29,9 @@ __all__ = ["PPO", "PPOConfig"]
 class PPOConfig(OnPolicyConfig):
     """PPO settings (plus every field of :class:`agents.onpolicy.OnPolicyConfig`)."""
 
+    ent_coef: NonNegative = 0.01
+    """Entropy bonus coefficient. 0.01 (the RL Zoo's CartPoleNoVel setting has 0): it keeps
+    the final policy solved (docs/agents.md, "Why final policies fell back")."""
     n_epochs: AtLeast1 = 20
     """Passes over each rollout."""
     n_minibatches: AtLeast1 = 1
@@ -43,6 +46,11 @@ class PPOConfig(OnPolicyConfig):
     target_kl: Annotated[float, Range(0, low_open=True)] | None = None
     """Stop the epochs of an iteration early once the mean approximate KL exceeds
     ``1.5 * target_kl`` (``None``: never)."""
+    refresh_states: bool = False
+    """Before every epoch but the first, recompute the recurrent state stored at each
+    ``seq_len`` chunk start with the current weights (one forward pass over the rollout), so
+    that no sequence starts from the stale state of the weights that collected it. Only
+    matters when ``seq_len < n_steps``."""
 
     def check(self) -> None:
         super().check()
@@ -66,7 +74,9 @@ class PPO(OnPolicyTrainer):
         clip = max(cfg.clip_range * (1.0 - progress if cfg.clip_schedule == "linear" else 1.0),
                    1e-8)
         history = []
-        for _ in range(cfg.n_epochs):
+        for k in range(cfg.n_epochs):
+            if cfg.refresh_states and k > 0:  # epoch 0: the weights that collected it
+                buf.refresh_states(self.policy.advance)
             epoch = []
             for mb in buf.minibatches(cfg.n_minibatches, self.rng):
                 log_probs, entropy, values, cache = self.policy.evaluate(
