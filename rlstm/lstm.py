@@ -247,11 +247,11 @@ class LSTM(RecurrentLayer, Module):
                 gates = np.empty((T * B, 4 * H), dtype=dt)
                 cs = np.empty((T * B, H), dtype=dt)
                 hprev = np.empty((T * B, H), dtype=dt)
-                r = rs if d == 0 else rs_rev
-                _kernels.lstm_forward(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k],
-                                      _NO_RESETS if r is None else r, r is not None, d == 1,
-                                      self._peephole, self._identity, gates, cs, hprev,
-                                      y, d * H, hn[k], cn[k], self._cell_rec)
+                _kernels.lstm_forward(
+                    x=inp, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, peep=peep, h0=h0[k],
+                    c0=c0[k], resets=rs if d == 0 else rs_rev, reverse=d == 1,
+                    peephole=self._peephole, identity=self._identity, cell_rec=self._cell_rec,
+                    gates=gates, cs=cs, hprev=hprev, y=y, yoff=d * H, h_n=hn[k], c_n=cn[k])
                 if keep:
                     cache.layers.append((inp, gates, cs, hprev, c0[k].copy()))
             inp = y
@@ -280,16 +280,16 @@ class LSTM(RecurrentLayer, Module):
                 k = layer * nd + d
                 w_ih, w_hh, _, _, peep, dw_ih, dw_hh, db_ih, db_hh, dpeep = self._layer(k)
                 inp, gates, cs, hprev, c0 = cache.layers[k]
-                r = cache.resets if d == 0 else cache.resets_rev
                 dgates = np.empty((T * B, 4 * H), dtype=dt)
                 dh0[k] = dh_n[k]
                 dc0[k] = dc_n[k]
-                _kernels.lstm_backward(inp, w_ih, w_hh, peep, c0,
-                                       _NO_RESETS if r is None else r, r is not None, d == 1,
-                                       self._peephole, self._identity, gates, cs, hprev,
-                                       dout, d * H, dgates, dinp, 0.0 if d == 0 else 1.0,
-                                       dw_ih, dw_hh, db_ih, db_hh, dpeep, dh0[k], dc0[k],
-                                       self._cell_rec)
+                _kernels.lstm_backward(
+                    x=inp, w_ih=w_ih, w_hh=w_hh, peep=peep, c0=c0,
+                    resets=cache.resets if d == 0 else cache.resets_rev, reverse=d == 1,
+                    peephole=self._peephole, identity=self._identity, cell_rec=self._cell_rec,
+                    gates=gates, cs=cs, hprev=hprev, dy=dout, dyoff=d * H, dgates=dgates,
+                    dx=dinp, dx_accumulate=d == 1, dw_ih=dw_ih, dw_hh=dw_hh, db_ih=db_ih,
+                    db_hh=db_hh, dpeep=dpeep, dh=dh0[k], dc=dc0[k])
             dout = dinp
         return dout.reshape(T, B, self.input_size), (dh0, dc0)
 

@@ -1,0 +1,93 @@
+/* rlstm's compiled kernel library ("rlk"): the hot loops of the LSTM layer in C, compiled once
+ * per SIMD level and picked at import time (see _rlk_dispatch.c).
+ *
+ * Layering: the Cython module (_kernels.pyx) validates nothing either, but it owns the
+ * memoryviews, the BLAS calls for the large merged GEMMs and the Python errors. This header is
+ * the whole interface between the two: one argument struct per kernel (so a call site names
+ * every field instead of passing 25 positional arguments) and a few entry points that dispatch
+ * to the selected SIMD level.
+ *
+ * Arrays are row-major and dense unless a leading dimension (ld*) says otherwise. Pointers are
+ * `void *` so that one struct serves float32 and float64; `dbl` says which.
+ */
+#ifndef RLSTM_RLK_H
+#define RLSTM_RLK_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One LSTM layer and direction over a whole sequence: the recurrent sweep.
+ *
+ * Forward: on entry `gates` holds x @ W_ih.T (the hoisted input projection, no bias). Per step
+ * t (in processing order: T-1..0 when `reverse`), gates[t] += h_{t-1} @ W_hh.T + bias and the
+ * cell update turns them into the activations i, f, g, o, writes c_t to `cs`, h_t to `y` and
+ * h_{t-1} as the step saw it (zero after a reset) to `hprev`.
+ *
+ * Backward: on entry `dh`, `dc` hold the gradient on the final (h, c); on exit, on the initial
+ * one. Per step: the cell backward gives dgates[t] (and adds its column sums into `dbias`, the
+ * peephole gradients into `dpeep`), then dh = dgates[t] @ W_hh. The merged weight-gradient and
+ * input-gradient GEMMs are the caller's (BLAS). */
+typedef struct {
+    int dbl;              /* 0: float32, 1: float64 */
+    long T, B, H;         /* steps, batch rows, hidden units (4H gate columns) */
+    int reverse;          /* process t = T-1 .. 0 */
+    int peephole;         /* diagonal peepholes p_i, p_f, p_o in `peep` (3H) */
+    int identity;         /* h = o * c instead of o * tanh(c) */
+    const unsigned char *resets;   /* (T, B): state zeroed before step t where set; or NULL */
+    const void *w_hh;     /* (4H, H) recurrent weights, as the layer holds them */
+    const void *bias;     /* forward: (4H,) b_ih + b_hh */
+    const void *peep;     /* (3H,) or NULL */
+    const void *h0, *c0;  /* (B, H) initial state */
+    void *gates;          /* (T*B, 4H) forward: in x-projection, out activations */
+    void *cs;             /* (T*B, H) c_t */
+    void *hprev;          /* (T*B, H) h_{t-1} per step */
+    void *y;              /* h_t at y[row * ldy + yoff] */
+    long ldy, yoff;
+    void *h_n, *c_n;      /* (B, H) final state (forward) */
+    /* backward only */
+    const void *dy;       /* gradient on h_t at dy[row * lddy + dyoff] */
+    long lddy, dyoff;
+    void *dgates;         /* (T*B, 4H) out */
+    void *dh, *dc;        /* (B, H) in/out */
+    void *dbias;          /* (4H,) += column sums of dgates */
+    void *dpeep;          /* (3H,) += peephole gradients, or NULL */
+    int nthreads;         /* threads for the sweep (1 = the caller only) */
+} rl_lstm_seq;
+
+/* C[M, N] (+)= A[M, K] @ W[N, K].T for small M with W read in place (no packing): the
+ * rollout step and the population kernel, whose weights change between calls. */
+typedef struct {
+    int dbl;
+    long M, N, K;
+    const void *a; long lda;
+    const void *w; long ldw;
+    void *c; long ldc;
+    int accumulate;       /* 1: C += ..., 0: C = ... */
+} rl_gemm_nt;
+
+/* Select the SIMD level. `name` is NULL or "auto" for the best one this CPU runs, else one of
+ * rl_simd_names(). Returns 0 on success, -1 for an unknown name, -2 for a level this CPU (or
+ * this build) cannot run; the selection is unchanged on error. */
+int rl_simd_select(const char *name);
+const char *rl_simd_current(void);
+/* The levels compiled into this build, best first, separated by commas (e.g.
+ * "avx512,avx2,sse2,generic"), and whether this CPU runs one of them. */
+const char *rl_simd_compiled(void);
+int rl_simd_supported(const char *name);
+
+/* Threads the sweeps may use (the team is started per call and ends with it). */
+void rlstm_set_num_threads(int n);
+int rlstm_get_num_threads(void);
+
+/* The kernels. Return 0, or -1 when a work buffer could not be allocated. */
+int rl_lstm_forward(const rl_lstm_seq *a);
+int rl_lstm_backward(const rl_lstm_seq *a);
+void rl_gemm_nt_run(const rl_gemm_nt *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

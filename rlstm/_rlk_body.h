@@ -1,0 +1,427 @@
+/* The kernel body for one element type at one SIMD level. Included by _rlk_level.h twice, with
+ * RLT (float or double), RLV (its vector type), RLVL (elements per vector) and FN(name) (the
+ * name with the type's suffix) defined.
+ *
+ * The recurrent product of an LSTM step is a GEMM with few rows (M = B, the batch) whose weights
+ * do not change within a sequence. BLAS re-packs the weights at every call; here they are packed
+ * once per call into the panel layout of a register-blocked micro-kernel:
+ *
+ *   forward  panel p = hidden units [p*VL, p*VL + VL): for every k, the 4 gates' VL weights
+ *            (i, f, g, o), so one register tile holds all four gates of VL units and the cell
+ *            update runs right after the panel, on data still in L1 ("panel epilogue");
+ *   backward panel q = hidden units [q*4VL, q*4VL + 4VL) of dh = dgates @ W_hh (K = 4H), and the
+ *            epilogue is the cell backward of the previous step for those units.
+ *
+ * Threads split the panels (each keeps its slice of the weights in its own L2) and meet at a
+ * barrier once per step.
+ */
+
+RL_INLINE RLV FN(ld)(const RLT *p) { RLV v; memcpy(&v, p, sizeof v); return v; }
+RL_INLINE void FN(st)(RLT *p, RLV v) { memcpy(p, &v, sizeof v); }
+#if RL_SCALAR
+RL_INLINE RLV FN(splat)(RLT s) { return s; }
+#else
+/* s - 0 is s for every s (-0 and NaN included), so this folds to one broadcast */
+RL_INLINE RLV FN(splat)(RLT s) { return s - (RLV){0}; }
+#endif
+
+/* K block of the packed weights that stays in L1 across the row tiles (about 24 KiB). */
+#ifndef RL_KC_BYTES
+#define RL_KC_BYTES 24576
+#endif
+#define FN_KC ((long)(RL_KC_BYTES / (4 * RLVL * sizeof(RLT))))
+
+/* The register tile: C[mr rows x 4 vectors] (+)= A[mr x kc] @ Bp[kc x 4VL]. Row m of C is at
+ * c + m * ldc and its vector v at + v * cs; init = 0 starts from zero instead of C. */
+RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT *bp,
+                        RLT *c, long ldc, long cs, int init)
+{
+    RLV acc[RL_MR][4];
+    int m, v;
+    long k;
+    for (m = 0; m < mr; m++)
+        for (v = 0; v < 4; v++)
+            acc[m][v] = init ? FN(ld)(c + m * ldc + v * cs) : (RLV){0};
+    for (k = 0; k < kc; k++) {
+        const RLT *b = bp + k * 4 * RLVL;
+        RLV b0 = FN(ld)(b), b1 = FN(ld)(b + RLVL), b2 = FN(ld)(b + 2 * RLVL),
+            b3 = FN(ld)(b + 3 * RLVL);
+        for (m = 0; m < mr; m++) {
+            RLV am = FN(splat)(a[m * lda + k]);
+            acc[m][0] += am * b0;
+            acc[m][1] += am * b1;
+            acc[m][2] += am * b2;
+            acc[m][3] += am * b3;
+        }
+    }
+    for (m = 0; m < mr; m++)
+        for (v = 0; v < 4; v++)
+            FN(st)(c + m * ldc + v * cs, acc[m][v]);
+}
+
+static void FN(tile_any)(int mr, long kc, const RLT *a, long lda, const RLT *bp, RLT *c,
+                         long ldc, long cs, int init)
+{
+    switch (mr) {
+#if RL_MR >= 6
+    case 6: FN(tile)(6, kc, a, lda, bp, c, ldc, cs, init); break;
+    case 5: FN(tile)(5, kc, a, lda, bp, c, ldc, cs, init); break;
+    case 4: FN(tile)(4, kc, a, lda, bp, c, ldc, cs, init); break;
+#endif
+#if RL_MR >= 3
+    case 3: FN(tile)(3, kc, a, lda, bp, c, ldc, cs, init); break;
+#endif
+    case 2: FN(tile)(2, kc, a, lda, bp, c, ldc, cs, init); break;
+    default: FN(tile)(1, kc, a, lda, bp, c, ldc, cs, init); break;
+    }
+}
+
+/* C[M x 4 vectors] (+)= A[M x K] @ Bp[K x 4VL] (one panel, all rows), K in L1-sized blocks. */
+static void FN(panel)(long M, long K, const RLT *a, long lda, const RLT *bp, RLT *c, long ldc,
+                      long cs, int init)
+{
+    /* row tiles of nearly equal height (32 rows = 6+6+5+5+5+5, not 6*5+2) */
+    const long ntiles = (M + RL_MR - 1) / RL_MR, base = M / ntiles, extra = M % ntiles;
+    long kb, m, i;
+    int mr;
+    for (kb = 0; kb < K; kb += FN_KC) {
+        long kc = K - kb < FN_KC ? K - kb : FN_KC;
+        for (i = 0, m = 0; i < ntiles; i++, m += mr) {
+            mr = (int)(base + (i < extra));
+            FN(tile_any)(mr, kc, a + m * lda + kb, lda, bp + kb * 4 * RLVL, c + m * ldc, ldc,
+                         cs, init || kb > 0);
+        }
+    }
+}
+
+/* The same for a panel whose vector v has only nv[v] valid columns (the last panel when H is
+ * not a multiple of the panel width): computed in `tmp` (M x 4VL), valid columns copied back. */
+static void FN(panel_part)(long M, long K, const RLT *a, long lda, const RLT *bp, RLT *c,
+                           long ldc, long cs, const long *nv, int init, RLT *tmp)
+{
+    long m, v, u;
+    for (m = 0; m < M; m++)
+        for (v = 0; v < 4; v++)
+            for (u = 0; u < RLVL; u++)
+                tmp[m * 4 * RLVL + v * RLVL + u] =
+                    (init && u < nv[v]) ? c[m * ldc + v * cs + u] : (RLT)0;
+    FN(panel)(M, K, a, lda, bp, tmp, 4 * RLVL, RLVL, 1);
+    for (m = 0; m < M; m++)
+        for (v = 0; v < 4; v++)
+            for (u = 0; u < nv[v]; u++)
+                c[m * ldc + v * cs + u] = tmp[m * 4 * RLVL + v * RLVL + u];
+}
+
+/* ------------------------------------------------------------------------------ cell loops */
+/* Units [0, n) of one row. Every gate (and peephole, and bias) gets its own restrict pointer:
+ * with one pointer and a runtime stride H the compiler cannot prove that g[j] and g[H + j] never
+ * overlap within a vector, and leaves the loop scalar. cprev and the peepholes are zeros when
+ * absent, so the loop is the same for every variant. */
+RL_INLINE void FN(cell_fwd_)(RLT *restrict gi, RLT *restrict gf, RLT *restrict gg,
+                             RLT *restrict go, const RLT *restrict bi, const RLT *restrict bf,
+                             const RLT *restrict bg, const RLT *restrict bo,
+                             const RLT *restrict pi, const RLT *restrict pf,
+                             const RLT *restrict po, const RLT *restrict cprev,
+                             RLT *restrict c_out, RLT *restrict h_out, int identity, long n)
+{
+    long j;
+    if (identity) {
+        for (j = 0; j < n; j++) {
+            RLT cp = cprev[j];
+            RLT ig = RL_SIGMOID(gi[j] + bi[j] + pi[j] * cp);
+            RLT fg = RL_SIGMOID(gf[j] + bf[j] + pf[j] * cp);
+            RLT ng = RL_TANH(gg[j] + bg[j]);
+            RLT c = fg * cp + ig * ng;
+            RLT og = RL_SIGMOID(go[j] + bo[j] + po[j] * c);
+            gi[j] = ig; gf[j] = fg; gg[j] = ng; go[j] = og;
+            c_out[j] = c;
+            h_out[j] = og * c;
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            RLT cp = cprev[j];
+            RLT ig = RL_SIGMOID(gi[j] + bi[j] + pi[j] * cp);
+            RLT fg = RL_SIGMOID(gf[j] + bf[j] + pf[j] * cp);
+            RLT ng = RL_TANH(gg[j] + bg[j]);
+            RLT c = fg * cp + ig * ng;
+            RLT og = RL_SIGMOID(go[j] + bo[j] + po[j] * c);
+            gi[j] = ig; gf[j] = fg; gg[j] = ng; go[j] = og;
+            c_out[j] = c;
+            h_out[j] = og * RL_TANH(c);
+        }
+    }
+}
+
+/* g, bias point at unit 0 of a row (gates H apart), peep at p_i (p_f, p_o H apart). */
+static void FN(cell_fwd)(RLT *g, long H, const RLT *bias, const RLT *cprev, RLT *c_out,
+                         RLT *h_out, const RLT *peep, int identity, long n)
+{
+    FN(cell_fwd_)(g, g + H, g + 2 * H, g + 3 * H, bias, bias + H, bias + 2 * H, bias + 3 * H,
+                  peep, peep + H, peep + 2 * H, cprev, c_out, h_out, identity, n);
+}
+
+/* The cell backward for units [0, n) of one row (the maths of _cells.h): dg = gradient on the
+ * pre-activations, dc = gradient on c_{t-1}; dbias += dg; dpeep (when not NULL) += the
+ * peephole gradients. Separate restrict pointers per gate, as above. */
+RL_INLINE void FN(cell_bwd_)(const RLT *restrict ai, const RLT *restrict af,
+                             const RLT *restrict ag, const RLT *restrict ao,
+                             const RLT *restrict c, const RLT *restrict cp,
+                             const RLT *restrict dy, const RLT *restrict dh, RLT *restrict dc,
+                             RLT *restrict dgi, RLT *restrict dgf, RLT *restrict dgg,
+                             RLT *restrict dgo, const RLT *restrict pi, const RLT *restrict pf,
+                             const RLT *restrict po, RLT *restrict dbi, RLT *restrict dbf,
+                             RLT *restrict dbg, RLT *restrict dbo, int identity, long n)
+{
+    const RLT one = 1;
+    long j;
+    for (j = 0; j < n; j++) {
+        RLT ig = ai[j], fg = af[j], gg = ag[j], og = ao[j];
+        RLT act = identity ? c[j] : RL_TANH(c[j]);
+        RLT dact = identity ? one : one - act * act;
+        RLT dhj = dy[j] + dh[j];
+        RLT dog = dhj * act * og * (one - og);
+        RLT dcj = dc[j] + dhj * og * dact + dog * po[j];
+        RLT dig = dcj * gg * ig * (one - ig);
+        RLT dfg = dcj * cp[j] * fg * (one - fg);
+        RLT dng = dcj * ig * (one - gg * gg);
+        dgi[j] = dig;
+        dgf[j] = dfg;
+        dgg[j] = dng;
+        dgo[j] = dog;
+        dbi[j] += dig;
+        dbf[j] += dfg;
+        dbg[j] += dng;
+        dbo[j] += dog;
+        dc[j] = dcj * fg + dig * pi[j] + dfg * pf[j];
+    }
+}
+
+RL_INLINE void FN(peep_grad_)(const RLT *restrict dgi, const RLT *restrict dgf,
+                              const RLT *restrict dgo, const RLT *restrict c,
+                              const RLT *restrict cp, RLT *restrict dpi, RLT *restrict dpf,
+                              RLT *restrict dpo, long n)
+{
+    long j;
+    for (j = 0; j < n; j++) {
+        dpi[j] += dgi[j] * cp[j];
+        dpf[j] += dgf[j] * cp[j];
+        dpo[j] += dgo[j] * c[j];
+    }
+}
+
+static void FN(cell_bwd)(const RLT *a, long H, const RLT *c, const RLT *cp, const RLT *dy,
+                         const RLT *dh, RLT *dc, RLT *dg, const RLT *peep, RLT *dbias,
+                         RLT *dpeep, int identity, long n)
+{
+    if (identity)
+        FN(cell_bwd_)(a, a + H, a + 2 * H, a + 3 * H, c, cp, dy, dh, dc, dg, dg + H, dg + 2 * H,
+                      dg + 3 * H, peep, peep + H, peep + 2 * H, dbias, dbias + H, dbias + 2 * H,
+                      dbias + 3 * H, 1, n);
+    else
+        FN(cell_bwd_)(a, a + H, a + 2 * H, a + 3 * H, c, cp, dy, dh, dc, dg, dg + H, dg + 2 * H,
+                      dg + 3 * H, peep, peep + H, peep + 2 * H, dbias, dbias + H, dbias + 2 * H,
+                      dbias + 3 * H, 0, n);
+    if (dpeep)
+        FN(peep_grad_)(dg, dg + H, dg + 3 * H, c, cp, dpeep, dpeep + H, dpeep + 2 * H, n);
+}
+
+/* ------------------------------------------------------------------------------ work memory */
+#define FN_ROUND(n) ((((size_t)(n) * sizeof(RLT)) + 63) / 64 * 64)
+
+static size_t FN(fwd_work)(const rl_lstm_seq *a, int nth)
+{
+    long P = (a->H + RLVL - 1) / RLVL;
+    return FN_ROUND(P * a->H * 4 * RLVL) + FN_ROUND(3 * a->H)
+           + (size_t)nth * FN_ROUND(a->B * 4 * RLVL);
+}
+
+static void FN(fwd_prepare)(const rl_lstm_seq *a, void *work)
+{
+    /* wp[p][k][g * VL + u] = W_hh[g * H + p * VL + u, k] (zero past H); then 3H zeros */
+    const long H = a->H, P = (H + RLVL - 1) / RLVL;
+    const RLT *w = (const RLT *)a->w_hh;
+    RLT *wp = (RLT *)work;
+    long p, k, g, u;
+    for (p = 0; p < P; p++)
+        for (g = 0; g < 4; g++)
+            for (u = 0; u < RLVL; u++) {
+                long j = p * RLVL + u;
+                RLT *dst = wp + p * H * 4 * RLVL + g * RLVL + u;
+                if (j < H) {
+                    const RLT *src = w + (g * H + j) * H;
+                    for (k = 0; k < H; k++)
+                        dst[k * 4 * RLVL] = src[k];
+                } else {
+                    for (k = 0; k < H; k++)
+                        dst[k * 4 * RLVL] = 0;
+                }
+            }
+    memset((char *)work + FN_ROUND(P * H * 4 * RLVL), 0, 3 * H * sizeof(RLT));
+}
+
+static void FN(fwd_run)(const rl_lstm_seq *a, void *work, int tid, int nth, rl_barrier *bar)
+{
+    const long T = a->T, B = a->B, H = a->H, G4 = 4 * H, P = (H + RLVL - 1) / RLVL;
+    const long p0 = P * tid / nth, p1 = P * (tid + 1) / nth;
+    const long u0 = p0 * RLVL < H ? p0 * RLVL : H, u1 = p1 * RLVL < H ? p1 * RLVL : H;
+    const RLT *wp = (const RLT *)work;
+    const RLT *zeros = (const RLT *)((char *)work + FN_ROUND(P * H * 4 * RLVL));
+    RLT *tmp = (RLT *)((char *)work + FN_ROUND(P * H * 4 * RLVL) + FN_ROUND(3 * H)
+                       + (size_t)tid * FN_ROUND(B * 4 * RLVL));
+    const unsigned char *rs = a->resets;
+    const RLT *bias = (const RLT *)a->bias, *h0 = (const RLT *)a->h0, *c0 = (const RLT *)a->c0;
+    const RLT *peep = a->peephole ? (const RLT *)a->peep : zeros;
+    RLT *gates = (RLT *)a->gates, *cs = (RLT *)a->cs, *hprev = (RLT *)a->hprev;
+    RLT *y = (RLT *)a->y + a->yoff;
+    const long ldy = a->ldy;
+    long s, b, p, t, tp = 0;
+
+    /* hprev of the first step: h0, zero where the row resets */
+    t = a->reverse ? T - 1 : 0;
+    for (b = 0; b < B; b++) {
+        RLT *dst = hprev + (t * B + b) * H;
+        if (rs && rs[t * B + b])
+            memset(dst + u0, 0, (u1 - u0) * sizeof(RLT));
+        else
+            memcpy(dst + u0, h0 + b * H + u0, (u1 - u0) * sizeof(RLT));
+    }
+    if (bar) rl_barrier_wait(bar);
+    for (s = 0; s < T; s++) {
+        const long tn = a->reverse ? t - 1 : t + 1;   /* the next step */
+        RLT *g = gates + t * B * G4;
+        const RLT *A = hprev + t * B * H;
+        for (p = p0; p < p1; p++) {
+            const long j0 = p * RLVL, n = H - j0 < RLVL ? H - j0 : RLVL;
+            /* gates[t][:, gate * H + units] += hprev[t] @ W_hh[gate * H + units].T */
+            if (n == RLVL) {
+                FN(panel)(B, H, A, H, wp + p * H * 4 * RLVL, g + j0, G4, H, 1);
+            } else {
+                long nv[4] = {n, n, n, n};
+                FN(panel_part)(B, H, A, H, wp + p * H * 4 * RLVL, g + j0, G4, H, nv, 1, tmp);
+            }
+            /* the cell update of these units, while the gates are in L1 */
+            for (b = 0; b < B; b++) {
+                const long r = t * B + b;
+                const int reset = rs && rs[t * B + b];
+                const RLT *cp = reset ? zeros : (s == 0 ? c0 + b * H : cs + (tp * B + b) * H);
+                RLT *h = y + r * ldy + j0;
+                FN(cell_fwd)(g + b * G4 + j0, H, bias + j0, cp + j0, cs + r * H + j0, h,
+                             peep + j0, a->identity, n);
+                if (s + 1 < T) {
+                    RLT *dst = hprev + (tn * B + b) * H + j0;
+                    if (rs && rs[tn * B + b])
+                        memset(dst, 0, n * sizeof(RLT));
+                    else
+                        memcpy(dst, h, n * sizeof(RLT));
+                }
+            }
+        }
+        if (bar) rl_barrier_wait(bar);
+        tp = t;
+        t = tn;
+    }
+    for (b = 0; b < B; b++) {
+        memcpy((RLT *)a->h_n + b * H + u0, y + (tp * B + b) * ldy + u0, (u1 - u0) * sizeof(RLT));
+        memcpy((RLT *)a->c_n + b * H + u0, cs + (tp * B + b) * H + u0, (u1 - u0) * sizeof(RLT));
+    }
+}
+
+static size_t FN(bwd_work)(const rl_lstm_seq *a, int nth)
+{
+    long Q = (a->H + 4 * RLVL - 1) / (4 * RLVL);
+    return FN_ROUND(Q * 4 * a->H * 4 * RLVL) + FN_ROUND(3 * a->H)
+           + (size_t)nth * FN_ROUND(a->B * 4 * RLVL);
+}
+
+static void FN(bwd_prepare)(const rl_lstm_seq *a, void *work)
+{
+    /* wq[q][k][u] = W_hh[k, q * 4VL + u] (k < 4H; zero past H); then 3H zeros */
+    const long H = a->H, G4 = 4 * H, Q = (H + 4 * RLVL - 1) / (4 * RLVL);
+    const RLT *w = (const RLT *)a->w_hh;
+    RLT *wq = (RLT *)work;
+    long q, k, u;
+    for (q = 0; q < Q; q++) {
+        const long j0 = q * 4 * RLVL, n = H - j0 < 4 * RLVL ? H - j0 : 4 * RLVL;
+        for (k = 0; k < G4; k++) {
+            RLT *dst = wq + (q * G4 + k) * 4 * RLVL;
+            memcpy(dst, w + k * H + j0, n * sizeof(RLT));
+            for (u = n; u < 4 * RLVL; u++)
+                dst[u] = 0;
+        }
+    }
+    memset((char *)work + FN_ROUND(Q * G4 * 4 * RLVL), 0, 3 * H * sizeof(RLT));
+}
+
+/* The cell backward of forward-order step fs for units [j0, j0 + n), every row. */
+static void FN(cellb_step)(const rl_lstm_seq *a, const RLT *zeros, long fs, long j0, long n)
+{
+    const long T = a->T, B = a->B, H = a->H, G4 = 4 * H;
+    const long t = a->reverse ? T - 1 - fs : fs, tp = a->reverse ? t + 1 : t - 1;
+    const unsigned char *rs = a->resets;
+    const RLT *gates = (const RLT *)a->gates, *cs = (const RLT *)a->cs;
+    const RLT *c0 = (const RLT *)a->c0;
+    const RLT *dy = (const RLT *)a->dy + a->dyoff;
+    const RLT *peep = a->peephole ? (const RLT *)a->peep : zeros;
+    RLT *dpeep = a->peephole ? (RLT *)a->dpeep + j0 : NULL;
+    RLT *dh = (RLT *)a->dh, *dc = (RLT *)a->dc, *dg = (RLT *)a->dgates;
+    RLT *dbias = (RLT *)a->dbias;
+    long b;
+    for (b = 0; b < B; b++) {
+        const long r = t * B + b;
+        const int reset = rs && rs[t * B + b];
+        const RLT *cp = reset ? zeros : (fs == 0 ? c0 + b * H : cs + (tp * B + b) * H);
+        FN(cell_bwd)(gates + r * G4 + j0, H, cs + r * H + j0, cp + j0,
+                     dy + r * a->lddy + j0, dh + b * H + j0, dc + b * H + j0,
+                     dg + r * G4 + j0, peep + j0, dbias + j0, dpeep, a->identity, n);
+        if (reset)
+            memset(dc + b * H + j0, 0, n * sizeof(RLT));
+    }
+}
+
+static void FN(bwd_run)(const rl_lstm_seq *a, void *work, int tid, int nth, rl_barrier *bar)
+{
+    const long T = a->T, B = a->B, H = a->H, G4 = 4 * H, W = 4 * RLVL;
+    const long Q = (H + W - 1) / W;
+    const long q0 = Q * tid / nth, q1 = Q * (tid + 1) / nth;
+    const long u0 = q0 * W < H ? q0 * W : H, u1 = q1 * W < H ? q1 * W : H;
+    const RLT *wq = (const RLT *)work;
+    const RLT *zeros = (const RLT *)((char *)work + FN_ROUND(Q * G4 * W));
+    RLT *tmp = (RLT *)((char *)work + FN_ROUND(Q * G4 * W) + FN_ROUND(3 * H)
+                       + (size_t)tid * FN_ROUND(B * W));
+    const unsigned char *rs = a->resets;
+    RLT *dh = (RLT *)a->dh, *dc = (RLT *)a->dc;
+    const RLT *dgates = (const RLT *)a->dgates;
+    long fs, q, b;
+
+    if (u1 > u0)
+        FN(cellb_step)(a, zeros, T - 1, u0, u1 - u0);
+    if (bar) rl_barrier_wait(bar);
+    for (fs = T - 1; fs >= 0; fs--) {
+        const long t = a->reverse ? T - 1 - fs : fs;
+        const RLT *A = dgates + t * B * G4;
+        for (q = q0; q < q1; q++) {
+            const long j0 = q * W, n = H - j0 < W ? H - j0 : W;
+            /* dh[:, units] = dgates[t] @ W_hh[:, units]   (the gradient on h_{t-1}) */
+            if (n == W) {
+                FN(panel)(B, G4, A, G4, wq + q * G4 * W, dh + j0, H, RLVL, 0);
+            } else {
+                long v, nv[4];
+                for (v = 0; v < 4; v++)
+                    nv[v] = n - v * RLVL < 0 ? 0 : (n - v * RLVL > RLVL ? RLVL : n - v * RLVL);
+                FN(panel_part)(B, G4, A, G4, wq + q * G4 * W, dh + j0, H, RLVL, nv, 0, tmp);
+            }
+            if (rs)
+                for (b = 0; b < B; b++)
+                    if (rs[t * B + b]) {
+                        memset(dh + b * H + j0, 0, n * sizeof(RLT));
+                        memset(dc + b * H + j0, 0, n * sizeof(RLT));
+                    }
+            if (fs > 0)
+                FN(cellb_step)(a, zeros, fs - 1, j0, n);
+        }
+        if (bar) rl_barrier_wait(bar);
+    }
+}
+
+#undef FN_ROUND
+#undef FN_KC
