@@ -59,13 +59,18 @@ RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT
             FN(st)(c + m * ldc + v * cs, acc[m][v]);
 }
 
+/* mr in [1, RL_MR]: one compiled tile per height, so the accumulators stay in registers */
 static void FN(tile_any)(int mr, long kc, const RLT *a, long lda, const RLT *bp, RLT *c,
                          long ldc, long cs, int init)
 {
     switch (mr) {
 #if RL_MR >= 6
     case 6: FN(tile)(6, kc, a, lda, bp, c, ldc, cs, init); break;
+#endif
+#if RL_MR >= 5
     case 5: FN(tile)(5, kc, a, lda, bp, c, ldc, cs, init); break;
+#endif
+#if RL_MR >= 4
     case 4: FN(tile)(4, kc, a, lda, bp, c, ldc, cs, init); break;
 #endif
 #if RL_MR >= 3

@@ -62,7 +62,8 @@ def _run_both(case, dtype, make_inputs, params64, rng, dstate=True):
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_forward_backward_match_reference(case, dtype, tol, make_inputs, params64, rng):
+def test_forward_backward_match_reference(case, dtype, tol, make_inputs, params64, rng,
+                                           simd):
     lstm, got, want = _run_both(case, dtype, make_inputs, params64, rng)
     assert set(got) == set(want)
     assert len(want) == 6 + len(lstm.params)
@@ -135,7 +136,7 @@ GRADCHECK_CASES = [
 @pytest.mark.parametrize("case", GRADCHECK_CASES,
                          ids=["T{}B{}D{}H{}L{}{}-{}-{}-r{}".format(*c[:5], "bi" if c[5] else "",
                                                                  *c[6:]) for c in GRADCHECK_CASES])
-def test_gradients_by_central_differences(case, make_inputs, rng):
+def test_gradients_by_central_differences(case, make_inputs, rng, simd):
     T, B, D, H, L, bi, variant, act, p_reset = case
     lstm = LSTM(D, H, L, bidirectional=bi, variant=variant, cell_activation=act,
                 dtype=np.float64, seed=1)
@@ -205,7 +206,8 @@ def test_central_difference_catches_a_wrong_gradient(make_inputs, rng):
 @pytest.mark.parametrize("variant,act", [("vanilla", "tanh"), ("peephole", "tanh"),
                                          ("peephole", "identity"), ("vanilla", "identity")])
 @pytest.mark.parametrize("B", [1, 5])
-def test_step_equals_forward_step_by_step(variant, act, B, dtype, tol, make_inputs, rng):
+def test_step_equals_forward_step_by_step(variant, act, B, dtype, tol, make_inputs, rng,
+                                          simd):
     lstm = LSTM(4, 6, 3, variant=variant, cell_activation=act, dtype=dtype, seed=2)
     T = 6
     x, state, _ = make_inputs(lstm, T, B, rng)
@@ -381,7 +383,7 @@ def test_resets_accept_ints_and_lists(rng):
 
 
 @pytest.mark.parametrize("scale", [1e-40, 1e3, 1e4, 1e10, 1e30])
-def test_extreme_inputs_stay_finite_and_exact(scale, dtype, tol, params64, rng):
+def test_extreme_inputs_stay_finite_and_exact(scale, dtype, tol, params64, rng, simd):
     """Huge pre-activations must not overflow sigmoid/tanh into NaN; subnormal ones must not
     lose accuracy. Gradients are compared relative to their largest entry."""
     lstm = LSTM(3, 5, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=9)
