@@ -33,13 +33,13 @@ cdef inline void _gru_cell_fwd(floating* g, const floating* gh, const floating* 
         h_out[j] = g[2 * H + j] + g[H + j] * (hp[j] - g[2 * H + j])
 
 
-def gru_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+def gru_forward(*, const floating[:, ::1] x, const floating[:, ::1] w_ih,
                 const floating[:, ::1] w_hh, const floating[::1] b_ih,
                 const floating[::1] b_hh, const floating[:, ::1] h0,
-                const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
+                const unsigned char[:, ::1] resets=None, bint reverse=False,
                 floating[:, ::1] gates, floating[:, ::1] ghn, floating[:, ::1] hprev,
-                floating[:, ::1] y, Py_ssize_t yoff, floating[:, ::1] h_n):
-    """GRU forward over a whole sequence for one layer and direction.
+                floating[:, ::1] y, Py_ssize_t yoff=0, floating[:, ::1] h_n):
+    """GRU forward over a whole sequence for one layer and direction (keyword arguments only).
 
     gates = x @ w_ih.T + b_ih (one GEMM over all T*B rows); per step gh = b_hh + h_{t-1} @ w_hh.T
     (one GEMM) and the fused cell update.
@@ -48,6 +48,7 @@ def gru_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
     cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
     cdef Py_ssize_t G3 = 3 * H
     cdef Py_ssize_t s, t, tp, b, r
+    cdef bint has_resets = resets is not None
     cdef floating* gh
     cdef floating* scratch
     if TB == 0 or H == 0:
@@ -117,27 +118,27 @@ cdef inline void _gru_cell_bwd(const floating* a, const floating* ghn, const flo
         dh[j] = dhj * zg
 
 
-def gru_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
-                 const floating[:, ::1] w_hh,
-                 const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
-                 const floating[:, ::1] gates, const floating[:, ::1] ghn,
-                 const floating[:, ::1] hprev,
-                 const floating[:, ::1] dy, Py_ssize_t dyoff,
+def gru_backward(*, const floating[:, ::1] x, const floating[:, ::1] w_ih,
+                 const floating[:, ::1] w_hh, const unsigned char[:, ::1] resets=None,
+                 bint reverse=False, const floating[:, ::1] gates,
+                 const floating[:, ::1] ghn, const floating[:, ::1] hprev,
+                 const floating[:, ::1] dy, Py_ssize_t dyoff=0,
                  floating[:, ::1] dgx, floating[:, ::1] dgh,
-                 floating[:, ::1] dx, floating beta_dx,
+                 floating[:, ::1] dx=None, bint dx_accumulate=False,
                  floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                  floating[::1] db_ih, floating[::1] db_hh, floating[:, ::1] dh):
-    """GRU backward over a whole sequence for one layer and direction.
+    """GRU backward over a whole sequence for one layer and direction (keyword arguments only).
 
     On entry dh holds the gradient on the final h; on exit, on the initial h. Per step: the
     fused cell backward, then dh = z * dh + dgh[t] @ w_hh (one GEMM). After the sweep:
-    dx = dgx @ w_ih (+ beta_dx * dx), dw_ih += dgx.T @ x, dw_hh += dgh.T @ hprev and the bias
+    dx = dgx @ w_ih (``dx_accumulate``: dx +=; ``dx=None`` skips it), dw_ih += dgx.T @ x, dw_hh += dgh.T @ hprev and the bias
     gradients as column sums: the merged form.
     """
     cdef Py_ssize_t B = dh.shape[0], H = dh.shape[1], D = x.shape[1]
     cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
     cdef Py_ssize_t G3 = 3 * H
     cdef Py_ssize_t s, t, b, r
+    cdef bint has_resets = resets is not None, want_dx = dx is not None
     if TB == 0 or H == 0:
         return
     with nogil:
@@ -155,9 +156,11 @@ def gru_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                     if resets[t, b]:
                         memset(&dh[b, 0], 0, H * sizeof(floating))
         if D > 0:
-            # dx = dgx @ w_ih (+ beta_dx * dx)
-            gemm_rm(False, False, <int>TB, <int>D, <int>G3, <floating>1.0, &dgx[0, 0],
-                    <int>G3, &w_ih[0, 0], <int>D, beta_dx, &dx[0, 0], <int>D)
+            if want_dx:
+                # dx = dgx @ w_ih (+ dx)
+                gemm_rm(False, False, <int>TB, <int>D, <int>G3, <floating>1.0, &dgx[0, 0],
+                        <int>G3, &w_ih[0, 0], <int>D,
+                        <floating>1.0 if dx_accumulate else <floating>0.0, &dx[0, 0], <int>D)
             # dw_ih += dgx.T @ x
             gemm_rm(True, False, <int>G3, <int>D, <int>TB, <floating>1.0, &dgx[0, 0],
                     <int>G3, &x[0, 0], <int>D, <floating>1.0, &dw_ih[0, 0], <int>D)

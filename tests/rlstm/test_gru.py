@@ -192,3 +192,19 @@ def test_step_refuses_nan(where, rng):
     (x if where == "x" else h)[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         gru.step(x, h)
+
+
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(dtype):
+    rng = np.random.default_rng(0)
+    gru = GRU(5, 6, 2, bidirectional=True, dtype=dtype, seed=3)
+    x = rng.standard_normal((4, 3, 5)).astype(dtype)
+    dy = rng.standard_normal((4, 3, 12)).astype(dtype)
+    y, _, cache = gru.forward(x, resets=rng.random((4, 3)) < 0.3)
+    gru.zero_grad()
+    dx, dh0 = gru.backward(dy, cache)
+    grads = gru.flat_grads.copy()
+    gru.zero_grad()
+    none, dh0_ = gru.backward(dy, cache, input_grad=False)
+    assert none is None and np.abs(dx).max() > 0
+    np.testing.assert_array_equal(gru.flat_grads, grads)
+    np.testing.assert_array_equal(dh0_, dh0)

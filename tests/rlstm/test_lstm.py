@@ -524,3 +524,21 @@ def test_forget_bias_shifts_only_the_initial_forget_gate_biases(tmp_path):
     for bad in (None, "1", True, float("nan")):
         with pytest.raises(TypeError, match="forget_bias"):
             rlstm.LSTM(3, H, forget_bias=bad)
+
+
+@pytest.mark.parametrize("L,bi", [(1, False), (2, True)])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(L, bi, dtype,
+                                                                        make_inputs, rng):
+    lstm = LSTM(5, 6, L, bidirectional=bi, variant="peephole", dtype=dtype, seed=3)
+    x, state, resets = make_inputs(lstm, 4, 3, rng, resets=0.2)
+    dy = rng.standard_normal((4, 3, 6 * lstm.num_directions)).astype(dtype)
+    y, _, cache = lstm.forward(x, state, resets)
+    lstm.zero_grad()
+    dx, (dh0, dc0) = lstm.backward(dy, cache)
+    grads = lstm.flat_grads.copy()
+    lstm.zero_grad()
+    none, (dh0_, dc0_) = lstm.backward(dy, cache, input_grad=False)
+    assert none is None and np.abs(dx).max() > 0
+    np.testing.assert_array_equal(lstm.flat_grads, grads)
+    np.testing.assert_array_equal(dh0_, dh0)
+    np.testing.assert_array_equal(dc0_, dc0)
