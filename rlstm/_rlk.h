@@ -57,16 +57,16 @@ typedef struct {
     int nthreads;         /* threads for the sweep (1 = the caller only) */
 } rl_lstm_seq;
 
-/* C[M, N] (+)= A[M, K] @ W[N, K].T for small M with W read in place (no packing): the
- * rollout step and the population kernel, whose weights change between calls. */
+/* C[M, N] (+)= A[M, K] @ B[K, N], row-major with leading dimensions: the register-blocked
+ * micro-kernel of the sweeps, for the small GEMMs of the image path (few output channels). */
 typedef struct {
     int dbl;
     long M, N, K;
     const void *a; long lda;
-    const void *w; long ldw;
+    const void *b; long ldb;
     void *c; long ldc;
     int accumulate;       /* 1: C += ..., 0: C = ... */
-} rl_gemm_nt;
+} rl_gemm;
 
 /* Select the SIMD level. `name` is NULL or "auto" for the best one this CPU runs, else one of
  * rl_simd_names(). Returns 0 on success, -1 for an unknown name, -2 for a level this CPU (or
@@ -85,7 +85,7 @@ int rlstm_get_num_threads(void);
 /* The kernels. Return 0, or -1 when a work buffer could not be allocated. */
 int rl_lstm_forward(const rl_lstm_seq *a);
 int rl_lstm_backward(const rl_lstm_seq *a);
-void rl_gemm_nt_run(const rl_gemm_nt *g);
+int rl_gemm_run(const rl_gemm *g);
 
 #ifdef __cplusplus
 }

@@ -31,9 +31,10 @@ RL_INLINE RLV FN(splat)(RLT s) { return s - (RLV){0}; }
 #endif
 #define FN_KC ((long)(RL_KC_BYTES / (4 * RLVL * sizeof(RLT))))
 
-/* The register tile: C[mr rows x 4 vectors] (+)= A[mr x kc] @ Bp[kc x 4VL]. Row m of C is at
- * c + m * ldc and its vector v at + v * cs; init = 0 starts from zero instead of C. */
-RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT *bp,
+/* The register tile: C[mr rows x 4 vectors] (+)= A[mr x kc] @ Bp[kc x 4VL], row k of Bp at
+ * bp + k * ldb (ldb = 4VL for packed weights). Row m of C is at c + m * ldc and its vector v at
+ * + v * cs; init = 0 starts from zero instead of C. */
+RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT *bp, long ldb,
                         RLT *c, long ldc, long cs, int init)
 {
     RLV acc[RL_MR][4];
@@ -43,7 +44,7 @@ RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT
         for (v = 0; v < 4; v++)
             acc[m][v] = init ? FN(ld)(c + m * ldc + v * cs) : (RLV){0};
     for (k = 0; k < kc; k++) {
-        const RLT *b = bp + k * 4 * RLVL;
+        const RLT *b = bp + k * ldb;
         RLV b0 = FN(ld)(b), b1 = FN(ld)(b + RLVL), b2 = FN(ld)(b + 2 * RLVL),
             b3 = FN(ld)(b + 3 * RLVL);
         for (m = 0; m < mr; m++) {
@@ -60,30 +61,107 @@ RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT
 }
 
 /* mr in [1, RL_MR]: one compiled tile per height, so the accumulators stay in registers */
-static void FN(tile_any)(int mr, long kc, const RLT *a, long lda, const RLT *bp, RLT *c,
-                         long ldc, long cs, int init)
+static void FN(tile_any)(int mr, long kc, const RLT *a, long lda, const RLT *bp, long ldb,
+                         RLT *c, long ldc, long cs, int init)
 {
     switch (mr) {
 #if RL_MR >= 6
-    case 6: FN(tile)(6, kc, a, lda, bp, c, ldc, cs, init); break;
+    case 6: FN(tile)(6, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
 #endif
 #if RL_MR >= 5
-    case 5: FN(tile)(5, kc, a, lda, bp, c, ldc, cs, init); break;
+    case 5: FN(tile)(5, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
 #endif
 #if RL_MR >= 4
-    case 4: FN(tile)(4, kc, a, lda, bp, c, ldc, cs, init); break;
+    case 4: FN(tile)(4, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
 #endif
 #if RL_MR >= 3
-    case 3: FN(tile)(3, kc, a, lda, bp, c, ldc, cs, init); break;
+    case 3: FN(tile)(3, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
 #endif
-    case 2: FN(tile)(2, kc, a, lda, bp, c, ldc, cs, init); break;
-    default: FN(tile)(1, kc, a, lda, bp, c, ldc, cs, init); break;
+    case 2: FN(tile)(2, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
+    default: FN(tile)(1, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
     }
 }
 
-/* C[M x 4 vectors] (+)= A[M x K] @ Bp[K x 4VL] (one panel, all rows), K in L1-sized blocks. */
-static void FN(panel)(long M, long K, const RLT *a, long lda, const RLT *bp, RLT *c, long ldc,
-                      long cs, int init)
+/* Narrow tiles for panels of nv = 1 or 2 vectors (a GEMM with few output columns, such as the
+ * 16 or 32 channels of a conv layer): more rows per tile keep the register file as full. */
+RL_INLINE void FN(tile_narrow)(const int mr, const int nv, long kc, const RLT *a, long lda,
+                               const RLT *bp, long ldb, RLT *c, long ldc, long cs, int init)
+{
+    RLV acc[4 * RL_MR][2];
+    int m, v;
+    long k;
+    for (m = 0; m < mr; m++)
+        for (v = 0; v < nv; v++)
+            acc[m][v] = init ? FN(ld)(c + m * ldc + v * cs) : (RLV){0};
+    for (k = 0; k < kc; k++) {
+        const RLT *b = bp + k * ldb;
+        RLV b0 = FN(ld)(b), b1 = nv > 1 ? FN(ld)(b + RLVL) : b0;
+        for (m = 0; m < mr; m++) {
+            RLV am = FN(splat)(a[m * lda + k]);
+            acc[m][0] += am * b0;
+            if (nv > 1)
+                acc[m][1] += am * b1;
+        }
+    }
+    for (m = 0; m < mr; m++)
+        for (v = 0; v < nv; v++)
+            FN(st)(c + m * ldc + v * cs, acc[m][v]);
+}
+
+#define FN_NCASE(n)                                                                            \
+    case n:                                                                                    \
+        if (nv == 1)                                                                           \
+            FN(tile_narrow)(n, 1, kc, a, lda, bp, ldb, c, ldc, cs, init);                      \
+        else                                                                                   \
+            FN(tile_narrow)(n, 2, kc, a, lda, bp, ldb, c, ldc, cs, init);                      \
+        break;
+
+/* mr in [1, 4 RL_MR] for nv = 1, [1, 2 RL_MR] for nv = 2 */
+static void FN(tile_narrow_any)(int mr, int nv, long kc, const RLT *a, long lda,
+                                const RLT *bp, long ldb, RLT *c, long ldc, long cs, int init)
+{
+    switch (mr) {
+#if 4 * RL_MR >= 24
+    FN_NCASE(24) FN_NCASE(23) FN_NCASE(22) FN_NCASE(21) FN_NCASE(20) FN_NCASE(19)
+    FN_NCASE(18) FN_NCASE(17)
+#endif
+#if 4 * RL_MR >= 16
+    FN_NCASE(16) FN_NCASE(15) FN_NCASE(14) FN_NCASE(13)
+#endif
+#if 4 * RL_MR >= 12
+    FN_NCASE(12) FN_NCASE(11) FN_NCASE(10) FN_NCASE(9)
+#endif
+    FN_NCASE(8) FN_NCASE(7) FN_NCASE(6) FN_NCASE(5) FN_NCASE(4) FN_NCASE(3) FN_NCASE(2)
+    default:
+        FN(tile_narrow)(1, nv, kc, a, lda, bp, ldb, c, ldc, cs, init);
+        break;
+    }
+}
+#undef FN_NCASE
+
+/* C[M x nv vectors] (+)= A[M x K] @ B[K x nv VL] (nv = 1 or 2; B rows ldb apart). */
+static void FN(panel_narrow)(long M, long K, int nv, const RLT *a, long lda, const RLT *bp,
+                             long ldb, RLT *c, long ldc, int init)
+{
+    const int mrmax = nv == 1 ? 4 * RL_MR : 2 * RL_MR;
+    const long ntiles = (M + mrmax - 1) / mrmax, base = M / ntiles, extra = M % ntiles;
+    const long kcmax = RL_KC_BYTES / (nv * RLVL * (long)sizeof(RLT)) * 2;
+    long kb, m, i;
+    int mr;
+    for (kb = 0; kb < K; kb += kcmax) {
+        long kc = K - kb < kcmax ? K - kb : kcmax;
+        for (i = 0, m = 0; i < ntiles; i++, m += mr) {
+            mr = (int)(base + (i < extra));
+            FN(tile_narrow_any)(mr, nv, kc, a + m * lda + kb, lda, bp + kb * ldb, ldb,
+                                c + m * ldc, ldc, RLVL, init || kb > 0);
+        }
+    }
+}
+
+/* C[M x 4 vectors] (+)= A[M x K] @ Bp[K x 4VL] (one panel, all rows), K in L1-sized blocks.
+ * Row k of Bp is at bp + k * ldb. */
+static void FN(panel_ld)(long M, long K, const RLT *a, long lda, const RLT *bp, long ldb,
+                         RLT *c, long ldc, long cs, int init)
 {
     /* row tiles of nearly equal height (32 rows = 6+6+5+5+5+5, not 6*5+2) */
     const long ntiles = (M + RL_MR - 1) / RL_MR, base = M / ntiles, extra = M % ntiles;
@@ -93,10 +171,17 @@ static void FN(panel)(long M, long K, const RLT *a, long lda, const RLT *bp, RLT
         long kc = K - kb < FN_KC ? K - kb : FN_KC;
         for (i = 0, m = 0; i < ntiles; i++, m += mr) {
             mr = (int)(base + (i < extra));
-            FN(tile_any)(mr, kc, a + m * lda + kb, lda, bp + kb * 4 * RLVL, c + m * ldc, ldc,
+            FN(tile_any)(mr, kc, a + m * lda + kb, lda, bp + kb * ldb, ldb, c + m * ldc, ldc,
                          cs, init || kb > 0);
         }
     }
+}
+
+/* The same for packed weights (rows 4VL apart). */
+static void FN(panel)(long M, long K, const RLT *a, long lda, const RLT *bp, RLT *c, long ldc,
+                      long cs, int init)
+{
+    FN(panel_ld)(M, K, a, lda, bp, 4 * RLVL, c, ldc, cs, init);
 }
 
 /* The same for a panel whose vector v has only nv[v] valid columns (the last panel when H is
@@ -115,6 +200,48 @@ static void FN(panel_part)(long M, long K, const RLT *a, long lda, const RLT *bp
         for (v = 0; v < 4; v++)
             for (u = 0; u < nv[v]; u++)
                 c[m * ldc + v * cs + u] = tmp[m * 4 * RLVL + v * RLVL + u];
+}
+
+/* C[M x N] (+)= A[M x K] @ B[K x N], all row-major (B rows ldb apart): the small GEMMs of the
+ * image path, whose N (output channels, or k*k*C) is too narrow for BLAS to run well. Panels
+ * of 4VL columns of B are read in place; a last, narrower one is copied zero-padded. */
+static int FN(gemm)(const rl_gemm *g)
+{
+    const long M = g->M, N = g->N, K = g->K, W = 4 * RLVL;
+    const RLT *a = (const RLT *)g->a, *b = (const RLT *)g->b;
+    RLT *c = (RLT *)g->c;
+    long q;
+    int nv = 1;
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (K <= 0) {
+        if (!g->accumulate)
+            for (q = 0; q < M; q++)
+                memset(c + q * g->ldc, 0, N * sizeof(RLT));
+        return 0;
+    }
+    for (q = 0; q + W <= N; q += W)
+        FN(panel_ld)(M, K, a, g->lda, b + q, g->ldb, c + q, g->ldc, RLVL, g->accumulate);
+    for (; q + RLVL <= N; q += nv * RLVL) {       /* whole vectors left: narrow panels */
+        nv = q + 2 * RLVL <= N ? 2 : 1;
+        FN(panel_narrow)(M, K, nv, a, g->lda, b + q, g->ldb, c + q, g->ldc, g->accumulate);
+    }
+    if (q < N) {
+        const long n = N - q;
+        long k, v, nv4[4];
+        RLT *bp = (RLT *)malloc((size_t)(K * W + M * W) * sizeof(RLT)), *tmp = bp + K * W;
+        if (bp == NULL)
+            return -1;
+        for (k = 0; k < K; k++) {
+            memcpy(bp + k * W, b + k * g->ldb + q, n * sizeof(RLT));
+            memset(bp + k * W + n, 0, (W - n) * sizeof(RLT));
+        }
+        for (v = 0; v < 4; v++)
+            nv4[v] = n - v * RLVL < 0 ? 0 : (n - v * RLVL > RLVL ? RLVL : n - v * RLVL);
+        FN(panel_part)(M, K, a, g->lda, bp, c + q, g->ldc, RLVL, nv4, g->accumulate, tmp);
+        free(bp);
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------ cell loops */

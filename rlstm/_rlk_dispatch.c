@@ -252,5 +252,11 @@ static int run_sweep(const rl_lstm_seq *a, int backward)
     return 0;
 }
 
+int rl_gemm_run(const rl_gemm *g)
+{
+    const rl_isa_table *k = current ? current : (current = best());
+    return k->gemm(g);
+}
+
 int rl_lstm_forward(const rl_lstm_seq *a) { return run_sweep(a, 0); }
 int rl_lstm_backward(const rl_lstm_seq *a) { return run_sweep(a, 1); }

@@ -20,7 +20,7 @@ typedef struct {
     size_t (*bwd_work)(const rl_lstm_seq *a, int nth);
     void (*bwd_prepare)(const rl_lstm_seq *a, void *work);
     void (*bwd_run)(const rl_lstm_seq *a, void *work, int tid, int nth, rl_barrier *bar);
-    void (*gemm_nt)(const rl_gemm_nt *g);
+    int (*gemm)(const rl_gemm *g);
     long (*units_per_panel)(int dbl, int backward);   /* the split granularity of the sweep */
 } rl_isa_table;
 

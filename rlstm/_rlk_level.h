@@ -1,6 +1,7 @@
 /* One SIMD level's kernel table. Included by _rlk_<level>.c after it defines RL_LEVEL_<LEVEL>
  * and RL_TABLE (the table's name); that file is compiled with the level's -m flags. */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "_fastmath.h"
@@ -70,6 +71,10 @@ static void bwd_run(const rl_lstm_seq *a, void *w, int tid, int nth, rl_barrier 
 {
     if (a->dbl) bwd_run_d(a, w, tid, nth, bar); else bwd_run_f(a, w, tid, nth, bar);
 }
+static int gemm(const rl_gemm *g)
+{
+    return g->dbl ? gemm_d(g) : gemm_f(g);
+}
 static long units_per_panel(int dbl, int backward)
 {
     long vl = dbl ? RL_VLD : RL_VLF;
@@ -78,5 +83,5 @@ static long units_per_panel(int dbl, int backward)
 
 const rl_isa_table RL_TABLE = {
     RL_LEVEL_NAME, fwd_work, fwd_prepare, fwd_run, bwd_work, bwd_prepare, bwd_run,
-    NULL, units_per_panel,
+    gemm, units_per_panel,
 };
