@@ -13,31 +13,6 @@
 # (a block stays in L2), forward and backward alike; backward rebuilds it from x.
 
 
-cdef extern from "_rlk.h" nogil:
-    ctypedef struct rl_gemm:
-        int dbl
-        long M, N, K
-        const void* a
-        long lda
-        const void* b
-        long ldb
-        void* c
-        long ldc
-        int accumulate
-    int rl_gemm_run(const rl_gemm* g)
-
-
-cdef inline int _small_gemm(bint dbl, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const void* a,
-                            Py_ssize_t lda, const void* b, Py_ssize_t ldb, void* c,
-                            Py_ssize_t ldc, bint accumulate) noexcept nogil:
-    """C[M, N] (+)= A[M, K] @ B[K, N] on the kernel library's micro-kernel (row-major)."""
-    cdef rl_gemm g
-    g.dbl, g.M, g.N, g.K = dbl, M, N, K
-    g.a, g.lda, g.b, g.ldb, g.c, g.ldc = a, lda, b, ldb, c, ldc
-    g.accumulate = accumulate
-    return rl_gemm_run(&g)
-
-
 cdef inline Py_ssize_t _conv_block_rows(Py_ssize_t K, Py_ssize_t itemsize) noexcept nogil:
     """Rows of an im2col block: about 128 KiB, a multiple of 64 (the micro-kernel's panel)."""
     return min(1024, max(64, 131072 // max(1, K * itemsize) // 64 * 64))

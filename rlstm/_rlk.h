@@ -68,6 +68,19 @@ typedef struct {
     int accumulate;       /* 1: C += ..., 0: C = ... */
 } rl_gemm;
 
+/* The LSTM cell update of B rows (the rollout step, the population kernel): gates[b] (row
+ * ldg apart, pre-activations i f g o, bias already added) become the activations; c_t and h_t
+ * are written to c_out and h_out (rows H apart). cprev (rows H apart) and peep (3H) may be
+ * NULL (zeros). */
+typedef struct {
+    int dbl;
+    long B, H, ldg;
+    void *gates;
+    const void *cprev, *peep;
+    void *c_out, *h_out;
+    int identity;
+} rl_cell_rows;
+
 /* Select the SIMD level. `name` is NULL or "auto" for the best one this CPU runs, else one of
  * rl_simd_names(). Returns 0 on success, -1 for an unknown name, -2 for a level this CPU (or
  * this build) cannot run; the selection is unchanged on error. */
@@ -86,6 +99,7 @@ int rlstm_get_num_threads(void);
 int rl_lstm_forward(const rl_lstm_seq *a);
 int rl_lstm_backward(const rl_lstm_seq *a);
 int rl_gemm_run(const rl_gemm *g);
+int rl_lstm_cell_rows(const rl_cell_rows *a);
 
 #ifdef __cplusplus
 }

@@ -227,18 +227,30 @@ static int FN(gemm)(const rl_gemm *g)
         FN(panel_narrow)(M, K, nv, a, g->lda, b + q, g->ldb, c + q, g->ldc, g->accumulate);
     }
     if (q < N) {
-        const long n = N - q;
-        long k, v, nv4[4];
-        RLT *bp = (RLT *)malloc((size_t)(K * W + M * W) * sizeof(RLT)), *tmp = bp + K * W;
+        /* the last columns, fewer than a vector: copied zero-padded to the narrowest panel that
+         * holds them, computed into tmp, and the valid columns copied out */
+        const long n = N - q, w = n <= RLVL ? RLVL : (n <= 2 * RLVL ? 2 * RLVL : W);
+        long k, m, v, nv4[4];
+        RLT *bp = (RLT *)malloc((size_t)(K * w + M * w) * sizeof(RLT)), *tmp = bp + K * w;
         if (bp == NULL)
             return -1;
         for (k = 0; k < K; k++) {
-            memcpy(bp + k * W, b + k * g->ldb + q, n * sizeof(RLT));
-            memset(bp + k * W + n, 0, (W - n) * sizeof(RLT));
+            memcpy(bp + k * w, b + k * g->ldb + q, n * sizeof(RLT));
+            memset(bp + k * w + n, 0, (w - n) * sizeof(RLT));
         }
-        for (v = 0; v < 4; v++)
-            nv4[v] = n - v * RLVL < 0 ? 0 : (n - v * RLVL > RLVL ? RLVL : n - v * RLVL);
-        FN(panel_part)(M, K, a, g->lda, bp, c + q, g->ldc, RLVL, nv4, g->accumulate, tmp);
+        if (w < W) {
+            for (m = 0; m < M; m++) {
+                for (v = 0; v < w; v++)
+                    tmp[m * w + v] = (g->accumulate && v < n) ? c[m * g->ldc + q + v] : (RLT)0;
+            }
+            FN(panel_narrow)(M, K, (int)(w / RLVL), a, g->lda, bp, w, tmp, w, 1);
+            for (m = 0; m < M; m++)
+                memcpy(c + m * g->ldc + q, tmp + m * w, n * sizeof(RLT));
+        } else {
+            for (v = 0; v < 4; v++)
+                nv4[v] = n - v * RLVL < 0 ? 0 : (n - v * RLVL > RLVL ? RLVL : n - v * RLVL);
+            FN(panel_part)(M, K, a, g->lda, bp, c + q, g->ldc, RLVL, nv4, g->accumulate, tmp);
+        }
         free(bp);
     }
     return 0;
@@ -355,6 +367,22 @@ static void FN(cell_bwd)(const RLT *a, long H, const RLT *c, const RLT *cp, cons
                       dbias + 3 * H, 0, n);
     if (dpeep)
         FN(peep_grad_)(dg, dg + H, dg + 3 * H, c, cp, dpeep, dpeep + H, dpeep + 2 * H, n);
+}
+
+static int FN(cell_rows)(const rl_cell_rows *a)
+{
+    const long H = a->H;
+    long b;
+    RLT *zeros = (RLT *)calloc((size_t)(4 * H), sizeof(RLT));
+    if (zeros == NULL)
+        return -1;
+    for (b = 0; b < a->B; b++)
+        FN(cell_fwd)((RLT *)a->gates + b * a->ldg, H, zeros,
+                     a->cprev ? (const RLT *)a->cprev + b * H : zeros,
+                     (RLT *)a->c_out + b * H, (RLT *)a->h_out + b * H,
+                     a->peep ? (const RLT *)a->peep : zeros, a->identity, H);
+    free(zeros);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------ work memory */

@@ -258,5 +258,11 @@ int rl_gemm_run(const rl_gemm *g)
     return k->gemm(g);
 }
 
+int rl_lstm_cell_rows(const rl_cell_rows *a)
+{
+    const rl_isa_table *k = current ? current : (current = best());
+    return k->cell_rows(a);
+}
+
 int rl_lstm_forward(const rl_lstm_seq *a) { return run_sweep(a, 0); }
 int rl_lstm_backward(const rl_lstm_seq *a) { return run_sweep(a, 1); }

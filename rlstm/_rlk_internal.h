@@ -21,6 +21,7 @@ typedef struct {
     void (*bwd_prepare)(const rl_lstm_seq *a, void *work);
     void (*bwd_run)(const rl_lstm_seq *a, void *work, int tid, int nth, rl_barrier *bar);
     int (*gemm)(const rl_gemm *g);
+    int (*cell_rows)(const rl_cell_rows *a);
     long (*units_per_panel)(int dbl, int backward);   /* the split granularity of the sweep */
 } rl_isa_table;
 

@@ -75,6 +75,10 @@ static int gemm(const rl_gemm *g)
 {
     return g->dbl ? gemm_d(g) : gemm_f(g);
 }
+static int cell_rows(const rl_cell_rows *a)
+{
+    return a->dbl ? cell_rows_d(a) : cell_rows_f(a);
+}
 static long units_per_panel(int dbl, int backward)
 {
     long vl = dbl ? RL_VLD : RL_VLF;
@@ -83,5 +87,5 @@ static long units_per_panel(int dbl, int backward)
 
 const rl_isa_table RL_TABLE = {
     RL_LEVEL_NAME, fwd_work, fwd_prepare, fwd_run, bwd_work, bwd_prepare, bwd_run,
-    gemm, units_per_panel,
+    gemm, cell_rows, units_per_panel,
 };

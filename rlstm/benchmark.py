@@ -1,17 +1,27 @@
-"""Side-by-side timings of rlstm's LSTM against PyTorch (``rlstm bench``).
+"""Side-by-side timings of rlstm's kernels against PyTorch and NumPy's sgemm (``rlstm bench``).
 
-Every number is the median of several runs, taken in the same process with the same BLAS/torch
-thread count, and printed next to its PyTorch counterpart as a ratio (> 1 means rlstm is faster).
-PyTorch is optional: without it only rlstm's column (and the NumPy floors) is printed.
+Every number is a median over several runs taken in the same process at the same thread
+count. rlstm and its competitor are timed in alternation (A, B, A, B, ...), so that a change in
+the machine's load hits both, and each row also gives rlstm's GFLOP/s as a fraction of NumPy's
+own sgemm (dgemm for float64) measured in the same run. ratio = torch / rlstm (> 1: rlstm is
+faster). PyTorch is optional: without it only rlstm's columns are printed.
 
-    python benchmarks/lstm_vs_torch.py [--threads N] [--repeat R] [--quick]
+    python benchmarks/lstm_vs_torch.py [--threads 1,2] [--repeat R] [--quick]
+    python benchmarks/lstm_vs_torch.py --builds portable=.,native=/path/to/native/checkout
     rlstm bench [same options]
+
+``--builds`` compares builds of rlstm (e.g. the portable one against one built with
+``RLSTM_NATIVE=1``) in the same run: every case runs in a fresh process per build, the builds
+alternating, and the table gives each build's median and their ratio.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -27,10 +37,7 @@ def median_time(fn: Callable[[], object], repeat: int = 7, min_time: float = 0.0
     or of exactly ``number`` calls when given."""
     fn()  # warm up (allocations, BLAS threads, caches)
     if number is None:
-        t0 = time.perf_counter()
-        fn()
-        once = max(time.perf_counter() - t0, 1e-7)
-        number = max(1, int(min_time / once))
+        number = _calls_for(fn, min_time)
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -40,8 +47,34 @@ def median_time(fn: Callable[[], object], repeat: int = 7, min_time: float = 0.0
     return float(np.median(samples))
 
 
+def _calls_for(fn, min_time: float) -> int:
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    return max(1, int(min_time / once))
+
+
+def median_times(fns: list[Callable[[], object]], repeat: int = 7,
+                 min_time: float = 0.05) -> list[float]:
+    """Median seconds per call of each function, timed in alternation (one run of each, then
+    again), so that both see the same machine."""
+    numbers = []
+    for fn in fns:
+        fn()
+        numbers.append(_calls_for(fn, min_time))
+    samples = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, n, out in zip(fns, numbers, samples):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            out.append((time.perf_counter() - t0) / n)
+    return [float(np.median(s)) for s in samples]
+
+
 def set_threads(n: int):
-    """Limit BLAS (all pools, via threadpoolctl) and torch to ``n`` threads; returns the limiter."""
+    """Limit BLAS, rlstm's sweeps (all via threadpoolctl) and torch to ``n`` threads; returns
+    the limiter."""
     from threadpoolctl import threadpool_limits
     limiter = threadpool_limits(n)
     try:
@@ -60,6 +93,23 @@ def _torch():
         return None
 
 
+_GEMM_FLOOR: dict = {}
+
+
+def gemm_gflops(dtype, threads: int, repeat: int = 7) -> float:
+    """NumPy's own GEMM (a 2048 x 1024 x 1024 product) in GFLOP/s at this thread count: the
+    floor every row is compared with. Measured once per dtype and thread count per run."""
+    key = (np.dtype(dtype).name, threads)
+    if key not in _GEMM_FLOOR:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((2048, 1024)).astype(dtype)
+        b = rng.standard_normal((1024, 1024)).astype(dtype)
+        c = np.empty((2048, 1024), dtype)
+        t = median_time(lambda: np.matmul(a, b, out=c), repeat)
+        _GEMM_FLOOR[key] = 2 * 2048 * 1024 * 1024 / t / 1e9
+    return _GEMM_FLOOR[key]
+
+
 @dataclass
 class Row:
     case: str
@@ -76,22 +126,33 @@ class Row:
                 f"{self.note} |")
 
 
-def bench_training(dtype, T=64, B=32, D=256, H=256, repeat=7) -> Row:
-    """forward + backward of one layer, as in a training step (gradients into .grads)."""
+def _vs_floor(flops: float, seconds: float, dtype, threads: int) -> str:
+    ours, floor = flops / seconds / 1e9, gemm_gflops(dtype, threads)
+    name = "sgemm" if np.dtype(dtype) == np.float32 else "dgemm"
+    return f"{ours:.0f} GFLOP/s = {100 * ours / floor:.0f}% of NumPy {name} ({floor:.0f})"
+
+
+# ------------------------------------------------------------------------------ the cases
+def bench_training(dtype, T=64, B=32, D=256, H=256, threads=1, repeat=7) -> Row:
+    """forward + backward of one layer, as in a training step (gradients into .grads, dx
+    computed as torch does); the note adds the time with ``input_grad=False``."""
     rng = np.random.default_rng(0)
     lstm = LSTM(D, H, dtype=dtype, seed=0)
     x = rng.standard_normal((T, B, D)).astype(dtype)
     dy = rng.standard_normal((T, B, H)).astype(dtype)
 
     def ours():
-        y, _, cache = lstm.forward(x)
+        _, _, cache = lstm.forward(x)
         lstm.backward(dy, cache)
 
-    t_ours = median_time(ours, repeat)
+    def ours_no_dx():
+        _, _, cache = lstm.forward(x)
+        lstm.backward(dy, cache, input_grad=False)
+
+    fns = [ours, ours_no_dx]
     torch = _torch()
-    t_theirs = None
     if torch is not None:
-        tdt = torch.float32 if dtype == np.float32 else torch.float64
+        tdt = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
         m = torch.nn.LSTM(D, H).to(tdt)
         xt = torch.tensor(x, requires_grad=True)
         dyt = torch.tensor(dy)
@@ -99,29 +160,23 @@ def bench_training(dtype, T=64, B=32, D=256, H=256, repeat=7) -> Row:
         def theirs():
             y, _ = m(xt)
             y.backward(dyt)
-        t_theirs = median_time(theirs, repeat)
-    flops = 6 * 2 * T * B * 4 * H * (D + H) / 2  # fwd 2 GEMMs + bwd 4 GEMMs of 2*TB*4H*K each
-    return Row(f"train step T={T} B={B} D=H={H} {np.dtype(dtype).name}", t_ours, t_theirs,
-               note=f"rlstm {flops / t_ours / 1e9:.0f} GFLOP/s")
+        fns.append(theirs)
+    times = median_times(fns, repeat)
+    flops = 6 * T * B * 4 * H * (D + H)   # 2 GEMM-sized products forward, 4 backward
+    return Row(f"train T={T} B={B} D={D} H={H} {np.dtype(dtype).name}, {threads} thr",
+               times[0], times[2] if torch is not None else None,
+               note=f"{_vs_floor(flops, times[0], dtype, threads)}; "
+                    f"input_grad=False {times[1] * 1e3:.2f} ms")
 
 
-def bench_step(B, D, H, repeat=7) -> Row:
+def bench_step(B, D, H, threads=1, repeat=7) -> Row:
     """One inference step of a single-layer LSTM (float32), the rollout path."""
     rng = np.random.default_rng(0)
     lstm = LSTM(D, H, seed=0)
     x = rng.standard_normal((B, D)).astype(np.float32)
     state = lstm.initial_state(B)
-    t_ours = median_time(lambda: lstm.step(x, state), repeat)
-    note = ""
-    if H >= 256:
-        # The memory floor: one GEMV over the same weight bytes (4H x (D + H) floats).
-        w = rng.standard_normal((4 * H, D + H)).astype(np.float32)
-        v = rng.standard_normal((D + H, B)).astype(np.float32) if B > 1 else \
-            rng.standard_normal(D + H).astype(np.float32)
-        t_gemv = median_time(lambda: w @ v, repeat)
-        note = f"NumPy GEMV/GEMM floor {t_gemv * 1e6:.2f} µs ({t_ours / t_gemv:.2f}× of it)"
+    fns = [lambda: lstm.step(x, state)]
     torch = _torch()
-    t_theirs = None
     if torch is not None:
         cell = torch.nn.LSTMCell(D, H)
         xt = torch.tensor(x)
@@ -130,23 +185,21 @@ def bench_step(B, D, H, repeat=7) -> Row:
         def theirs():
             with torch.no_grad():
                 cell(xt, hs)
-        t_theirs = median_time(theirs, repeat)
-    return Row(f"step B={B} D={D} H={H}", t_ours, t_theirs, "torch LSTMCell", note)
+        fns.append(theirs)
+    times = median_times(fns, repeat)
+    flops = 2 * B * 4 * H * (D + H)
+    return Row(f"step B={B} D={D} H={H}, {threads} thr", times[0],
+               times[1] if torch is not None else None, "torch LSTMCell",
+               _vs_floor(flops, times[0], np.float32, threads))
 
 
-def bench_large(T=32, B=64, D=512, H=1024, repeat=5) -> Row:
-    """Forward GFLOP/s of a large layer next to NumPy's own sgemm GFLOP/s."""
+def bench_large(T=32, B=64, D=512, H=1024, threads=1, repeat=5) -> Row:
+    """Forward (inference) of a large layer."""
     rng = np.random.default_rng(0)
     lstm = LSTM(D, H, seed=0)
     x = rng.standard_normal((T, B, D)).astype(np.float32)
-    t_ours = median_time(lambda: lstm(x), repeat)
-    flops = 2 * T * B * 4 * H * (D + H)
-    a = rng.standard_normal((T * B, D + H)).astype(np.float32)
-    w = rng.standard_normal((4 * H, D + H)).astype(np.float32)
-    t_gemm = median_time(lambda: a @ w.T, repeat)
-    ours, floor = flops / t_ours / 1e9, flops / t_gemm / 1e9
+    fns = [lambda: lstm(x)]
     torch = _torch()
-    t_theirs = None
     if torch is not None:
         m = torch.nn.LSTM(D, H)
         xt = torch.tensor(x)
@@ -154,38 +207,139 @@ def bench_large(T=32, B=64, D=512, H=1024, repeat=5) -> Row:
         def theirs():
             with torch.no_grad():
                 m(xt)
-        t_theirs = median_time(theirs, repeat)
-    return Row(f"forward T={T} B={B} D={D} H={H}", t_ours, t_theirs,
-               note=f"rlstm {ours:.0f} GFLOP/s = {100 * ours / floor:.0f}% of NumPy sgemm "
-                    f"({floor:.0f} GFLOP/s)")
+        fns.append(theirs)
+    times = median_times(fns, repeat)
+    flops = 2 * T * B * 4 * H * (D + H)
+    return Row(f"forward T={T} B={B} D={D} H={H}, {threads} thr", times[0],
+               times[1] if torch is not None else None,
+               note=_vs_floor(flops, times[0], np.float32, threads))
+
+
+def bench_conv(N=32, threads=1, repeat=7) -> Row:
+    """ConvEncoder forward + backward on N Atari frames 84x84x4 (Conv 8/4 -> ReLU -> Conv 4/2
+    -> ReLU) against the same torch.nn.Conv2d stack (NCHW, input without grad)."""
+    from .layers import ConvEncoder
+    rng = np.random.default_rng(0)
+    enc = ConvEncoder((84, 84, 4), seed=0)
+    x = rng.random((N, 84 * 84 * 4)).astype(np.float32)
+    d = rng.standard_normal((N, enc.out_features)).astype(np.float32)
+
+    def ours():
+        f, cache = enc.forward(x)
+        enc.backward(d, cache)
+    fns = [ours]
+    torch = _torch()
+    if torch is not None:
+        nn = torch.nn
+        net = nn.Sequential(nn.Conv2d(4, 16, 8, 4), nn.ReLU(), nn.Conv2d(16, 32, 4, 2), nn.ReLU(),
+                            nn.Flatten())
+        xt = torch.tensor(x.reshape(N, 84, 84, 4).transpose(0, 3, 1, 2).copy())
+        dt = torch.tensor(d)
+
+        def theirs():
+            net(xt).backward(dt)
+        fns.append(theirs)
+    times = median_times(fns, repeat)
+    return Row(f"conv encoder fwd+bwd {N}x84x84x4, {threads} thr", times[0],
+               times[1] if torch is not None else None, "torch nn.Conv2d stack")
+
+
+def cases(quick: bool = False, threads: int = 1, repeat: int = 7) -> dict:
+    """name -> zero-argument function returning a Row, in table order."""
+    out = {
+        "train_f32": lambda: bench_training(np.float32, threads=threads, repeat=repeat),
+        "train_f64": lambda: bench_training(np.float64, threads=threads, repeat=repeat),
+        "train_d64": lambda: bench_training(np.float32, D=64, threads=threads, repeat=repeat),
+        "train_h128": lambda: bench_training(np.float32, T=32, B=16, D=32, H=128,
+                                             threads=threads, repeat=repeat),
+        "train_b64": lambda: bench_training(np.float32, T=32, B=64, D=8, H=64,
+                                            threads=threads, repeat=repeat),
+        "train_b8": lambda: bench_training(np.float32, T=32, B=8, D=8, H=64, threads=threads,
+                                           repeat=repeat),
+        "step_b1": lambda: bench_step(1, 64, 256, threads=threads, repeat=repeat),
+        "step_b16": lambda: bench_step(16, 64, 256, threads=threads, repeat=repeat),
+        "conv": lambda: bench_conv(threads=threads, repeat=repeat),
+    }
+    if not quick:
+        out["large"] = lambda: bench_large(threads=threads, repeat=max(3, repeat // 2))
+    return out
+
+
+# ------------------------------------------------------------------------ builds compared
+def _worker(case: str, threads: int, repeat: int) -> None:
+    """Run one case in this process (the rlstm on sys.path) and print its row as JSON."""
+    set_threads(threads)
+    row = cases(False, threads, repeat)[case]()
+    print(json.dumps({"rlstm_s": row.rlstm_s, "case": row.case}))
+
+
+def compare_builds(builds: dict, threads: int, repeat: int, rounds: int, names) -> list:
+    """For each case: ``rounds`` fresh processes per build, alternating; medians per build."""
+    rows = []
+    print(f"\n{' vs '.join(builds)} ({rounds} alternating processes each, {threads} thread(s))")
+    print(f"| case | {' | '.join(builds)} | {' / '.join(builds)} |")
+    print("|---|" + "---|" * (len(builds) + 1))
+    for name in names:
+        samples = {b: [] for b in builds}
+        label = name
+        for _ in range(rounds):
+            for b, path in builds.items():
+                env = {**os.environ, "PYTHONPATH": os.path.abspath(path)}
+                out = subprocess.run(
+                    [sys.executable, "-c",
+                     "import sys, rlstm.benchmark as m; m._worker(sys.argv[1], int(sys.argv[2]),"
+                     " int(sys.argv[3]))", name, str(threads), str(repeat)],
+                    capture_output=True, text=True, env=env, cwd=os.path.abspath(path),
+                    check=True)
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                samples[b].append(res["rlstm_s"])
+                label = res["case"]
+        meds = [float(np.median(samples[b])) for b in builds]
+        ratio = " / ".join(f"{meds[0] / m:.3f}" for m in meds[1:])
+        print(f"| {label} | " + " | ".join(f"{m * 1e3:.3f} ms" for m in meds)
+              + f" | {ratio} |", flush=True)
+        rows.append((label, meds))
+    return rows
 
 
 def main(argv=None) -> list[Row]:
     p = argparse.ArgumentParser(prog="rlstm bench", description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="BLAS and torch threads (default: all cores)")
-    p.add_argument("--repeat", type=int, default=7, help="runs per median (default 7)")
+    p.add_argument("--threads", default="1,2",
+                   help="comma-separated thread counts for BLAS, rlstm and torch (default 1,2)")
+    p.add_argument("--repeat", type=int, default=9, help="runs per median (default 9)")
     p.add_argument("--quick", action="store_true", help="skip the large shape")
+    p.add_argument("--cases", default=None,
+                   help="comma-separated subset of: " + ", ".join(cases()))
+    p.add_argument("--builds", default=None,
+                   help="NAME=PATH,NAME=PATH: compare rlstm builds (each PATH a checkout with "
+                        "its extension built in place), ratio = first / others")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="processes per build and case with --builds (default 5)")
     args = p.parse_args(argv)
-    set_threads(args.threads)
+    thread_counts = [int(t) for t in str(args.threads).split(",")]
+    names = list(cases(args.quick)) if args.cases is None else args.cases.split(",")
+    if args.builds:
+        builds = dict(item.split("=", 1) for item in args.builds.split(","))
+        for t in thread_counts:
+            compare_builds(builds, t, args.repeat, args.rounds, names)
+        return []
     torch = _torch()
-    print(f"rlstm vs {'torch ' + torch.__version__ if torch else '(torch not installed)'}; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{args.threads} thread(s); median of {args.repeat} runs; ratio = torch / rlstm\n")
-    print("| case | rlstm | torch | speed-up | note |")
+    from . import config
+    print(f"rlstm ({config.simd_level()} kernels) vs "
+          f"{'torch ' + torch.__version__ if torch else '(torch not installed)'}; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"median of {args.repeat} alternating runs; ratio = torch / rlstm\n")
+    print("| case | rlstm | torch | ratio | note |")
     print("|---|---|---|---|---|")
     rows = []
-    cases = [lambda: bench_training(np.float32, repeat=args.repeat),
-             lambda: bench_training(np.float64, repeat=args.repeat)]
-    for B in (1, 16):
-        for D, H in ((8, 64), (64, 256)):
-            cases.append(lambda B=B, D=D, H=H: bench_step(B, D, H, repeat=args.repeat))
-    if not args.quick:
-        cases.append(lambda: bench_large(repeat=max(3, args.repeat // 2)))
-    for case in cases:
-        row = case()
-        print(row.fmt(), flush=True)
-        rows.append(row)
+    for t in thread_counts:
+        limiter = set_threads(t)
+        table = cases(args.quick, t, args.repeat)
+        for name in names:
+            row = table[name]()
+            print(row.fmt(), flush=True)
+            rows.append(row)
+        limiter.restore_original_limits()
     return rows
 
 
