@@ -91,3 +91,17 @@ def test_a_threaded_sweep_gives_the_same_bits_as_one_thread(dtype, simd, bidirec
         rlstm.set_num_threads(before)
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 5, 3), (13, 16, 9), (30, 32, 40), (6, 64, 17),
+                                   (25, 100, 33), (3, 130, 300), (50, 17, 0), (0, 8, 4)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_the_micro_kernel_gemm_matches_numpy(M, N, K, accumulate, dtype, simd, rng):
+    """The register-blocked GEMM of the kernel library: full, narrow and partial panels."""
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    want = a.astype(np.float64) @ b + (c if accumulate else 0)
+    _kernels.small_gemm(a, b, c, accumulate)
+    np.testing.assert_allclose(c, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)

@@ -205,7 +205,7 @@ def test_central_difference_catches_a_wrong_gradient(make_inputs, rng):
 # --------------------------------------------------------------------------- step and __call__
 @pytest.mark.parametrize("variant,act", [("vanilla", "tanh"), ("peephole", "tanh"),
                                          ("peephole", "identity"), ("vanilla", "identity")])
-@pytest.mark.parametrize("B", [1, 5])
+@pytest.mark.parametrize("B", [1, 5, 16, 37])   # 16, 37: the gate products on the micro-kernel
 def test_step_equals_forward_step_by_step(variant, act, B, dtype, tol, make_inputs, rng,
                                           simd):
     lstm = LSTM(4, 6, 3, variant=variant, cell_activation=act, dtype=dtype, seed=2)
