@@ -397,25 +397,25 @@ static size_t FN(fwd_work)(const rl_lstm_seq *a, int nth)
 
 static void FN(fwd_prepare)(const rl_lstm_seq *a, void *work)
 {
-    /* wp[p][k][g * VL + u] = W_hh[g * H + p * VL + u, k] (zero past H); then 3H zeros */
+    /* wp[p][k][g * VL + u] = W_hh[g * H + p * VL + u, k] (zero past H); then 3H zeros.
+     * Written in order (the 4 VL source rows of a panel stay in L1 while k advances). */
     const long H = a->H, P = (H + RLVL - 1) / RLVL;
     const RLT *w = (const RLT *)a->w_hh;
     RLT *wp = (RLT *)work;
     long p, k, g, u;
-    for (p = 0; p < P; p++)
-        for (g = 0; g < 4; g++)
-            for (u = 0; u < RLVL; u++) {
-                long j = p * RLVL + u;
-                RLT *dst = wp + p * H * 4 * RLVL + g * RLVL + u;
-                if (j < H) {
-                    const RLT *src = w + (g * H + j) * H;
-                    for (k = 0; k < H; k++)
-                        dst[k * 4 * RLVL] = src[k];
-                } else {
-                    for (k = 0; k < H; k++)
-                        dst[k * 4 * RLVL] = 0;
-                }
+    for (p = 0; p < P; p++) {
+        const long n = H - p * RLVL < RLVL ? H - p * RLVL : RLVL;
+        for (k = 0; k < H; k++) {
+            RLT *dst = wp + (p * H + k) * 4 * RLVL;
+            for (g = 0; g < 4; g++) {
+                const RLT *src = w + (g * H + p * RLVL) * H + k;
+                for (u = 0; u < n; u++)
+                    dst[g * RLVL + u] = src[u * H];
+                for (; u < RLVL; u++)
+                    dst[g * RLVL + u] = 0;
             }
+        }
+    }
     memset((char *)work + FN_ROUND(P * H * 4 * RLVL), 0, 3 * H * sizeof(RLT));
 }
 

@@ -187,24 +187,69 @@ static int sweep_threads(const rl_lstm_seq *a, const rl_isa_table *k, int backwa
     return n < 1 ? 1 : n;
 }
 
+/* One work buffer kept between calls (the largest asked for so far): a fresh one of several
+ * megabytes costs page faults and zeroing by the OS at every call, as much as packing the
+ * weights. A call that finds it in use (another thread's sweep) allocates its own. */
+static void *work_cache = NULL;
+static size_t work_cache_size = 0;
+static int work_cache_busy = 0;
+
+static void *work_get(size_t bytes, int *cached)
+{
+    void *p = NULL;
+    *cached = 0;
+#if defined(RL_HAVE_THREADS)
+    if (__atomic_exchange_n(&work_cache_busy, 1, __ATOMIC_ACQUIRE) == 0) {
+        if (work_cache_size < bytes) {
+            free(work_cache);
+            work_cache = NULL;
+            work_cache_size = 0;
+            if (posix_memalign(&work_cache, 64, bytes) == 0)
+                work_cache_size = bytes;
+            else
+                work_cache = NULL;
+        }
+        if (work_cache != NULL) {
+            *cached = 1;
+            return work_cache;
+        }
+        __atomic_store_n(&work_cache_busy, 0, __ATOMIC_RELEASE);
+    }
+    if (posix_memalign(&p, 64, bytes) != 0)
+        p = NULL;
+#else
+    p = malloc(bytes);
+#endif
+    return p;
+}
+
+static void work_put(void *p, int cached)
+{
+#if defined(RL_HAVE_THREADS)
+    if (cached) {
+        __atomic_store_n(&work_cache_busy, 0, __ATOMIC_RELEASE);
+        return;
+    }
+#endif
+    (void)cached;
+    free(p);
+}
+
 static int run_sweep(const rl_lstm_seq *a, int backward)
 {
     const rl_isa_table *k = current ? current : (current = best());
     int nth = sweep_threads(a, k, backward), i, go = 0;
     size_t bytes = backward ? k->bwd_work(a, nth) : k->fwd_work(a, nth);
-    void *work = NULL;
+    int cached;
+    void *work = work_get(bytes ? bytes : 64, &cached);
     rl_barrier bar;
     team_job jobs[64];
 #if defined(RL_HAVE_THREADS)
     pthread_t tids[64];
     int started = 1;
-    if (posix_memalign(&work, 64, bytes ? bytes : 64) != 0)
-        return -1;
-#else
-    work = malloc(bytes ? bytes : 64);
+#endif
     if (work == NULL)
         return -1;
-#endif
     if (backward)
         k->bwd_prepare(a, work);
     else
@@ -248,7 +293,7 @@ static int run_sweep(const rl_lstm_seq *a, int backward)
     for (i = 1; i < started; i++)
         pthread_join(tids[i], NULL);
 #endif
-    free(work);
+    work_put(work, cached);
     return 0;
 }
 
