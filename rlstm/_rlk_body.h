@@ -35,7 +35,7 @@ RL_INLINE RLV FN(splat)(RLT s) { return s - (RLV){0}; }
  * bp + k * ldb (ldb = 4VL for packed weights). Row m of C is at c + m * ldc and its vector v at
  * + v * cs; init = 0 starts from zero instead of C. */
 RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT *bp, long ldb,
-                        RLT *c, long ldc, long cs, int init)
+                        RLT *c, long ldc, long cs, int init, const RLT *pf)
 {
     RLV acc[RL_MR][4];
     int m, v;
@@ -45,6 +45,15 @@ RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT
             acc[m][v] = init ? FN(ld)(c + m * ldc + v * cs) : (RLV){0};
     for (k = 0; k < kc; k++) {
         const RLT *b = bp + k * ldb;
+#if defined(__GNUC__) || defined(__clang__)
+        if (pf) {   /* the next K block of the weights, while this one is computed */
+            const char *q = (const char *)(pf + k * ldb);
+            __builtin_prefetch(q);
+            __builtin_prefetch(q + 64);
+            __builtin_prefetch(q + 128);
+            __builtin_prefetch(q + 192);
+        }
+#endif
         RLV b0 = FN(ld)(b), b1 = FN(ld)(b + RLVL), b2 = FN(ld)(b + 2 * RLVL),
             b3 = FN(ld)(b + 3 * RLVL);
         for (m = 0; m < mr; m++) {
@@ -62,23 +71,23 @@ RL_INLINE void FN(tile)(const int mr, long kc, const RLT *a, long lda, const RLT
 
 /* mr in [1, RL_MR]: one compiled tile per height, so the accumulators stay in registers */
 static void FN(tile_any)(int mr, long kc, const RLT *a, long lda, const RLT *bp, long ldb,
-                         RLT *c, long ldc, long cs, int init)
+                         RLT *c, long ldc, long cs, int init, const RLT *pf)
 {
     switch (mr) {
 #if RL_MR >= 6
-    case 6: FN(tile)(6, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
+    case 6: FN(tile)(6, kc, a, lda, bp, ldb, c, ldc, cs, init, pf); break;
 #endif
 #if RL_MR >= 5
-    case 5: FN(tile)(5, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
+    case 5: FN(tile)(5, kc, a, lda, bp, ldb, c, ldc, cs, init, pf); break;
 #endif
 #if RL_MR >= 4
-    case 4: FN(tile)(4, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
+    case 4: FN(tile)(4, kc, a, lda, bp, ldb, c, ldc, cs, init, pf); break;
 #endif
 #if RL_MR >= 3
-    case 3: FN(tile)(3, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
+    case 3: FN(tile)(3, kc, a, lda, bp, ldb, c, ldc, cs, init, pf); break;
 #endif
-    case 2: FN(tile)(2, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
-    default: FN(tile)(1, kc, a, lda, bp, ldb, c, ldc, cs, init); break;
+    case 2: FN(tile)(2, kc, a, lda, bp, ldb, c, ldc, cs, init, pf); break;
+    default: FN(tile)(1, kc, a, lda, bp, ldb, c, ldc, cs, init, pf); break;
     }
 }
 
@@ -171,8 +180,12 @@ static void FN(panel_ld)(long M, long K, const RLT *a, long lda, const RLT *bp, 
         long kc = K - kb < FN_KC ? K - kb : FN_KC;
         for (i = 0, m = 0; i < ntiles; i++, m += mr) {
             mr = (int)(base + (i < extra));
+            /* the first row tile of a K block also prefetches the next block (weights that
+             * do not fit the caches stream from memory once per step) */
             FN(tile_any)(mr, kc, a + m * lda + kb, lda, bp + kb * ldb, ldb, c + m * ldc, ldc,
-                         cs, init || kb > 0);
+                         cs, init || kb > 0,
+                         (i == 0 && kb + FN_KC < K) ? bp + (kb + FN_KC) * ldb
+                                                      : NULL);
         }
     }
 }

@@ -17,6 +17,7 @@ alternating, and the table gives each build's median and their ratio.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -85,7 +86,12 @@ def set_threads(n: int):
     return limiter
 
 
+_SKIP_TORCH = False
+
+
 def _torch():
+    if _SKIP_TORCH:
+        return None
     try:
         import torch
         return torch
@@ -149,7 +155,9 @@ def bench_training(dtype, T=64, B=32, D=256, H=256, threads=1, repeat=7) -> Row:
         _, _, cache = lstm.forward(x)
         lstm.backward(dy, cache, input_grad=False)
 
-    fns = [ours, ours_no_dx]
+    # (a build from before input_grad existed, compared with --builds, times dx twice)
+    has_flag = "input_grad" in inspect.signature(lstm.backward).parameters
+    fns = [ours, ours_no_dx if has_flag else ours]
     torch = _torch()
     if torch is not None:
         tdt = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
@@ -268,6 +276,8 @@ def cases(quick: bool = False, threads: int = 1, repeat: int = 7) -> dict:
 # ------------------------------------------------------------------------ builds compared
 def _worker(case: str, threads: int, repeat: int) -> None:
     """Run one case in this process (the rlstm on sys.path) and print its row as JSON."""
+    global _SKIP_TORCH
+    _SKIP_TORCH = True
     set_threads(threads)
     row = cases(False, threads, repeat)[case]()
     print(json.dumps({"rlstm_s": row.rlstm_s, "case": row.case}))
