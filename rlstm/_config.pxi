@@ -10,6 +10,7 @@ cdef extern from "_rlk.h" nogil:
     int rl_simd_supported(const char* name)
     void rlstm_set_num_threads(int n)
     int rlstm_get_num_threads()
+    long rl_team_sweeps()
 
 SIMD_ENV = "RLSTM_SIMD"
 
@@ -47,6 +48,11 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return rlstm_get_num_threads()
+
+
+def _team_sweeps():
+    """How many sweeps have run on more than one thread in this process (for the tests)."""
+    return rl_team_sweeps()
 
 
 def _select_from_env():

@@ -94,6 +94,7 @@ int rl_simd_supported(const char *name);
 /* Threads the sweeps may use (the team is started per call and ends with it). */
 void rlstm_set_num_threads(int n);
 int rlstm_get_num_threads(void);
+long rl_team_sweeps(void);   /* how many sweeps ran on more than one thread so far */
 
 /* The kernels. Return 0, or -1 when a work buffer could not be allocated. */
 int rl_lstm_forward(const rl_lstm_seq *a);

@@ -109,6 +109,9 @@ int rl_simd_supported(const char *name)
 
 /* ------------------------------------------------------------------------------ threads */
 static int num_threads = 1;
+static long team_sweeps = 0;   /* sweeps run by more than one thread (for the tests) */
+
+long rl_team_sweeps(void) { return __atomic_load_n(&team_sweeps, __ATOMIC_RELAXED); }
 
 void rlstm_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 int rlstm_get_num_threads(void) { return num_threads; }
@@ -168,7 +171,9 @@ static void *team_main(void *p)
 }
 
 /* Threads that pay for a sweep: one per panel at most, and only when a step's recurrent
- * product is large enough (>= 2^20 flops, tens of microseconds) to hide a barrier. */
+ * product is large enough (>= 2^23 flops, about 50 us on one core: B=32, H=256) that starting
+ * a thread per call and meeting at a barrier per step cost little. Measured at B=16, H=128
+ * (2^21 flops a step), two threads were slower than one. */
 static int sweep_threads(const rl_lstm_seq *a, const rl_isa_table *k, int backward)
 {
     long panels, units = k->units_per_panel(a->dbl, backward);
@@ -179,7 +184,7 @@ static int sweep_threads(const rl_lstm_seq *a, const rl_isa_table *k, int backwa
         n = (int)panels;
     if (n > 64)
         n = 64;
-    if (flops < 1048576.0 || a->T < 2)
+    if (flops < 8388608.0 || a->T < 2)
         n = 1;
 #if !defined(RL_HAVE_THREADS)
     n = 1;
@@ -283,6 +288,8 @@ static int run_sweep(const rl_lstm_seq *a, int backward)
         jobs[0].bar = NULL;
         started = 1;
     } else {
+        if (nth > 1)
+            __atomic_add_fetch(&team_sweeps, 1, __ATOMIC_RELAXED);
         __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
     }
 #else

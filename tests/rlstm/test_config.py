@@ -76,10 +76,11 @@ def test_a_threaded_sweep_gives_the_same_bits_as_one_thread(dtype, simd, bidirec
                                                             variant, make_inputs, rng):
     """Each hidden unit is computed by one thread in the same order whatever the team size."""
     lstm = LSTM(16, 200, bidirectional=bidirectional, variant=variant, dtype=dtype, seed=4)
-    x, state, resets = make_inputs(lstm, 7, 9, rng, resets=0.2)   # 8*B*H*H >= 2^20: a team
-    dy = rng.standard_normal((7, 9, 200 * lstm.num_directions)).astype(dtype)
+    x, state, resets = make_inputs(lstm, 5, 27, rng, resets=0.2)   # 8*B*H*H >= 2^23: a team
+    dy = rng.standard_normal((5, 27, 200 * lstm.num_directions)).astype(dtype)
     before = rlstm.get_num_threads()
     runs = []
+    teams = _kernels._team_sweeps()
     try:
         for threads in (1, 3):
             rlstm.set_num_threads(threads)
@@ -89,6 +90,7 @@ def test_a_threaded_sweep_gives_the_same_bits_as_one_thread(dtype, simd, bidirec
             runs.append((y, h, c, dx, dh0, dc0, lstm.flat_grads.copy()))
     finally:
         rlstm.set_num_threads(before)
+    assert _kernels._team_sweeps() >= teams + 2 * lstm.num_directions   # forward and backward
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
 
