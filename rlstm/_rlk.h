@@ -81,6 +81,21 @@ typedef struct {
     int identity;
 } rl_cell_rows;
 
+/* Conv2d (no padding, square kernel k, stride) as blocked im2col + GEMM over channel-last
+ * batches: rows are output positions r = (n * Ho + i) * Wo + j, im2col columns (a, b, c).
+ * Forward: y (R, O) = act(im2col(x) @ w.T + bias). Backward: dy (R, O) is overwritten by the
+ * gradient on the pre-activation, dw (O, K) and db (O,) are added to, dx (N, H, W, C)
+ * channel-last is overwritten when not NULL. */
+typedef struct {
+    int dbl;
+    long N, H, W, C, k, stride, O;
+    int channel_last;     /* x is (N, H, W, C); else (N, C, H, W) */
+    int relu;
+    const void *x, *w, *bias;
+    void *y;
+    void *dy, *dw, *db, *dx;
+} rl_conv;
+
 /* Select the SIMD level. `name` is NULL or "auto" for the best one this CPU runs, else one of
  * rl_simd_names(). Returns 0 on success, -1 for an unknown name, -2 for a level this CPU (or
  * this build) cannot run; the selection is unchanged on error. */
@@ -101,6 +116,8 @@ int rl_lstm_forward(const rl_lstm_seq *a);
 int rl_lstm_backward(const rl_lstm_seq *a);
 int rl_gemm_run(const rl_gemm *g);
 int rl_lstm_cell_rows(const rl_cell_rows *a);
+int rl_conv_forward(const rl_conv *a);
+int rl_conv_backward(const rl_conv *a);
 
 #ifdef __cplusplus
 }

@@ -398,6 +398,159 @@ static int FN(cell_rows)(const rl_cell_rows *a)
     return 0;
 }
 
+/* ------------------------------------------------------------------------------ conv2d */
+/* The im2col matrix of an Atari batch is 13 MB, four times the images: materialised whole, the
+ * layer would run at memory speed. So it is built and consumed one block of rows at a time (a
+ * block stays in L2), forward and backward alike; backward rebuilds it from x. Its rows are
+ * padded to 16 elements, so that the products whose N is k*k*C run on whole vectors. */
+#define FN_CONV_LD(K) (((K) + 15) / 16 * 16)
+
+static long FN(conv_rows)(long Kp)
+{
+    long rb = 131072 / (Kp * (long)sizeof(RLT)) / 64 * 64;
+    return rb < 64 ? 64 : (rb > 1024 ? 1024 : rb);
+}
+
+/* cols[r - r0, (a*k + b)*C + c] = x[n, s*i + a, s*j + b, c], rows ld apart */
+static void FN(im2col)(const rl_conv *p, long Ho, long Wo, long r0, long r1, RLT *cols, long ld)
+{
+    const long C = p->C, k = p->k, s = p->stride, run = k * C;
+    const long sn = p->H * p->W * C;
+    const long sy = p->channel_last ? p->W * C : p->W, sx = p->channel_last ? C : 1;
+    const long sc = p->channel_last ? 1 : p->H * p->W;
+    const RLT *x = (const RLT *)p->x;
+    long r, a, b, c, q;
+    for (r = r0; r < r1; r++) {
+        const long n = r / (Ho * Wo), i = (r / Wo) % Ho, j = r % Wo;
+        RLT *out = cols + (r - r0) * ld;
+        for (a = 0; a < k; a++) {
+            const RLT *src = x + n * sn + (s * i + a) * sy + s * j * sx;
+            RLT *o = out + a * run;
+            if (sc == 1) {
+                for (q = 0; q < run; q++)
+                    o[q] = src[q];
+            } else {
+                for (b = 0; b < k; b++)
+                    for (c = 0; c < C; c++)
+                        o[b * C + c] = src[b * sx + c * sc];
+            }
+        }
+    }
+}
+
+static int FN(conv_fwd)(const rl_conv *p)
+{
+    const long Ho = (p->H - p->k) / p->stride + 1, Wo = (p->W - p->k) / p->stride + 1;
+    const long R = p->N * Ho * Wo, K = p->k * p->k * p->C, Kp = FN_CONV_LD(K), O = p->O;
+    const long RB = FN(conv_rows)(Kp);
+    const RLT *w = (const RLT *)p->w, *bias = (const RLT *)p->bias;
+    RLT *y = (RLT *)p->y, *cols, *wT;
+    long r0, r, o;
+    int rc = 0;
+    if (R <= 0 || O <= 0)
+        return 0;
+    cols = (RLT *)calloc((size_t)(RB * Kp + K * O), sizeof(RLT));
+    if (cols == NULL)
+        return -1;
+    wT = cols + RB * Kp;
+    for (o = 0; o < O; o++)
+        for (r = 0; r < K; r++)
+            wT[r * O + o] = w[o * K + r];
+    for (r0 = 0; r0 < R && rc == 0; r0 += RB) {
+        const long r1 = R < r0 + RB ? R : r0 + RB;
+        rl_gemm g;
+        FN(im2col)(p, Ho, Wo, r0, r1, cols, Kp);
+        /* y[r0:r1] = cols @ w.T   (O columns: one or two vectors, the narrow tiles) */
+        g.dbl = 0; g.M = r1 - r0; g.N = O; g.K = K;
+        g.a = cols; g.lda = Kp; g.b = wT; g.ldb = O; g.c = y + r0 * O; g.ldc = O;
+        g.accumulate = 0;
+        rc = FN(gemm)(&g);
+        for (r = r0; r < r1; r++) {
+            RLT *yr = y + r * O;
+            if (p->relu) {
+                for (o = 0; o < O; o++) {
+                    RLT v = yr[o] + bias[o];
+                    yr[o] = v > 0 ? v : 0;
+                }
+            } else {
+                for (o = 0; o < O; o++)
+                    yr[o] += bias[o];
+            }
+        }
+    }
+    free(cols);
+    return rc;
+}
+
+static int FN(conv_bwd)(const rl_conv *p)
+{
+    const long Ho = (p->H - p->k) / p->stride + 1, Wo = (p->W - p->k) / p->stride + 1;
+    const long R = p->N * Ho * Wo, K = p->k * p->k * p->C, Kp = FN_CONV_LD(K), O = p->O;
+    const long RB = FN(conv_rows)(Kp), C = p->C, k = p->k, s = p->stride, run = k * C;
+    const RLT *w = (const RLT *)p->w, *y = (const RLT *)p->y;
+    RLT *dy = (RLT *)p->dy, *dw = (RLT *)p->dw, *db = (RLT *)p->db, *dx = (RLT *)p->dx;
+    RLT *cols, *dyT, *wp, *dwp;
+    long r0, r, o, a, q;
+    int rc = 0;
+    if (R <= 0 || O <= 0)
+        return 0;
+    /* cols (RB, Kp) | dyT (O, RB) | w and dw with rows Kp wide (zero past K) */
+    cols = (RLT *)calloc((size_t)(RB * Kp + O * RB + 2 * O * Kp), sizeof(RLT));
+    if (cols == NULL)
+        return -1;
+    dyT = cols + RB * Kp;
+    wp = dyT + O * RB;
+    dwp = wp + O * Kp;
+    for (o = 0; o < O; o++)
+        memcpy(wp + o * Kp, w + o * K, K * sizeof(RLT));
+    if (dx)
+        memset(dx, 0, (size_t)(p->N * p->H * p->W * C) * sizeof(RLT));
+    for (r0 = 0; r0 < R && rc == 0; r0 += RB) {
+        const long r1 = R < r0 + RB ? R : r0 + RB, nr = r1 - r0;
+        rl_gemm g;
+        for (r = r0; r < r1; r++) {
+            RLT *d = dy + r * O;
+            const RLT *yr = y + r * O;
+            if (p->relu)
+                for (o = 0; o < O; o++)
+                    d[o] = yr[o] > 0 ? d[o] : 0;
+            for (o = 0; o < O; o++) {
+                db[o] += d[o];
+                dyT[o * RB + r - r0] = d[o];
+            }
+        }
+        FN(im2col)(p, Ho, Wo, r0, r1, cols, Kp);
+        /* dw += dyT @ cols   (Kp columns: whole vectors) */
+        g.dbl = 0; g.M = O; g.N = Kp; g.K = nr;
+        g.a = dyT; g.lda = RB; g.b = cols; g.ldb = Kp; g.c = dwp; g.ldc = Kp;
+        g.accumulate = 1;
+        rc = FN(gemm)(&g);
+        if (dx && rc == 0) {
+            /* cols = dy[r0:r1] @ w (columns past K come out zero);  dx += col2im(cols) */
+            g.M = nr; g.N = Kp; g.K = O;
+            g.a = dy + r0 * O; g.lda = O; g.b = wp; g.ldb = Kp; g.c = cols; g.ldc = Kp;
+            g.accumulate = 0;
+            rc = FN(gemm)(&g);
+            for (r = r0; r < r1; r++) {
+                const long n = r / (Ho * Wo), i = (r / Wo) % Ho, j = r % Wo;
+                const RLT *in = cols + (r - r0) * Kp;
+                for (a = 0; a < k; a++) {
+                    RLT *dst = dx + ((n * p->H + s * i + a) * p->W + s * j) * C;
+                    for (q = 0; q < run; q++)
+                        dst[q] += in[a * run + q];
+                }
+            }
+        }
+    }
+    for (o = 0; o < O; o++)
+        for (r = 0; r < K; r++)
+            dw[o * K + r] += dwp[o * Kp + r];
+    free(cols);
+    return rc;
+}
+
+#undef FN_CONV_LD
+
 /* ------------------------------------------------------------------------------ work memory */
 #define FN_ROUND(n) ((((size_t)(n) * sizeof(RLT)) + 63) / 64 * 64)
 

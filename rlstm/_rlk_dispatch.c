@@ -316,5 +316,17 @@ int rl_lstm_cell_rows(const rl_cell_rows *a)
     return k->cell_rows(a);
 }
 
+int rl_conv_forward(const rl_conv *a)
+{
+    const rl_isa_table *k = current ? current : (current = best());
+    return k->conv_fwd(a);
+}
+
+int rl_conv_backward(const rl_conv *a)
+{
+    const rl_isa_table *k = current ? current : (current = best());
+    return k->conv_bwd(a);
+}
+
 int rl_lstm_forward(const rl_lstm_seq *a) { return run_sweep(a, 0); }
 int rl_lstm_backward(const rl_lstm_seq *a) { return run_sweep(a, 1); }

@@ -22,6 +22,8 @@ typedef struct {
     void (*bwd_run)(const rl_lstm_seq *a, void *work, int tid, int nth, rl_barrier *bar);
     int (*gemm)(const rl_gemm *g);
     int (*cell_rows)(const rl_cell_rows *a);
+    int (*conv_fwd)(const rl_conv *a);
+    int (*conv_bwd)(const rl_conv *a);
     long (*units_per_panel)(int dbl, int backward);   /* the split granularity of the sweep */
 } rl_isa_table;
 

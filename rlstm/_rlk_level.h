@@ -79,6 +79,14 @@ static int cell_rows(const rl_cell_rows *a)
 {
     return a->dbl ? cell_rows_d(a) : cell_rows_f(a);
 }
+static int conv_fwd(const rl_conv *a)
+{
+    return a->dbl ? conv_fwd_d(a) : conv_fwd_f(a);
+}
+static int conv_bwd(const rl_conv *a)
+{
+    return a->dbl ? conv_bwd_d(a) : conv_bwd_f(a);
+}
 static long units_per_panel(int dbl, int backward)
 {
     long vl = dbl ? RL_VLD : RL_VLF;
@@ -87,5 +95,5 @@ static long units_per_panel(int dbl, int backward)
 
 const rl_isa_table RL_TABLE = {
     RL_LEVEL_NAME, fwd_work, fwd_prepare, fwd_run, bwd_work, bwd_prepare, bwd_run,
-    gemm, cell_rows, units_per_panel,
+    gemm, cell_rows, conv_fwd, conv_bwd, units_per_panel,
 };

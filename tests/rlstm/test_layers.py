@@ -85,7 +85,7 @@ from rlstm.reference import conv as conv_ref  # noqa: E402
 
 
 @pytest.mark.parametrize("k,s,C,O", [(3, 1, 3, 5), (4, 2, 2, 3), (8, 4, 4, 16), (1, 1, 1, 1)])
-def test_conv2d_kernel_matches_the_reference(k, s, C, O, dtype, tol):
+def test_conv2d_kernel_matches_the_reference(k, s, C, O, dtype, tol, simd):
     rng = np.random.default_rng(1)
     c = Conv2d(C, O, k, s, dtype=dtype, seed=2)
     x = rng.standard_normal((3, C, 13, 11)).astype(dtype)
@@ -104,7 +104,7 @@ def test_conv2d_kernel_matches_the_reference(k, s, C, O, dtype, tol):
 
 @pytest.mark.parametrize("shape,channels_first", [((9, 8, 3), False), ((3, 9, 8), True),
                                                   ((40, 44, 2), False), ((2, 3, 2), False)])
-def test_conv_encoder_kernels_match_the_reference(shape, channels_first, dtype, tol):
+def test_conv_encoder_kernels_match_the_reference(shape, channels_first, dtype, tol, simd):
     rng = np.random.default_rng(2)
     enc = ConvEncoder(shape, (4, 5), channels_first=channels_first, dtype=dtype, seed=3)
     x = rng.random((6,) + shape).astype(dtype)
