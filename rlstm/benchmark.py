@@ -287,8 +287,10 @@ def compare_builds(builds: dict, threads: int, repeat: int, rounds: int, names) 
     """For each case: ``rounds`` fresh processes per build, alternating; medians per build."""
     rows = []
     print(f"\n{' vs '.join(builds)} ({rounds} alternating processes each, {threads} thread(s))")
-    print(f"| case | {' | '.join(builds)} | {' / '.join(builds)} |")
-    print("|---|" + "---|" * (len(builds) + 1))
+    first, others = list(builds)[0], list(builds)[1:]
+    print(f"| case | {' | '.join(builds)} | "
+          + " | ".join(f"{first} time / {o} time" for o in others) + " |")
+    print("|---|" + "---|" * (len(builds) + len(others)))
     for name in names:
         samples = {b: [] for b in builds}
         label = name
@@ -305,9 +307,9 @@ def compare_builds(builds: dict, threads: int, repeat: int, rounds: int, names) 
                 samples[b].append(res["rlstm_s"])
                 label = res["case"]
         meds = [float(np.median(samples[b])) for b in builds]
-        ratio = " / ".join(f"{meds[0] / m:.3f}" for m in meds[1:])
+        ratios = " | ".join(f"{meds[0] / m:.3f}" for m in meds[1:])
         print(f"| {label} | " + " | ".join(f"{m * 1e3:.3f} ms" for m in meds)
-              + f" | {ratio} |", flush=True)
+              + f" | {ratios} |", flush=True)
         rows.append((label, meds))
     return rows
 
@@ -322,7 +324,8 @@ def main(argv=None) -> list[Row]:
                    help="comma-separated subset of: " + ", ".join(cases()))
     p.add_argument("--builds", default=None,
                    help="NAME=PATH,NAME=PATH: compare rlstm builds (each PATH a checkout with "
-                        "its extension built in place), ratio = first / others")
+                        "its extension built in place); ratios are the first build's time over "
+                        "each other's (< 1: the first is faster)")
     p.add_argument("--rounds", type=int, default=5,
                    help="processes per build and case with --builds (default 5)")
     args = p.parse_args(argv)
