@@ -8,8 +8,9 @@ Install the comparison with ``pip install -e ".[bench]"`` (CPU torch 2.13.0), th
     # RLSTM_NATIVE=1 python setup.py build_ext --inplace:
     python benchmarks/lstm_vs_torch.py --threads 1 --builds portable=.,native=../rlstm-native
 
-It prints Markdown tables (medians of alternating runs, same thread count, same process; the
-build comparison alternates fresh processes). The measuring code lives in ``rlstm.benchmark``
+It prints Markdown tables (medians of alternating runs, same thread count, same process; with
+--builds every build's package is imported side by side and the builds alternate). The
+measuring code lives in ``rlstm.benchmark``
 so ``rlstm bench`` runs the same.
 """
 from rlstm.benchmark import main

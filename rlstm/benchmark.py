@@ -11,17 +11,15 @@ faster). PyTorch is optional: without it only rlstm's columns are printed.
     rlstm bench [same options]
 
 ``--builds`` compares builds of rlstm (e.g. the portable one against one built with
-``RLSTM_NATIVE=1``) in the same run: every case runs in a fresh process per build, the builds
-alternating, and the table gives each build's median and their ratio.
+``RLSTM_NATIVE=1``) in the same run: each build's package is imported side by side in this
+process (as ``rlstm_<name>``, a copy) and every case is timed in alternation across builds.
 """
 from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -86,12 +84,7 @@ def set_threads(n: int):
     return limiter
 
 
-_SKIP_TORCH = False
-
-
 def _torch():
-    if _SKIP_TORCH:
-        return None
     try:
         import torch
         return torch
@@ -274,43 +267,122 @@ def cases(quick: bool = False, threads: int = 1, repeat: int = 7) -> dict:
 
 
 # ------------------------------------------------------------------------ builds compared
-def _worker(case: str, threads: int, repeat: int) -> None:
-    """Run one case in this process (the rlstm on sys.path) and print its row as JSON."""
-    global _SKIP_TORCH
-    _SKIP_TORCH = True
-    set_threads(threads)
-    row = cases(False, threads, repeat)[case]()
-    print(json.dumps({"rlstm_s": row.rlstm_s, "case": row.case}))
+def _train_fn(pkg, dtype, T, B, D, H):
+    rng = np.random.default_rng(0)
+    lstm = pkg.LSTM(D, H, dtype=dtype, seed=0)
+    x = rng.standard_normal((T, B, D)).astype(dtype)
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+
+    def run():
+        _, _, cache = lstm.forward(x)
+        lstm.backward(dy, cache)
+    return run
 
 
-def compare_builds(builds: dict, threads: int, repeat: int, rounds: int, names) -> list:
-    """For each case: ``rounds`` fresh processes per build, alternating; medians per build."""
-    rows = []
-    print(f"\n{' vs '.join(builds)} ({rounds} alternating processes each, {threads} thread(s))")
+def _step_fn(pkg, B, D, H):
+    lstm = pkg.LSTM(D, H, seed=0)
+    x = np.random.default_rng(0).standard_normal((B, D)).astype(np.float32)
+    state = lstm.initial_state(B)
+    return lambda: lstm.step(x, state)
+
+
+def _large_fn(pkg):
+    lstm = pkg.LSTM(512, 1024, seed=0)
+    x = np.random.default_rng(0).standard_normal((32, 64, 512)).astype(np.float32)
+    return lambda: lstm(x)
+
+
+def _conv_fn(pkg, shape=(84, 84, 4), N=32):
+    enc = pkg.layers.ConvEncoder(shape, seed=0)
+    x = np.random.default_rng(0).random((N, int(np.prod(shape)))).astype(np.float32)
+    d = np.ones((N, enc.out_features), np.float32)
+
+    def run():
+        _, cache = enc.forward(x)
+        enc.backward(d, cache)
+    return run
+
+
+def _gru_fn(pkg):
+    gru = pkg.GRU(128, 256, seed=0)
+    x = np.random.default_rng(0).standard_normal((64, 32, 128)).astype(np.float32)
+    dy = np.ones((64, 32, 256), np.float32)
+
+    def run():
+        _, _, cache = gru.forward(x)
+        gru.backward(dy, cache)
+    return run
+
+
+def _convlstm_fn(pkg):
+    cell = pkg.ConvLSTM(4, 16, 3, seed=0)
+    x = np.random.default_rng(0).standard_normal((8, 4, 4, 16, 16)).astype(np.float32)
+
+    def run():
+        y, _, cache = cell.forward(x)
+        cell.backward(np.ones_like(y), cache)
+    return run
+
+
+BUILD_CASES = {
+    "train_f32": ("train T=64 B=32 D=H=256 float32",
+                  lambda p: _train_fn(p, np.float32, 64, 32, 256, 256)),
+    "train_f64": ("train T=64 B=32 D=H=256 float64",
+                  lambda p: _train_fn(p, np.float64, 64, 32, 256, 256)),
+    "train_d64": ("train T=64 B=32 D=64 H=256", lambda p: _train_fn(p, np.float32, 64, 32, 64,
+                                                                   256)),
+    "train_h128": ("train T=32 B=16 D=32 H=128", lambda p: _train_fn(p, np.float32, 32, 16, 32,
+                                                                    128)),
+    "train_b64": ("train T=32 B=64 D=8 H=64", lambda p: _train_fn(p, np.float32, 32, 64, 8, 64)),
+    "train_b8": ("train T=32 B=8 D=8 H=64", lambda p: _train_fn(p, np.float32, 32, 8, 8, 64)),
+    "step_b1": ("step B=1 D=64 H=256", lambda p: _step_fn(p, 1, 64, 256)),
+    "step_b16": ("step B=16 D=64 H=256", lambda p: _step_fn(p, 16, 64, 256)),
+    "conv": ("conv encoder fwd+bwd 32x84x84x4", _conv_fn),
+    "conv_small": ("conv encoder fwd+bwd 256x7x7x3", lambda p: _conv_fn(p, (7, 7, 3), 256)),
+    "large": ("forward T=32 B=64 D=512 H=1024", _large_fn),
+    "gru": ("GRU train T=64 B=32 D=128 H=256", _gru_fn),
+    "convlstm": ("ConvLSTM train T=8 B=4 16x16 4->16", _convlstm_fn),
+}
+
+
+def _import_build(name: str, path: str):
+    """The rlstm package of the checkout at ``path``, imported as ``rlstm_<name>`` (a copy in a
+    temporary folder), so that several builds run side by side in this process."""
+    import importlib
+    import shutil
+    import tempfile
+    src = os.path.join(os.path.abspath(path), "rlstm")
+    if os.path.realpath(src) == os.path.realpath(os.path.dirname(os.path.abspath(__file__))):
+        return sys.modules[__package__]
+    root = tempfile.mkdtemp(prefix="rlstm-builds-")
+    shutil.copytree(src, os.path.join(root, f"rlstm_{name}"),
+                    ignore=shutil.ignore_patterns("*.c", "*.pyx", "*.pxi", "*.h", "__pycache__"))
+    sys.path.insert(0, root)
+    return importlib.import_module(f"rlstm_{name}")
+
+
+def compare_builds(builds: dict, threads: int, repeat: int, names) -> list:
+    """Each case of every build timed in alternation in this process (medians); the ratios are
+    the first build's time over each other's."""
+    pkgs = {b: _import_build(b, path) for b, path in builds.items()}
+    limiter = set_threads(threads)
     first, others = list(builds)[0], list(builds)[1:]
+    print(f"\n{' vs '.join(builds)}: "
+          + ", ".join(f"{b}={os.path.dirname(p.__file__)}" for b, p in pkgs.items())
+          + f"\n{threads} thread(s), medians of {repeat} alternating runs\n")
     print(f"| case | {' | '.join(builds)} | "
           + " | ".join(f"{first} time / {o} time" for o in others) + " |")
     print("|---|" + "---|" * (len(builds) + len(others)))
+    rows = []
     for name in names:
-        samples = {b: [] for b in builds}
-        label = name
-        for _ in range(rounds):
-            for b, path in builds.items():
-                env = {**os.environ, "PYTHONPATH": os.path.abspath(path)}
-                out = subprocess.run(
-                    [sys.executable, "-c",
-                     "import sys, rlstm.benchmark as m; m._worker(sys.argv[1], int(sys.argv[2]),"
-                     " int(sys.argv[3]))", name, str(threads), str(repeat)],
-                    capture_output=True, text=True, env=env, cwd=os.path.abspath(path),
-                    check=True)
-                res = json.loads(out.stdout.strip().splitlines()[-1])
-                samples[b].append(res["rlstm_s"])
-                label = res["case"]
-        meds = [float(np.median(samples[b])) for b in builds]
+        label, make = BUILD_CASES[name]
+        meds = median_times([make(p) for p in pkgs.values()], repeat)
         ratios = " | ".join(f"{meds[0] / m:.3f}" for m in meds[1:])
-        print(f"| {label} | " + " | ".join(f"{m * 1e3:.3f} ms" for m in meds)
+        unit, scale = ("ms", 1e3) if meds[0] > 1e-3 else ("µs", 1e6)
+        print(f"| {label} | " + " | ".join(f"{m * scale:.2f} {unit}" for m in meds)
               + f" | {ratios} |", flush=True)
         rows.append((label, meds))
+    limiter.restore_original_limits()
     return rows
 
 
@@ -321,21 +393,23 @@ def main(argv=None) -> list[Row]:
     p.add_argument("--repeat", type=int, default=9, help="runs per median (default 9)")
     p.add_argument("--quick", action="store_true", help="skip the large shape")
     p.add_argument("--cases", default=None,
-                   help="comma-separated subset of: " + ", ".join(cases()))
+                   help="comma-separated subset of: " + ", ".join(cases())
+                        + " (with --builds: " + ", ".join(BUILD_CASES) + ")")
     p.add_argument("--builds", default=None,
                    help="NAME=PATH,NAME=PATH: compare rlstm builds (each PATH a checkout with "
                         "its extension built in place); ratios are the first build's time over "
                         "each other's (< 1: the first is faster)")
-    p.add_argument("--rounds", type=int, default=5,
-                   help="processes per build and case with --builds (default 5)")
     args = p.parse_args(argv)
     thread_counts = [int(t) for t in str(args.threads).split(",")]
-    names = list(cases(args.quick)) if args.cases is None else args.cases.split(",")
     if args.builds:
+        names = list(BUILD_CASES) if args.cases is None else args.cases.split(",")
+        if args.quick and "large" in names:
+            names.remove("large")
         builds = dict(item.split("=", 1) for item in args.builds.split(","))
         for t in thread_counts:
-            compare_builds(builds, t, args.repeat, args.rounds, names)
+            compare_builds(builds, t, args.repeat, names)
         return []
+    names = list(cases(args.quick)) if args.cases is None else args.cases.split(",")
     torch = _torch()
     from . import config
     print(f"rlstm ({config.simd_level()} kernels) vs "
