@@ -104,6 +104,21 @@ cdef extern from "_rlk.h" nogil:
         void* h_out
         int identity
     int rl_lstm_cell_rows(const rl_cell_rows* a)
+    ctypedef struct rl_step_layer:
+        int dbl, identity
+        long B, D, H
+        const void* x
+        const void* h
+        const void* c
+        const void* w_ih
+        const void* w_hh
+        const void* b_ih
+        const void* b_hh
+        const void* peep
+        void* h_out
+        void* c_out
+        void* work
+    int rl_lstm_step_layer(const rl_step_layer* a)
 
 
 cdef inline int _small_gemm(bint dbl, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const void* a,

@@ -81,6 +81,18 @@ typedef struct {
     int identity;
 } rl_cell_rows;
 
+/* One LSTM layer's step for a batch on the micro-kernel (the rollout path with 16+ rows):
+ * gates.T = W_ih @ x.T + W_hh @ h.T + (b_ih + b_hh) with the weights read in place (every
+ * weight once, the batch along the vector), then the cell. x (B, D), h, c, h_out, c_out
+ * (B, H); work holds (8H + max(D, H)) * B elements. */
+typedef struct {
+    int dbl, identity;
+    long B, D, H;
+    const void *x, *h, *c;
+    const void *w_ih, *w_hh, *b_ih, *b_hh, *peep;   /* peep (3H) or NULL */
+    void *h_out, *c_out, *work;
+} rl_step_layer;
+
 /* Conv2d (no padding, square kernel k, stride) as blocked im2col + GEMM over channel-last
  * batches: rows are output positions r = (n * Ho + i) * Wo + j, im2col columns (a, b, c).
  * Forward: y (R, O) = act(im2col(x) @ w.T + bias). Backward: dy (R, O) is overwritten by the
@@ -117,6 +129,7 @@ int rl_lstm_backward(const rl_lstm_seq *a);
 int rl_gemm_run(const rl_gemm *g);
 int rl_lstm_cell_rows(const rl_cell_rows *a);
 int rl_conv_forward(const rl_conv *a);
+int rl_lstm_step_layer(const rl_step_layer *a);
 int rl_conv_backward(const rl_conv *a);
 
 #ifdef __cplusplus

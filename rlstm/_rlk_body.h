@@ -398,6 +398,49 @@ static int FN(cell_rows)(const rl_cell_rows *a)
     return 0;
 }
 
+/* ------------------------------------------------------------------------- the step */
+static int FN(step_layer)(const rl_step_layer *a)
+{
+    const long B = a->B, D = a->D, H = a->H, G4 = 4 * H;
+    const RLT *x = (const RLT *)a->x, *h = (const RLT *)a->h;
+    const RLT *b_ih = (const RLT *)a->b_ih, *b_hh = (const RLT *)a->b_hh;
+    RLT *gates = (RLT *)a->work, *gT = gates + B * G4, *xT = gT + B * G4;
+    rl_cell_rows cr;
+    rl_gemm g;
+    long n, b, k;
+    int rc = 0;
+    /* gT = (b_ih + b_hh)[:, None] */
+    for (n = 0; n < G4; n++) {
+        const RLT v = b_ih[n] + b_hh[n];
+        for (b = 0; b < B; b++)
+            gT[n * B + b] = v;
+    }
+    g.dbl = 0; g.M = G4; g.N = B; g.c = gT; g.ldc = B; g.accumulate = 1;
+    g.b = xT; g.ldb = B;
+    if (D > 0) {
+        /* gT += W_ih @ x.T */
+        for (b = 0; b < B; b++)
+            for (k = 0; k < D; k++)
+                xT[k * B + b] = x[b * D + k];
+        g.K = D; g.a = a->w_ih; g.lda = D;
+        rc |= FN(gemm)(&g);
+    }
+    /* gT += W_hh @ h.T */
+    for (b = 0; b < B; b++)
+        for (k = 0; k < H; k++)
+            xT[k * B + b] = h[b * H + k];
+    g.K = H; g.a = a->w_hh; g.lda = H;
+    rc |= FN(gemm)(&g);
+    for (b = 0; b < B; b++)
+        for (n = 0; n < G4; n++)
+            gates[b * G4 + n] = gT[n * B + b];
+    cr.dbl = 0; cr.B = B; cr.H = H; cr.ldg = G4; cr.gates = gates;
+    cr.cprev = a->c; cr.peep = a->peep; cr.c_out = a->c_out; cr.h_out = a->h_out;
+    cr.identity = a->identity;
+    rc |= FN(cell_rows)(&cr);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------ conv2d */
 /* The im2col matrix of an Atari batch is 13 MB, four times the images: materialised whole, the
  * layer would run at memory speed. So it is built and consumed one block of rows at a time (a

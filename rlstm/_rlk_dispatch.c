@@ -316,6 +316,12 @@ int rl_lstm_cell_rows(const rl_cell_rows *a)
     return k->cell_rows(a);
 }
 
+int rl_lstm_step_layer(const rl_step_layer *a)
+{
+    const rl_isa_table *k = current ? current : (current = best());
+    return k->step_layer(a);
+}
+
 int rl_conv_forward(const rl_conv *a)
 {
     const rl_isa_table *k = current ? current : (current = best());

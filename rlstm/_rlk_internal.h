@@ -23,6 +23,7 @@ typedef struct {
     int (*gemm)(const rl_gemm *g);
     int (*cell_rows)(const rl_cell_rows *a);
     int (*conv_fwd)(const rl_conv *a);
+    int (*step_layer)(const rl_step_layer *a);
     int (*conv_bwd)(const rl_conv *a);
     long (*units_per_panel)(int dbl, int backward);   /* the split granularity of the sweep */
 } rl_isa_table;

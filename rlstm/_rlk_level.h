@@ -87,6 +87,10 @@ static int conv_bwd(const rl_conv *a)
 {
     return a->dbl ? conv_bwd_d(a) : conv_bwd_f(a);
 }
+static int step_layer(const rl_step_layer *a)
+{
+    return a->dbl ? step_layer_d(a) : step_layer_f(a);
+}
 static long units_per_panel(int dbl, int backward)
 {
     long vl = dbl ? RL_VLD : RL_VLF;
@@ -95,5 +99,5 @@ static long units_per_panel(int dbl, int backward)
 
 const rl_isa_table RL_TABLE = {
     RL_LEVEL_NAME, fwd_work, fwd_prepare, fwd_run, bwd_work, bwd_prepare, bwd_run,
-    gemm, cell_rows, conv_fwd, conv_bwd, units_per_panel,
+    gemm, cell_rows, conv_fwd, step_layer, conv_bwd, units_per_panel,
 };

@@ -67,7 +67,7 @@ cdef int _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int 
     BLAS's transposed-product scratch), then the transposed input. Returns 0, or -1 when the
     micro-kernel could not allocate."""
     cdef int layer, d_in, rc = 0
-    cdef Py_ssize_t b, n, G4 = 4 * H, BH = B * H
+    cdef Py_ssize_t G4 = 4 * H, BH = B * H
     cdef const floating* inp = x
     cdef const floating* w_ih
     cdef const floating* w_hh
@@ -76,8 +76,7 @@ cdef int _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int 
     cdef const floating* peep
     cdef floating* gates = work
     cdef floating* gT = work + B * G4
-    cdef floating* xT = gT + B * G4
-    cdef floating v
+    cdef rl_step_layer sl
     cdef bint micro = B >= _STEP_MICRO_MIN_B and not cell_rec
     for layer in range(L):
         d_in = D if layer == 0 else H
@@ -87,17 +86,13 @@ cdef int _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int 
         b_hh = base + offs[5 * layer + 3]
         peep = base + offs[5 * layer + 4]
         if micro:
-            # gT = (b_ih + b_hh)[:, None];  gT += W_ih @ inp.T;  gT += W_hh @ h.T
-            for n in range(G4):
-                v = b_ih[n] + b_hh[n]
-                for b in range(B):
-                    gT[n * B + b] = v
-            if d_in > 0:
-                rc |= _gates_t(B, G4, d_in, inp, w_ih, xT, gT)
-            rc |= _gates_t(B, G4, H, h + layer * BH, w_hh, xT, gT)
-            for b in range(B):
-                for n in range(G4):
-                    gates[b * G4 + n] = gT[n * B + b]
+            # gates.T = W_ih @ inp.T + W_hh @ h.T + (b_ih + b_hh), then the cell, in C
+            sl.dbl, sl.identity, sl.B, sl.D, sl.H = floating is double, identity, B, d_in, H
+            sl.x, sl.h, sl.c = inp, h + layer * BH, c + layer * BH
+            sl.w_ih, sl.w_hh, sl.b_ih, sl.b_hh = w_ih, w_hh, b_ih, b_hh
+            sl.peep = peep if peephole else NULL
+            sl.h_out, sl.c_out, sl.work = hn + layer * BH, cn + layer * BH, work
+            rc |= rl_lstm_step_layer(&sl)
         else:
             _add_bias_rows(gates, B, G4, b_ih, b_hh)
             if d_in > 0:
@@ -110,8 +105,8 @@ cdef int _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int 
             else:
                 matmul_wt_add(<int>B, <int>G4, H, h + layer * BH, H, w_hh, H, gates, <int>G4,
                               gT)
-        rc |= _cell_rows(B, H, gates, G4, c + layer * BH, peep if peephole else NULL,
-                         cn + layer * BH, hn + layer * BH, identity)
+            rc |= _cell_rows(B, H, gates, G4, c + layer * BH, peep if peephole else NULL,
+                             cn + layer * BH, hn + layer * BH, identity)
         inp = hn + layer * BH
     return rc
 
