@@ -81,6 +81,25 @@ typedef struct {
     int identity;
 } rl_cell_rows;
 
+/* The GRU cell (PyTorch's form, gate order r, z, n) over B rows, each array's rows ld* apart.
+ * Forward: g holds the input part of the pre-activations (+ b_ih) and becomes the activations
+ * r, z, n; gh is h_{t-1} @ W_hh.T + b_hh; ghn gets gh's n part; h_out = (1 - z) n + z h_{t-1}.
+ * Backward: from the activations, ghn, h_{t-1}, dy and dh (gradient on h_t from step t+1):
+ * dgx and dgh (gradients on the input and recurrent pre-activations, rows lddg apart) and dh
+ * overwritten by z * (dy + dh), the direct part of the gradient on h_{t-1}. */
+typedef struct {
+    int dbl;
+    long B, H;
+    void *g; long ldg;
+    const void *gh; long ldgh;
+    const void *hp; long ldhp;
+    void *ghn; long ldghn;
+    void *h_out; long ldh;
+    const void *dy; long lddy;
+    void *dh; long lddh;
+    void *dgx, *dgh; long lddg;
+} rl_gru_rows;
+
 /* One LSTM layer's step for a batch on the micro-kernel (the rollout path with 16+ rows):
  * gates.T = W_ih @ x.T + W_hh @ h.T + (b_ih + b_hh) with the weights read in place (every
  * weight once, the batch along the vector), then the cell. x (B, D), h, c, h_out, c_out
@@ -130,6 +149,8 @@ int rl_gemm_run(const rl_gemm *g);
 int rl_lstm_cell_rows(const rl_cell_rows *a);
 int rl_conv_forward(const rl_conv *a);
 int rl_lstm_step_layer(const rl_step_layer *a);
+int rl_gru_cell_fwd_rows(const rl_gru_rows *a);
+int rl_gru_cell_bwd_rows(const rl_gru_rows *a);
 int rl_conv_backward(const rl_conv *a);
 
 #ifdef __cplusplus

@@ -398,6 +398,78 @@ static int FN(cell_rows)(const rl_cell_rows *a)
     return 0;
 }
 
+/* ------------------------------------------------------------------------------ GRU cell */
+RL_INLINE void FN(gru_fwd_)(RLT *restrict gr, RLT *restrict gz, RLT *restrict gn,
+                            const RLT *restrict hr, const RLT *restrict hz,
+                            const RLT *restrict hn, const RLT *restrict hp,
+                            RLT *restrict ghn, RLT *restrict h_out, long H)
+{
+    long j;
+    for (j = 0; j < H; j++) {
+        RLT r = RL_SIGMOID(gr[j] + hr[j]);
+        RLT z = RL_SIGMOID(gz[j] + hz[j]);
+        RLT n = RL_TANH(gn[j] + r * hn[j]);
+        gr[j] = r;
+        gz[j] = z;
+        gn[j] = n;
+        ghn[j] = hn[j];
+        h_out[j] = n + z * (hp[j] - n);
+    }
+}
+
+static int FN(gru_fwd_rows)(const rl_gru_rows *a)
+{
+    const long H = a->H;
+    long b;
+    for (b = 0; b < a->B; b++) {
+        RLT *g = (RLT *)a->g + b * a->ldg;
+        const RLT *gh = (const RLT *)a->gh + b * a->ldgh;
+        FN(gru_fwd_)(g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H,
+                     (const RLT *)a->hp + b * a->ldhp, (RLT *)a->ghn + b * a->ldghn,
+                     (RLT *)a->h_out + b * a->ldh, H);
+    }
+    return 0;
+}
+
+RL_INLINE void FN(gru_bwd_)(const RLT *restrict ar, const RLT *restrict az,
+                            const RLT *restrict an, const RLT *restrict ghn,
+                            const RLT *restrict hp, const RLT *restrict dy, RLT *restrict dh,
+                            RLT *restrict dxr, RLT *restrict dxz, RLT *restrict dxn,
+                            RLT *restrict dhr, RLT *restrict dhz, RLT *restrict dhn, long H)
+{
+    const RLT one = 1;
+    long j;
+    for (j = 0; j < H; j++) {
+        RLT r = ar[j], z = az[j], n = an[j];
+        RLT d = dy[j] + dh[j];
+        RLT dn = d * (one - z) * (one - n * n);
+        RLT dz = d * (hp[j] - n) * z * (one - z);
+        RLT dr = dn * ghn[j] * r * (one - r);
+        dxr[j] = dr;
+        dxz[j] = dz;
+        dxn[j] = dn;
+        dhr[j] = dr;
+        dhz[j] = dz;
+        dhn[j] = dn * r;
+        dh[j] = d * z;
+    }
+}
+
+static int FN(gru_bwd_rows)(const rl_gru_rows *a)
+{
+    const long H = a->H;
+    long b;
+    for (b = 0; b < a->B; b++) {
+        const RLT *g = (const RLT *)a->g + b * a->ldg;
+        RLT *dx = (RLT *)a->dgx + b * a->lddg, *dg = (RLT *)a->dgh + b * a->lddg;
+        FN(gru_bwd_)(g, g + H, g + 2 * H, (const RLT *)a->ghn + b * a->ldghn,
+                     (const RLT *)a->hp + b * a->ldhp, (const RLT *)a->dy + b * a->lddy,
+                     (RLT *)a->dh + b * a->lddh, dx, dx + H, dx + 2 * H, dg, dg + H,
+                     dg + 2 * H, H);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------- the step */
 static int FN(step_layer)(const rl_step_layer *a)
 {

@@ -91,6 +91,14 @@ static int step_layer(const rl_step_layer *a)
 {
     return a->dbl ? step_layer_d(a) : step_layer_f(a);
 }
+static int gru_fwd_rows(const rl_gru_rows *a)
+{
+    return a->dbl ? gru_fwd_rows_d(a) : gru_fwd_rows_f(a);
+}
+static int gru_bwd_rows(const rl_gru_rows *a)
+{
+    return a->dbl ? gru_bwd_rows_d(a) : gru_bwd_rows_f(a);
+}
 static long units_per_panel(int dbl, int backward)
 {
     long vl = dbl ? RL_VLD : RL_VLF;
@@ -99,5 +107,6 @@ static long units_per_panel(int dbl, int backward)
 
 const rl_isa_table RL_TABLE = {
     RL_LEVEL_NAME, fwd_work, fwd_prepare, fwd_run, bwd_work, bwd_prepare, bwd_run,
-    gemm, cell_rows, conv_fwd, step_layer, conv_bwd, units_per_panel,
+    gemm, cell_rows, conv_fwd, step_layer, conv_bwd, gru_fwd_rows, gru_bwd_rows,
+    units_per_panel,
 };

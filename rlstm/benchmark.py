@@ -1,10 +1,10 @@
 """Side-by-side timings of rlstm's kernels against PyTorch and NumPy's sgemm (``rlstm bench``).
 
 Every number is a median over several runs taken in the same process at the same thread
-count. rlstm and its competitor are timed in alternation (A, B, A, B, ...), so that a change in
-the machine's load hits both, and each row also gives rlstm's GFLOP/s as a fraction of NumPy's
-own sgemm (dgemm for float64) measured in the same run. ratio = torch / rlstm (> 1: rlstm is
-faster). PyTorch is optional: without it only rlstm's columns are printed.
+count. rlstm, its competitor and NumPy's own GEMM (sgemm; dgemm for float64) are timed in
+alternation (A, B, C, A, B, C, ...), so that a change in the machine's load hits all of them,
+and each row gives rlstm's GFLOP/s as a fraction of that GEMM's. ratio = torch / rlstm (> 1:
+rlstm is faster). PyTorch is optional: without it only rlstm's columns are printed.
 
     python benchmarks/lstm_vs_torch.py [--threads 1,2] [--repeat R] [--quick]
     python benchmarks/lstm_vs_torch.py --builds portable=.,native=/path/to/native/checkout
@@ -92,21 +92,13 @@ def _torch():
         return None
 
 
-_GEMM_FLOOR: dict = {}
-
-
-def gemm_gflops(dtype, threads: int, repeat: int = 7) -> float:
-    """NumPy's own GEMM (a 2048 x 1024 x 1024 product) in GFLOP/s at this thread count: the
-    floor every row is compared with. Measured once per dtype and thread count per run."""
-    key = (np.dtype(dtype).name, threads)
-    if key not in _GEMM_FLOOR:
-        rng = np.random.default_rng(0)
-        a = rng.standard_normal((2048, 1024)).astype(dtype)
-        b = rng.standard_normal((1024, 1024)).astype(dtype)
-        c = np.empty((2048, 1024), dtype)
-        t = median_time(lambda: np.matmul(a, b, out=c), repeat)
-        _GEMM_FLOOR[key] = 2 * 2048 * 1024 * 1024 / t / 1e9
-    return _GEMM_FLOOR[key]
+def gemm_fn(dtype):
+    """A 2048 x 1024 x 1024 NumPy GEMM (the floor each row is compared with) and its flops."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 1024)).astype(dtype)
+    b = rng.standard_normal((1024, 1024)).astype(dtype)
+    c = np.empty((2048, 1024), dtype)
+    return (lambda: np.matmul(a, b, out=c)), 2 * 2048 * 1024 * 1024
 
 
 @dataclass
@@ -125,8 +117,16 @@ class Row:
                 f"{self.note} |")
 
 
-def _vs_floor(flops: float, seconds: float, dtype, threads: int) -> str:
-    ours, floor = flops / seconds / 1e9, gemm_gflops(dtype, threads)
+def _timed_with_floor(fns, dtype, repeat):
+    """Median times of ``fns`` and of NumPy's GEMM, all in alternation (so that the GEMM sees
+    the same machine as the row it is the floor of); returns (times, gemm GFLOP/s)."""
+    gemm, gemm_flops = gemm_fn(dtype)
+    times = median_times(list(fns) + [gemm], repeat)
+    return times[:-1], gemm_flops / times[-1] / 1e9
+
+
+def _vs_floor(flops: float, seconds: float, dtype, floor: float) -> str:
+    ours = flops / seconds / 1e9
     name = "sgemm" if np.dtype(dtype) == np.float32 else "dgemm"
     return f"{ours:.0f} GFLOP/s = {100 * ours / floor:.0f}% of NumPy {name} ({floor:.0f})"
 
@@ -162,11 +162,11 @@ def bench_training(dtype, T=64, B=32, D=256, H=256, threads=1, repeat=7) -> Row:
             y, _ = m(xt)
             y.backward(dyt)
         fns.append(theirs)
-    times = median_times(fns, repeat)
+    times, floor = _timed_with_floor(fns, dtype, repeat)
     flops = 6 * T * B * 4 * H * (D + H)   # 2 GEMM-sized products forward, 4 backward
     return Row(f"train T={T} B={B} D={D} H={H} {np.dtype(dtype).name}, {threads} thr",
                times[0], times[2] if torch is not None else None,
-               note=f"{_vs_floor(flops, times[0], dtype, threads)}; "
+               note=f"{_vs_floor(flops, times[0], dtype, floor)}; "
                     f"input_grad=False {times[1] * 1e3:.2f} ms")
 
 
@@ -187,11 +187,11 @@ def bench_step(B, D, H, threads=1, repeat=7) -> Row:
             with torch.no_grad():
                 cell(xt, hs)
         fns.append(theirs)
-    times = median_times(fns, repeat)
+    times, floor = _timed_with_floor(fns, np.float32, repeat)
     flops = 2 * B * 4 * H * (D + H)
     return Row(f"step B={B} D={D} H={H}, {threads} thr", times[0],
                times[1] if torch is not None else None, "torch LSTMCell",
-               _vs_floor(flops, times[0], np.float32, threads))
+               _vs_floor(flops, times[0], np.float32, floor))
 
 
 def bench_large(T=32, B=64, D=512, H=1024, threads=1, repeat=5) -> Row:
@@ -209,11 +209,11 @@ def bench_large(T=32, B=64, D=512, H=1024, threads=1, repeat=5) -> Row:
             with torch.no_grad():
                 m(xt)
         fns.append(theirs)
-    times = median_times(fns, repeat)
+    times, floor = _timed_with_floor(fns, np.float32, repeat)
     flops = 2 * T * B * 4 * H * (D + H)
     return Row(f"forward T={T} B={B} D={D} H={H}, {threads} thr", times[0],
                times[1] if torch is not None else None,
-               note=_vs_floor(flops, times[0], np.float32, threads))
+               note=_vs_floor(flops, times[0], np.float32, floor))
 
 
 def bench_conv(N=32, threads=1, repeat=7) -> Row:

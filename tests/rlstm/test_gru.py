@@ -30,7 +30,7 @@ def _inputs(gru, T, B, rng, p_reset):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_backward_match_reference(case, dtype, tol, rng):
+def test_forward_backward_match_reference(case, dtype, tol, rng, simd):
     T, B, D, H, L, bi, p_reset = case
     gru = GRU(D, H, L, bidirectional=bi, dtype=dtype, seed=0)
     x, h0, rs = _inputs(gru, T, B, rng, p_reset)
@@ -78,7 +78,7 @@ def test_gradients_by_central_differences(L, bi, rng):
 
 
 @pytest.mark.parametrize("B", [1, 4])
-def test_step_equals_forward(B, dtype, tol, rng):
+def test_step_equals_forward(B, dtype, tol, rng, simd):
     gru = GRU(3, 5, 3, dtype=dtype, seed=2)
     x, h0, _ = _inputs(gru, 6, B, rng, 0)
     y, hn = gru(x, h0)
