@@ -100,10 +100,27 @@ cdef extern from "_rlk.h" nogil:
         void* gates
         const void* cprev
         const void* peep
+        long peep_ld
         void* c_out
         void* h_out
         int identity
     int rl_lstm_cell_rows(const rl_cell_rows* a)
+    ctypedef struct rl_cell_bwd_rows:
+        int dbl, identity
+        long B, H, ldg
+        const void* a
+        const void* c
+        const void* cprev
+        const void* dy
+        const void* peep
+        long peep_ld
+        void* dh
+        void* dc
+        void* dg
+        void* dbias
+        void* dpeep
+        long dpeep_ld
+    int rl_lstm_cell_bwd_rows(const rl_cell_bwd_rows* a)
     ctypedef struct rl_step_layer:
         int dbl, identity
         long B, D, H
@@ -154,7 +171,7 @@ cdef inline int _cell_rows(Py_ssize_t B, Py_ssize_t H, floating* gates, Py_ssize
     cdef rl_cell_rows a
     a.dbl, a.B, a.H, a.ldg = floating is double, B, H, ldg
     a.gates, a.cprev, a.peep, a.c_out, a.h_out = gates, cprev, peep, c_out, h_out
-    a.identity = identity
+    a.peep_ld, a.identity = 0, identity
     return rl_lstm_cell_rows(&a)
 
 

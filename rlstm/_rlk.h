@@ -77,9 +77,24 @@ typedef struct {
     long B, H, ldg;
     void *gates;
     const void *cprev, *peep;
+    long peep_ld;         /* rows of peepholes this far apart (ConvLSTM's per pixel); 0: shared */
     void *c_out, *h_out;
     int identity;
 } rl_cell_rows;
+
+/* The LSTM cell backward of B rows (ConvLSTM's pixel rows): from the activations a (rows ldg
+ * apart), c_t, c_{t-1} (NULL: zeros), dy, and dh, dc (gradients from step t+1; dc is
+ * overwritten by the gradient on c_{t-1}), the pre-activation gradients dg (rows ldg apart);
+ * dbias (4H) += their column sums, dpeep (rows dpeep_ld apart, 0: shared; NULL: none) += the
+ * peephole gradients. Rows of c, cprev, dy, dh, dc are H apart. */
+typedef struct {
+    int dbl, identity;
+    long B, H, ldg;
+    const void *a, *c, *cprev, *dy, *peep;
+    long peep_ld;
+    void *dh, *dc, *dg, *dbias, *dpeep;
+    long dpeep_ld;
+} rl_cell_bwd_rows;
 
 /* The GRU cell (PyTorch's form, gate order r, z, n) over B rows, each array's rows ld* apart.
  * Forward: g holds the input part of the pre-activations (+ b_ih) and becomes the activations
@@ -147,6 +162,7 @@ int rl_lstm_forward(const rl_lstm_seq *a);
 int rl_lstm_backward(const rl_lstm_seq *a);
 int rl_gemm_run(const rl_gemm *g);
 int rl_lstm_cell_rows(const rl_cell_rows *a);
+int rl_lstm_cell_bwd_rows(const rl_cell_bwd_rows *a);
 int rl_conv_forward(const rl_conv *a);
 int rl_lstm_step_layer(const rl_step_layer *a);
 int rl_gru_cell_fwd_rows(const rl_gru_rows *a);

@@ -393,7 +393,26 @@ static int FN(cell_rows)(const rl_cell_rows *a)
         FN(cell_fwd)((RLT *)a->gates + b * a->ldg, H, zeros,
                      a->cprev ? (const RLT *)a->cprev + b * H : zeros,
                      (RLT *)a->c_out + b * H, (RLT *)a->h_out + b * H,
-                     a->peep ? (const RLT *)a->peep : zeros, a->identity, H);
+                     a->peep ? (const RLT *)a->peep + b * a->peep_ld : zeros, a->identity, H);
+    free(zeros);
+    return 0;
+}
+
+static int FN(cell_bwd_rows)(const rl_cell_bwd_rows *a)
+{
+    const long H = a->H;
+    long b;
+    RLT *zeros = (RLT *)calloc((size_t)(3 * H), sizeof(RLT));
+    if (zeros == NULL)
+        return -1;
+    for (b = 0; b < a->B; b++)
+        FN(cell_bwd)((const RLT *)a->a + b * a->ldg, H, (const RLT *)a->c + b * H,
+                     a->cprev ? (const RLT *)a->cprev + b * H : zeros,
+                     (const RLT *)a->dy + b * H, (const RLT *)a->dh + b * H,
+                     (RLT *)a->dc + b * H, (RLT *)a->dg + b * a->ldg,
+                     a->peep ? (const RLT *)a->peep + b * a->peep_ld : zeros,
+                     (RLT *)a->dbias,
+                     a->dpeep ? (RLT *)a->dpeep + b * a->dpeep_ld : NULL, a->identity, H);
     free(zeros);
     return 0;
 }
@@ -507,7 +526,7 @@ static int FN(step_layer)(const rl_step_layer *a)
         for (n = 0; n < G4; n++)
             gates[b * G4 + n] = gT[n * B + b];
     cr.dbl = 0; cr.B = B; cr.H = H; cr.ldg = G4; cr.gates = gates;
-    cr.cprev = a->c; cr.peep = a->peep; cr.c_out = a->c_out; cr.h_out = a->h_out;
+    cr.cprev = a->c; cr.peep = a->peep; cr.peep_ld = 0; cr.c_out = a->c_out; cr.h_out = a->h_out;
     cr.identity = a->identity;
     rc |= FN(cell_rows)(&cr);
     return rc;

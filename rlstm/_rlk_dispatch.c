@@ -322,6 +322,12 @@ int rl_lstm_step_layer(const rl_step_layer *a)
     return k->step_layer(a);
 }
 
+int rl_lstm_cell_bwd_rows(const rl_cell_bwd_rows *a)
+{
+    const rl_isa_table *k = current ? current : (current = best());
+    return k->cell_bwd_rows(a);
+}
+
 int rl_gru_cell_fwd_rows(const rl_gru_rows *a)
 {
     const rl_isa_table *k = current ? current : (current = best());

@@ -27,6 +27,7 @@ typedef struct {
     int (*conv_bwd)(const rl_conv *a);
     int (*gru_fwd_rows)(const rl_gru_rows *a);
     int (*gru_bwd_rows)(const rl_gru_rows *a);
+    int (*cell_bwd_rows)(const rl_cell_bwd_rows *a);
     long (*units_per_panel)(int dbl, int backward);   /* the split granularity of the sweep */
 } rl_isa_table;
 

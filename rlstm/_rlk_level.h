@@ -99,6 +99,10 @@ static int gru_bwd_rows(const rl_gru_rows *a)
 {
     return a->dbl ? gru_bwd_rows_d(a) : gru_bwd_rows_f(a);
 }
+static int cell_bwd_rows(const rl_cell_bwd_rows *a)
+{
+    return a->dbl ? cell_bwd_rows_d(a) : cell_bwd_rows_f(a);
+}
 static long units_per_panel(int dbl, int backward)
 {
     long vl = dbl ? RL_VLD : RL_VLF;
@@ -108,5 +112,5 @@ static long units_per_panel(int dbl, int backward)
 const rl_isa_table RL_TABLE = {
     RL_LEVEL_NAME, fwd_work, fwd_prepare, fwd_run, bwd_work, bwd_prepare, bwd_run,
     gemm, cell_rows, conv_fwd, step_layer, conv_bwd, gru_fwd_rows, gru_bwd_rows,
-    units_per_panel,
+    cell_bwd_rows, units_per_panel,
 };
