@@ -279,42 +279,38 @@ RL_INLINE void FN(cell_fwd_)(RLT *restrict gi, RLT *restrict gf, RLT *restrict g
                              const RLT *restrict bg, const RLT *restrict bo,
                              const RLT *restrict pi, const RLT *restrict pf,
                              const RLT *restrict po, const RLT *restrict cprev,
-                             RLT *restrict c_out, RLT *restrict h_out, int identity, long n)
+                             RLT *restrict c_out, RLT *restrict h_out, const int identity,
+                             const int peep, long n)
 {
     long j;
-    if (identity) {
-        for (j = 0; j < n; j++) {
-            RLT cp = cprev[j];
-            RLT ig = RL_SIGMOID(gi[j] + bi[j] + pi[j] * cp);
-            RLT fg = RL_SIGMOID(gf[j] + bf[j] + pf[j] * cp);
-            RLT ng = RL_TANH(gg[j] + bg[j]);
-            RLT c = fg * cp + ig * ng;
-            RLT og = RL_SIGMOID(go[j] + bo[j] + po[j] * c);
-            gi[j] = ig; gf[j] = fg; gg[j] = ng; go[j] = og;
-            c_out[j] = c;
-            h_out[j] = og * c;
-        }
-    } else {
-        for (j = 0; j < n; j++) {
-            RLT cp = cprev[j];
-            RLT ig = RL_SIGMOID(gi[j] + bi[j] + pi[j] * cp);
-            RLT fg = RL_SIGMOID(gf[j] + bf[j] + pf[j] * cp);
-            RLT ng = RL_TANH(gg[j] + bg[j]);
-            RLT c = fg * cp + ig * ng;
-            RLT og = RL_SIGMOID(go[j] + bo[j] + po[j] * c);
-            gi[j] = ig; gf[j] = fg; gg[j] = ng; go[j] = og;
-            c_out[j] = c;
-            h_out[j] = og * RL_TANH(c);
-        }
+    for (j = 0; j < n; j++) {
+        RLT cp = cprev[j];
+        RLT ig = RL_SIGMOID(gi[j] + bi[j] + (peep ? pi[j] * cp : 0));
+        RLT fg = RL_SIGMOID(gf[j] + bf[j] + (peep ? pf[j] * cp : 0));
+        RLT ng = RL_TANH(gg[j] + bg[j]);
+        RLT c = fg * cp + ig * ng;
+        RLT og = RL_SIGMOID(go[j] + bo[j] + (peep ? po[j] * c : 0));
+        gi[j] = ig; gf[j] = fg; gg[j] = ng; go[j] = og;
+        c_out[j] = c;
+        h_out[j] = og * (identity ? c : RL_TANH(c));
     }
 }
 
-/* g, bias point at unit 0 of a row (gates H apart), peep at p_i (p_f, p_o H apart). */
+/* g, bias point at unit 0 of a row (gates H apart), peep at p_i (p_f, p_o H apart) or NULL.
+ * One compiled loop per (identity, peepholes) pair: the vanilla LSTM reads no peepholes. */
 static void FN(cell_fwd)(RLT *g, long H, const RLT *bias, const RLT *cprev, RLT *c_out,
                          RLT *h_out, const RLT *peep, int identity, long n)
 {
-    FN(cell_fwd_)(g, g + H, g + 2 * H, g + 3 * H, bias, bias + H, bias + 2 * H, bias + 3 * H,
-                  peep, peep + H, peep + 2 * H, cprev, c_out, h_out, identity, n);
+#define FN_CELL_FWD(ID, PP)                                                                    \
+    FN(cell_fwd_)(g, g + H, g + 2 * H, g + 3 * H, bias, bias + H, bias + 2 * H, bias + 3 * H,  \
+                  peep, PP ? peep + H : peep, PP ? peep + 2 * H : peep, cprev, c_out, h_out,   \
+                  ID, PP, n)
+    if (identity) {
+        if (peep) FN_CELL_FWD(1, 1); else FN_CELL_FWD(1, 0);
+    } else {
+        if (peep) FN_CELL_FWD(0, 1); else FN_CELL_FWD(0, 0);
+    }
+#undef FN_CELL_FWD
 }
 
 /* The cell backward for units [0, n) of one row (the maths of _cells.h): dg = gradient on the
@@ -327,7 +323,8 @@ RL_INLINE void FN(cell_bwd_)(const RLT *restrict ai, const RLT *restrict af,
                              RLT *restrict dgi, RLT *restrict dgf, RLT *restrict dgg,
                              RLT *restrict dgo, const RLT *restrict pi, const RLT *restrict pf,
                              const RLT *restrict po, RLT *restrict dbi, RLT *restrict dbf,
-                             RLT *restrict dbg, RLT *restrict dbo, int identity, long n)
+                             RLT *restrict dbg, RLT *restrict dbo, const int identity,
+                             const int peep, long n)
 {
     const RLT one = 1;
     long j;
@@ -337,7 +334,7 @@ RL_INLINE void FN(cell_bwd_)(const RLT *restrict ai, const RLT *restrict af,
         RLT dact = identity ? one : one - act * act;
         RLT dhj = dy[j] + dh[j];
         RLT dog = dhj * act * og * (one - og);
-        RLT dcj = dc[j] + dhj * og * dact + dog * po[j];
+        RLT dcj = dc[j] + dhj * og * dact + (peep ? dog * po[j] : 0);
         RLT dig = dcj * gg * ig * (one - ig);
         RLT dfg = dcj * cp[j] * fg * (one - fg);
         RLT dng = dcj * ig * (one - gg * gg);
@@ -349,7 +346,7 @@ RL_INLINE void FN(cell_bwd_)(const RLT *restrict ai, const RLT *restrict af,
         dbf[j] += dfg;
         dbg[j] += dng;
         dbo[j] += dog;
-        dc[j] = dcj * fg + dig * pi[j] + dfg * pf[j];
+        dc[j] = dcj * fg + (peep ? dig * pi[j] + dfg * pf[j] : 0);
     }
 }
 
@@ -370,14 +367,17 @@ static void FN(cell_bwd)(const RLT *a, long H, const RLT *c, const RLT *cp, cons
                          const RLT *dh, RLT *dc, RLT *dg, const RLT *peep, RLT *dbias,
                          RLT *dpeep, int identity, long n)
 {
-    if (identity)
-        FN(cell_bwd_)(a, a + H, a + 2 * H, a + 3 * H, c, cp, dy, dh, dc, dg, dg + H, dg + 2 * H,
-                      dg + 3 * H, peep, peep + H, peep + 2 * H, dbias, dbias + H, dbias + 2 * H,
-                      dbias + 3 * H, 1, n);
-    else
-        FN(cell_bwd_)(a, a + H, a + 2 * H, a + 3 * H, c, cp, dy, dh, dc, dg, dg + H, dg + 2 * H,
-                      dg + 3 * H, peep, peep + H, peep + 2 * H, dbias, dbias + H, dbias + 2 * H,
-                      dbias + 3 * H, 0, n);
+    /* peep NULL: the vanilla LSTM (one compiled loop per variant, as forward) */
+#define FN_CELL_BWD(ID, PP)                                                                    \
+    FN(cell_bwd_)(a, a + H, a + 2 * H, a + 3 * H, c, cp, dy, dh, dc, dg, dg + H, dg + 2 * H,   \
+                  dg + 3 * H, peep, PP ? peep + H : peep, PP ? peep + 2 * H : peep, dbias,     \
+                  dbias + H, dbias + 2 * H, dbias + 3 * H, ID, PP, n)
+    if (identity) {
+        if (peep) FN_CELL_BWD(1, 1); else FN_CELL_BWD(1, 0);
+    } else {
+        if (peep) FN_CELL_BWD(0, 1); else FN_CELL_BWD(0, 0);
+    }
+#undef FN_CELL_BWD
     if (dpeep)
         FN(peep_grad_)(dg, dg + H, dg + 3 * H, c, cp, dpeep, dpeep + H, dpeep + 2 * H, n);
 }
@@ -393,7 +393,7 @@ static int FN(cell_rows)(const rl_cell_rows *a)
         FN(cell_fwd)((RLT *)a->gates + b * a->ldg, H, zeros,
                      a->cprev ? (const RLT *)a->cprev + b * H : zeros,
                      (RLT *)a->c_out + b * H, (RLT *)a->h_out + b * H,
-                     a->peep ? (const RLT *)a->peep + b * a->peep_ld : zeros, a->identity, H);
+                     a->peep ? (const RLT *)a->peep + b * a->peep_ld : NULL, a->identity, H);
     free(zeros);
     return 0;
 }
@@ -410,7 +410,7 @@ static int FN(cell_bwd_rows)(const rl_cell_bwd_rows *a)
                      a->cprev ? (const RLT *)a->cprev + b * H : zeros,
                      (const RLT *)a->dy + b * H, (const RLT *)a->dh + b * H,
                      (RLT *)a->dc + b * H, (RLT *)a->dg + b * a->ldg,
-                     a->peep ? (const RLT *)a->peep + b * a->peep_ld : zeros,
+                     a->peep ? (const RLT *)a->peep + b * a->peep_ld : NULL,
                      (RLT *)a->dbias,
                      a->dpeep ? (RLT *)a->dpeep + b * a->dpeep_ld : NULL, a->identity, H);
     free(zeros);
@@ -730,7 +730,7 @@ static void FN(fwd_run)(const rl_lstm_seq *a, void *work, int tid, int nth, rl_b
                        + (size_t)tid * FN_ROUND(B * 4 * RLVL));
     const unsigned char *rs = a->resets;
     const RLT *bias = (const RLT *)a->bias, *h0 = (const RLT *)a->h0, *c0 = (const RLT *)a->c0;
-    const RLT *peep = a->peephole ? (const RLT *)a->peep : zeros;
+    const RLT *peep = a->peephole ? (const RLT *)a->peep : NULL;
     RLT *gates = (RLT *)a->gates, *cs = (RLT *)a->cs, *hprev = (RLT *)a->hprev;
     RLT *y = (RLT *)a->y + a->yoff;
     const long ldy = a->ldy;
@@ -766,7 +766,7 @@ static void FN(fwd_run)(const rl_lstm_seq *a, void *work, int tid, int nth, rl_b
                 const RLT *cp = reset ? zeros : (s == 0 ? c0 + b * H : cs + (tp * B + b) * H);
                 RLT *h = y + r * ldy + j0;
                 FN(cell_fwd)(g + b * G4 + j0, H, bias + j0, cp + j0, cs + r * H + j0, h,
-                             peep + j0, a->identity, n);
+                             peep ? peep + j0 : NULL, a->identity, n);
                 if (s + 1 < T) {
                     RLT *dst = hprev + (tn * B + b) * H + j0;
                     if (rs && rs[tn * B + b])
@@ -821,7 +821,7 @@ static void FN(cellb_step)(const rl_lstm_seq *a, const RLT *zeros, long fs, long
     const RLT *gates = (const RLT *)a->gates, *cs = (const RLT *)a->cs;
     const RLT *c0 = (const RLT *)a->c0;
     const RLT *dy = (const RLT *)a->dy + a->dyoff;
-    const RLT *peep = a->peephole ? (const RLT *)a->peep : zeros;
+    const RLT *peep = a->peephole ? (const RLT *)a->peep : NULL;
     RLT *dpeep = a->peephole ? (RLT *)a->dpeep + j0 : NULL;
     RLT *dh = (RLT *)a->dh, *dc = (RLT *)a->dc, *dg = (RLT *)a->dgates;
     RLT *dbias = (RLT *)a->dbias;
@@ -832,7 +832,8 @@ static void FN(cellb_step)(const rl_lstm_seq *a, const RLT *zeros, long fs, long
         const RLT *cp = reset ? zeros : (fs == 0 ? c0 + b * H : cs + (tp * B + b) * H);
         FN(cell_bwd)(gates + r * G4 + j0, H, cs + r * H + j0, cp + j0,
                      dy + r * a->lddy + j0, dh + b * H + j0, dc + b * H + j0,
-                     dg + r * G4 + j0, peep + j0, dbias + j0, dpeep, a->identity, n);
+                     dg + r * G4 + j0, peep ? peep + j0 : NULL, dbias + j0, dpeep, a->identity,
+                     n);
         if (reset)
             memset(dc + b * H + j0, 0, n * sizeof(RLT));
     }
