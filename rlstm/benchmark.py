@@ -348,6 +348,7 @@ BUILD_CASES = {
 def _import_build(name: str, path: str):
     """The rlstm package of the checkout at ``path``, imported as ``rlstm_<name>`` (a copy in a
     temporary folder), so that several builds run side by side in this process."""
+    import atexit
     import importlib
     import shutil
     import tempfile
@@ -355,6 +356,7 @@ def _import_build(name: str, path: str):
     if os.path.realpath(src) == os.path.realpath(os.path.dirname(os.path.abspath(__file__))):
         return sys.modules[__package__]
     root = tempfile.mkdtemp(prefix="rlstm-builds-")
+    atexit.register(shutil.rmtree, root, True)
     shutil.copytree(src, os.path.join(root, f"rlstm_{name}"),
                     ignore=shutil.ignore_patterns("*.c", "*.pyx", "*.pxi", "*.h", "__pycache__"))
     sys.path.insert(0, root)
