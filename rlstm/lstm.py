@@ -12,7 +12,6 @@ from .module import Module
 
 VARIANTS = ("vanilla", "peephole", "peephole_cell")
 CELL_ACTIVATIONS = ("tanh", "identity")
-_NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
 
 
 def reverse_resets(resets: np.ndarray) -> np.ndarray:
@@ -247,11 +246,11 @@ class LSTM(RecurrentLayer, Module):
                 gates = np.empty((T * B, 4 * H), dtype=dt)
                 cs = np.empty((T * B, H), dtype=dt)
                 hprev = np.empty((T * B, H), dtype=dt)
-                r = rs if d == 0 else rs_rev
-                _kernels.lstm_forward(inp, w_ih, w_hh, b_ih, b_hh, peep, h0[k], c0[k],
-                                      _NO_RESETS if r is None else r, r is not None, d == 1,
-                                      self._peephole, self._identity, gates, cs, hprev,
-                                      y, d * H, hn[k], cn[k], self._cell_rec)
+                _kernels.lstm_forward(
+                    x=inp, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, peep=peep, h0=h0[k],
+                    c0=c0[k], resets=rs if d == 0 else rs_rev, reverse=d == 1,
+                    peephole=self._peephole, identity=self._identity, cell_rec=self._cell_rec,
+                    gates=gates, cs=cs, hprev=hprev, y=y, yoff=d * H, h_n=hn[k], c_n=cn[k])
                 if keep:
                     cache.layers.append((inp, gates, cs, hprev, c0[k].copy()))
             inp = y
@@ -259,10 +258,13 @@ class LSTM(RecurrentLayer, Module):
             hn[...], cn[...] = h0, c0
         return inp.reshape(T, B, H * nd), (hn, cn), (cache if keep else None)
 
-    def backward(self, dy, cache: RecurrentCache, dstate=None):
+    def backward(self, dy, cache: RecurrentCache, dstate=None, input_grad: bool = True):
         """Backpropagate ``dy`` (and ``dstate`` on the final ``(h, c)``) through a forward pass.
 
         Adds parameter gradients into :attr:`grads`; returns ``dx`` and ``(dh0, dc0)``.
+        ``input_grad=False`` skips ``dx`` (returned as ``None``): for a first layer fed by data
+        this saves the ``dgates @ W_ih`` GEMM, 2*T*B*4H*D flops, one sixth of a training step
+        when D = H (about 7 ms of 50 at T=64, B=32, D=H=256 on one core).
         """
         T, B, dout = self._begin_backward(dy, cache)
         H, nd, dt = self.hidden_size, self.num_directions, self.dtype
@@ -275,23 +277,25 @@ class LSTM(RecurrentLayer, Module):
         dc0 = np.empty(self._state_shape(B), dtype=dt)
         for layer in range(self.num_layers - 1, -1, -1):
             d_in = self.input_size if layer == 0 else H * nd
-            dinp = np.empty((T * B, d_in), dtype=dt)
+            skip_dx = layer == 0 and not input_grad
+            dinp = None if skip_dx else np.empty((T * B, d_in), dtype=dt)
             for d in range(nd):
                 k = layer * nd + d
                 w_ih, w_hh, _, _, peep, dw_ih, dw_hh, db_ih, db_hh, dpeep = self._layer(k)
                 inp, gates, cs, hprev, c0 = cache.layers[k]
-                r = cache.resets if d == 0 else cache.resets_rev
                 dgates = np.empty((T * B, 4 * H), dtype=dt)
                 dh0[k] = dh_n[k]
                 dc0[k] = dc_n[k]
-                _kernels.lstm_backward(inp, w_ih, w_hh, peep, c0,
-                                       _NO_RESETS if r is None else r, r is not None, d == 1,
-                                       self._peephole, self._identity, gates, cs, hprev,
-                                       dout, d * H, dgates, dinp, 0.0 if d == 0 else 1.0,
-                                       dw_ih, dw_hh, db_ih, db_hh, dpeep, dh0[k], dc0[k],
-                                       self._cell_rec)
+                _kernels.lstm_backward(
+                    x=inp, w_ih=w_ih, w_hh=w_hh, peep=peep, c0=c0,
+                    resets=cache.resets if d == 0 else cache.resets_rev, reverse=d == 1,
+                    peephole=self._peephole, identity=self._identity, cell_rec=self._cell_rec,
+                    gates=gates, cs=cs, hprev=hprev, dy=dout, dyoff=d * H, dgates=dgates,
+                    dx=dinp, dx_accumulate=d == 1, dw_ih=dw_ih, dw_hh=dw_hh, db_ih=db_ih,
+                    db_hh=db_hh, dpeep=dpeep, dh=dh0[k], dc=dc0[k])
             dout = dinp
-        return dout.reshape(T, B, self.input_size), (dh0, dc0)
+        dx = None if dout is None else dout.reshape(T, B, self.input_size)
+        return dx, (dh0, dc0)
 
 
 # ---------------------------------------------------------------------------- rlstm.save/load
