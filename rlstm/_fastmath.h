@@ -39,15 +39,18 @@ static inline float rl_expf(float x) {
     return y * s;
 }
 
-static inline double rl_exp(double x) {
-    x = x > 709.0 ? 709.0 : x;
-    x = x < -708.0 ? -708.0 : x;
+/* x = n ln 2 + r with |r| <= 0.35: returns r; *t holds n + 1.5 * 2^52, whose low bits are n */
+static inline double rl_exp_reduce(double x, double *t) {
     const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    double t = x * 1.4426950408889634074 + magic;
-    double n = t - magic;
+    *t = x * 1.4426950408889634074 + magic;
+    double n = *t - magic;
     double r = x - n * 6.93147180369123816490e-01;
-    r = r - n * 1.90821492927058770002e-10;
-    /* exp(r), |r| <= 0.35: Taylor to degree 13 (truncation < 1e-17 relative) */
+    return r - n * 1.90821492927058770002e-10;
+}
+
+/* q(r) with exp(r) = q(r) r + 1, |r| <= 0.35: the Taylor series to degree 13 (truncation
+ * < 1e-17 relative); callers finish with one multiply-add, so exp and expm1 round alike */
+static inline double rl_exp_q(double r) {
     double y = 1.0 / 6227020800.0;
     y = y * r + 1.0 / 479001600.0;
     y = y * r + 1.0 / 39916800.0;
@@ -60,14 +63,26 @@ static inline double rl_exp(double x) {
     y = y * r + 1.0 / 24.0;
     y = y * r + 1.0 / 6.0;
     y = y * r + 0.5;
-    y = y * r + 1.0;
-    y = y * r + 1.0;
+    return y * r + 1.0;
+}
+
+/* 2^n from rl_exp_reduce's t */
+static inline double rl_exp_scale(double t) {
     int64_t bits;
     memcpy(&bits, &t, sizeof bits);
-    int64_t e = (bits - INT64_C(0x4338000000000000) + 1023) << 52; /* 2^n */
+    int64_t e = (bits - INT64_C(0x4338000000000000) + 1023) << 52;
     double s;
     memcpy(&s, &e, sizeof s);
-    return y * s;
+    return s;
+}
+
+static inline double rl_exp(double x) {
+    x = x > 709.0 ? 709.0 : x;
+    x = x < -708.0 ? -708.0 : x;
+    double t;
+    double r = rl_exp_reduce(x, &t);
+    double y = rl_exp_q(r) * r + 1.0;
+    return y * rl_exp_scale(t);
 }
 
 /* expm1(x) for 0 <= x <= 20 (the range tanh needs), the reduction of rl_expf */
@@ -92,30 +107,10 @@ static inline float rl_expm1f_pos(float x) {
 /* expm1(x) for 0 <= x <= 40, the reduction of rl_exp */
 static inline double rl_expm1_pos(double x) {
     x = x > 40.0 ? 40.0 : x;
-    const double magic = 6755399441055744.0;
-    double t = x * 1.4426950408889634074 + magic;
-    double n = t - magic;
-    double r = x - n * 6.93147180369123816490e-01;
-    r = r - n * 1.90821492927058770002e-10;
-    double y = 1.0 / 6227020800.0;
-    y = y * r + 1.0 / 479001600.0;
-    y = y * r + 1.0 / 39916800.0;
-    y = y * r + 1.0 / 3628800.0;
-    y = y * r + 1.0 / 362880.0;
-    y = y * r + 1.0 / 40320.0;
-    y = y * r + 1.0 / 5040.0;
-    y = y * r + 1.0 / 720.0;
-    y = y * r + 1.0 / 120.0;
-    y = y * r + 1.0 / 24.0;
-    y = y * r + 1.0 / 6.0;
-    y = y * r + 0.5;
-    y = y * r + 1.0;
-    double p = y * r;   /* exp(r) - 1 */
-    int64_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    int64_t e = (bits - INT64_C(0x4338000000000000) + 1023) << 52; /* 2^n */
-    double s;
-    memcpy(&s, &e, sizeof s);
+    double t;
+    double r = rl_exp_reduce(x, &t);
+    double p = rl_exp_q(r) * r;   /* exp(r) - 1 */
+    double s = rl_exp_scale(t);
     return s * p + (s - 1.0);
 }
 
