@@ -163,10 +163,11 @@ def gru_backward(*, const floating[:, ::1] x, const floating[:, ::1] w_ih,
 # ---------------------------------------------------------------------------- rollout path
 cdef void _gru_step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int H,
                            const floating* x, const floating* h, floating* work,
-                           floating* hn, Py_ssize_t B) noexcept nogil:
+                           floating* hn, Py_ssize_t B, const floating* zb=NULL) noexcept nogil:
     """Advance every layer one step: gx = b_ih + x W_ih^T, gh = b_hh + h W_hh^T, the cell.
 
-    work holds 3 * B * 3H elements: gx rows, gh rows, the transposed-product scratch.
+    work holds 3 * B * 3H elements: gx rows, gh rows, the transposed-product scratch. ``zb``
+    (3H zeros) stands in for both biases of a layer built with bias=False (NULL: read them).
     """
     cdef int layer, d_in
     cdef Py_ssize_t b, G3 = 3 * H, BH = B * H
@@ -183,8 +184,12 @@ cdef void _gru_step_layers(floating* base, const Py_ssize_t* offs, int L, int D,
         d_in = D if layer == 0 else H
         w_ih = base + offs[4 * layer]
         w_hh = base + offs[4 * layer + 1]
-        b_ih = base + offs[4 * layer + 2]
-        b_hh = base + offs[4 * layer + 3]
+        if zb == NULL:
+            b_ih = base + offs[4 * layer + 2]
+            b_hh = base + offs[4 * layer + 3]
+        else:
+            b_ih = zb
+            b_hh = zb
         for b in range(B):
             memcpy(gx + b * G3, b_ih, G3 * sizeof(floating))
             memcpy(gh + b * G3, b_hh, G3 * sizeof(floating))
@@ -206,11 +211,20 @@ cdef class GRUStepPlan:
     cdef object flat
     cdef Py_ssize_t* offs      # per layer: offsets of w_ih, w_hh, b_ih, b_hh
     cdef int L, D, H, typenum
+    cdef object zeros          # bias=False: 3H zeros read as both biases (else None)
+    cdef void* zb
 
-    def __cinit__(self, owner, list offsets, int input_size, int hidden_size):
+    def __cinit__(self, owner, list offsets, int input_size, int hidden_size, zero_bias=None):
         cdef Py_ssize_t i
         self.owner = owner
         self.flat = owner.flat_params
+        self.zeros = zero_bias
+        self.zb = NULL
+        if zero_bias is not None:
+            if not (_is_exact(zero_bias, cnp.PyArray_TYPE(<cnp.ndarray>self.flat), 1)
+                    and (<cnp.ndarray>zero_bias).shape[0] == 3 * hidden_size):
+                raise ValueError("zero_bias must be a contiguous (3H,) array of the dtype")
+            self.zb = cnp.PyArray_DATA(<cnp.ndarray>zero_bias)
         self.L = len(offsets) // 4
         self.D = input_size
         self.H = hidden_size
@@ -259,12 +273,12 @@ cdef class GRUStepPlan:
                 _gru_step_layers(<float*>cnp.PyArray_DATA(<cnp.ndarray>self.flat), self.offs, L,
                                  self.D, H, <float*>cnp.PyArray_DATA(xa),
                                  <float*>cnp.PyArray_DATA(ha), <float*>work,
-                                 <float*>cnp.PyArray_DATA(hn), B)
+                                 <float*>cnp.PyArray_DATA(hn), B, <float*>self.zb)
             else:
                 _gru_step_layers(<double*>cnp.PyArray_DATA(<cnp.ndarray>self.flat), self.offs,
                                  L, self.D, H, <double*>cnp.PyArray_DATA(xa),
                                  <double*>cnp.PyArray_DATA(ha), <double*>work,
-                                 <double*>cnp.PyArray_DATA(hn), B)
+                                 <double*>cnp.PyArray_DATA(hn), B, <double*>self.zb)
             memcpy(cnp.PyArray_DATA(y),
                    <char*>cnp.PyArray_DATA(hn) + (L - 1) * B * H * cnp.PyArray_ITEMSIZE(hn),
                    B * H * cnp.PyArray_ITEMSIZE(hn))

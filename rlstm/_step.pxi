@@ -60,8 +60,12 @@ def _set_step_micro_min_b(Py_ssize_t b):
 cdef int _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int H,
                       bint peephole, bint identity, const floating* x, const floating* h,
                       const floating* c, floating* work, floating* hn, floating* cn,
-                      Py_ssize_t B, bint cell_rec=False) noexcept nogil:
+                      Py_ssize_t B, bint cell_rec=False,
+                      const floating* zb=NULL) noexcept nogil:
     """Advance every layer one step: gates = b_ih + b_hh + x W_ih^T + h W_hh^T; cell update.
+
+    ``zb`` (4H zeros) stands in for both biases of a layer built with bias=False; NULL: the
+    biases are read at their offsets.
 
     work holds (2 * 4H + max(D, H)) * B elements: the gate rows, then the transposed gates (or
     BLAS's transposed-product scratch), then the transposed input. Returns 0, or -1 when the
@@ -82,8 +86,12 @@ cdef int _step_layers(floating* base, const Py_ssize_t* offs, int L, int D, int 
         d_in = D if layer == 0 else H
         w_ih = base + offs[5 * layer]
         w_hh = base + offs[5 * layer + 1]
-        b_ih = base + offs[5 * layer + 2]
-        b_hh = base + offs[5 * layer + 3]
+        if zb == NULL:
+            b_ih = base + offs[5 * layer + 2]
+            b_hh = base + offs[5 * layer + 3]
+        else:
+            b_ih = zb
+            b_hh = zb
         peep = base + offs[5 * layer + 4]
         if micro:
             # gates.T = W_ih @ inp.T + W_hh @ h.T + (b_ih + b_hh), then the cell, in C
@@ -118,12 +126,21 @@ cdef class StepPlan:
     cdef Py_ssize_t* offs      # per layer: offsets of w_ih, w_hh, b_ih, b_hh, peep
     cdef int L, D, H, typenum
     cdef bint peephole, identity, cell_rec
+    cdef object zeros          # bias=False: 4H zeros read as both biases (else None)
+    cdef void* zb
 
     def __cinit__(self, owner, list offsets, int input_size, int hidden_size, bint peephole,
-                  bint identity, bint cell_rec=False):
+                  bint identity, bint cell_rec=False, zero_bias=None):
         cdef Py_ssize_t i
         self.owner = owner
         self.flat = owner.flat_params
+        self.zeros = zero_bias
+        self.zb = NULL
+        if zero_bias is not None:
+            if not (_is_exact(zero_bias, cnp.PyArray_TYPE(<cnp.ndarray>self.flat), 1)
+                    and (<cnp.ndarray>zero_bias).shape[0] == 4 * hidden_size):
+                raise ValueError("zero_bias must be a contiguous (4H,) array of the dtype")
+            self.zb = cnp.PyArray_DATA(<cnp.ndarray>zero_bias)
         self.L = len(offsets) // 5
         self.D = input_size
         self.H = hidden_size
@@ -186,14 +203,14 @@ cdef class StepPlan:
                                   <float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ha),
                                   <float*>cnp.PyArray_DATA(ca), <float*>gates,
                                   <float*>cnp.PyArray_DATA(hn), <float*>cnp.PyArray_DATA(cn),
-                                  B, self.cell_rec)
+                                  B, self.cell_rec, <float*>self.zb)
             else:
                 rc = _step_layers(<double*>cnp.PyArray_DATA(<cnp.ndarray>self.flat),
                                   self.offs, L, self.D, H, self.peephole, self.identity,
                                   <double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ha),
                                   <double*>cnp.PyArray_DATA(ca), <double*>gates,
                                   <double*>cnp.PyArray_DATA(hn), <double*>cnp.PyArray_DATA(cn),
-                                  B, self.cell_rec)
+                                  B, self.cell_rec, <double*>self.zb)
             memcpy(cnp.PyArray_DATA(y),
                    <char*>cnp.PyArray_DATA(hn) + (L - 1) * B * H * cnp.PyArray_ITEMSIZE(hn),
                    B * H * cnp.PyArray_ITEMSIZE(hn))

@@ -20,6 +20,11 @@ ACTIVATIONS = ("tanh", "relu")
 __all__ = ["Linear", "MLP", "Conv2d", "ConvEncoder", "adopt", "param_spec"]
 
 
+def _dtype_repr(m: Module) -> str:
+    """``", dtype=float64"`` for a module that is not float32 (the default), for reprs."""
+    return "" if m.dtype == np.float32 else f", dtype={m.dtype.name}"
+
+
 def param_spec(module: Module, prefix: str) -> list[tuple[str, tuple[int, ...]]]:
     """``[(prefix + name, shape), ...]`` for every parameter of ``module``, in flat order."""
     return [(prefix + name, p.shape) for name, p in module.params.items()]
@@ -68,6 +73,10 @@ class Linear(Module):
         x = as_float_array(x, self.dtype, "x", ndim=2)
         return self._forward(x)
 
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, " \
+            f"bias=True{_dtype_repr(self)}"
+
     def _forward(self, x: np.ndarray) -> np.ndarray:
         # y = x @ W.T + b (trusted input: 2-D, right dtype)
         y = x @ self.params["weight"].T
@@ -106,6 +115,9 @@ class MLP(Module):
         for prefix, layer in self.submodules:
             adopt(self, layer, prefix)
         self.out_features = sizes[-1]
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}{_dtype_repr(self)}"
 
     def _act(self, z: np.ndarray) -> np.ndarray:
         return np.tanh(z, out=z) if self.activation == "tanh" else np.maximum(z, 0, out=z)
@@ -150,6 +162,11 @@ class Conv2d(Module):
         bound = 1.0 / np.sqrt(self.in_channels * k * k)
         self.flat_params[...] = np.random.default_rng(seed).uniform(-bound, bound,
                                                                      self.flat_params.size)
+
+    def extra_repr(self) -> str:
+        k, s = self.kernel_size, self.stride
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={(k, k)}, " \
+            f"stride={(s, s)}{_dtype_repr(self)}"
 
     def output_hw(self, h: int, w: int) -> tuple[int, int]:
         k, s = self.kernel_size, self.stride
@@ -249,6 +266,10 @@ class ConvEncoder(Module):
         self._allocate(spec, dtype)
         for prefix, layer in self.submodules:
             adopt(self, layer, prefix)
+
+    def extra_repr(self) -> str:
+        return f"image_shape={self.image_shape}" + \
+            (", channels_first=True" if self.channels_first else "") + _dtype_repr(self)
 
     def forward(self, x: np.ndarray):
         """``(features (N, out_features), cache)``; ``x`` trusted, of the module's dtype."""

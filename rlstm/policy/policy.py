@@ -124,6 +124,9 @@ class LSTMPolicy(Module):
         self.core_kwargs = dict(core_kwargs or {})
         if "bidirectional" in self.core_kwargs and self.core_kwargs["bidirectional"]:
             raise ValueError("a policy core cannot be bidirectional (act() cannot see the future)")
+        if self.core_kwargs.get("batch_first"):
+            raise ValueError("a policy core is time-major (evaluate() feeds it (T, B, ...)): "
+                             "leave batch_first out of core_kwargs")
         self.log_std_init = float(log_std_init)
         self.action_init_scale = float(action_init_scale)
         if not np.isfinite(self.log_std_init) or not np.isfinite(self.action_init_scale):

@@ -131,7 +131,7 @@ def test_params_are_views_and_names_are_pytorchs():
     (lambda g: GRU(2, 3, bidirectional=1), TypeError, "bidirectional"),
     (lambda g: GRU(2, 3, dtype=np.int32), ValueError, "dtype"),
     (lambda g: g(np.zeros((2, 1, 3))), ValueError, "input_size=2"),
-    (lambda g: g(np.zeros((2, 2))), ValueError, "3 dimensions"),
+    (lambda g: g(np.zeros((2, 1, 1, 2))), ValueError, "3 dimensions"),  # (T, D) is unbatched
     (lambda g: g(np.full((2, 1, 2), np.nan)), ValueError, "NaN"),
     (lambda g: g(np.array([["a"]])), TypeError, "real numbers"),
     (lambda g: g(np.zeros((2, 1, 2)), (np.zeros((1, 1, 3)),)), TypeError, "single array"),
