@@ -127,6 +127,12 @@ class LSTMPolicy(Module):
         if self.core_kwargs.get("batch_first"):
             raise ValueError("a policy core is time-major (evaluate() feeds it (T, B, ...)): "
                              "leave batch_first out of core_kwargs")
+        dropout = self.core_kwargs.get("dropout", 0.0)
+        if not isinstance(dropout, (bool, np.bool_)) and isinstance(
+                dropout, (int, float, np.integer, np.floating)) and dropout != 0:
+            raise ValueError(f"a policy core cannot use dropout (got dropout={dropout!r}): act() "
+                             f"runs the core without it and evaluate() with it, so policy "
+                             f"gradient ratios would compare two different policies")
         self.log_std_init = float(log_std_init)
         self.action_init_scale = float(action_init_scale)
         if not np.isfinite(self.log_std_init) or not np.isfinite(self.action_init_scale):

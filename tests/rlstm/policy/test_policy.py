@@ -575,3 +575,17 @@ def test_the_cores_input_gradient_is_skipped_when_nothing_uses_it(mlp_hidden, wa
     ones = np.ones((4, 2), np.float32)
     policy.backward(ones, 0 * ones, ones, out[-1])
     assert seen == [wants_dx, wants_dx]  # actor and critic cores
+
+
+@pytest.mark.parametrize("core_kwargs, match", [
+    ({"batch_first": True}, "a policy core is time-major"),
+    ({"dropout": 0.2}, "a policy core cannot use dropout"),
+    ({"bidirectional": True}, "a policy core cannot be bidirectional"),
+])
+def test_core_options_that_break_act_and_evaluate_agreeing_are_refused(core_kwargs, match):
+    from gymnasium import spaces
+
+    from rlstm.policy import LSTMPolicy
+    with pytest.raises(ValueError, match=match):
+        LSTMPolicy(spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(2), hidden_size=8,
+                   num_layers=2, core_kwargs=core_kwargs)
