@@ -1,9 +1,11 @@
 """Policy-gradient throughput when the environment is the bottleneck, per backend.
 
     python benchmarks/pg_scaling.py                          # the tables of docs/agents.md
-    python benchmarks/pg_scaling.py --workers 1 2 4 8 16 --configs process --env-ms 2
+    python benchmarks/pg_scaling.py --workers 1 2 4 8 16 --configs process --env-ms 2 \
+        --n-envs 64 --rollouts 2 --no-cartpole           # the 16-core curve
 
-PPO (16 envs, 64-step rollouts, a 32-unit LSTM, 4 epochs) trains on ``BurnEnv``, an env whose
+PPO (16 envs unless ``--n-envs`` says otherwise, 64-step rollouts, a 32-unit LSTM, 4 epochs)
+trains on ``BurnEnv``, an env whose
 ``step`` burns a fixed amount of CPU (0.2 ms or 2 ms of busy work, no sleep), and on
 ``rlstm/CartPoleNoVel-v1``, where the env costs microseconds, so what is left is the price of
 the backend itself. Each configuration is timed over whole ``learn`` calls after a warm-up call
@@ -85,7 +87,12 @@ def main(argv=None) -> dict:
     p.add_argument("--rollouts", type=int, default=3, help="rollouts per timed learn call")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-cartpole", action="store_true")
+    p.add_argument("--n-envs", type=int, default=SETTINGS["n_envs"],
+                   help="envs in all (split between the workers); minibatches scale with it")
     args = p.parse_args(argv)
+    if args.n_envs < 1:
+        p.error("--n-envs must be >= 1")
+    SETTINGS.update(n_envs=args.n_envs, n_minibatches=max(1, 4 * args.n_envs // 16))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"PPO {SETTINGS}; {cores} cores; 1 BLAS thread per process; median of "
           f"{args.repeats} learn calls of {args.rollouts} rollouts\n")

@@ -82,6 +82,111 @@ cdef inline void matmul_wt_add(int m, int n, int k, const floating* a, int lda,
             c[i * ldc + j] += scratch[j * m + i]
 
 
+cdef extern from "_rlk.h" nogil:
+    ctypedef struct rl_gemm:
+        int dbl
+        long M, N, K
+        const void* a
+        long lda
+        const void* b
+        long ldb
+        void* c
+        long ldc
+        int accumulate
+    int rl_gemm_run(const rl_gemm* g)
+    ctypedef struct rl_cell_rows:
+        int dbl
+        long B, H, ldg
+        void* gates
+        const void* cprev
+        const void* peep
+        long peep_ld
+        void* c_out
+        void* h_out
+        int identity
+    int rl_lstm_cell_rows(const rl_cell_rows* a)
+    ctypedef struct rl_cell_bwd_rows:
+        int dbl, identity
+        long B, H, ldg
+        const void* a
+        const void* c
+        const void* cprev
+        const void* dy
+        const void* peep
+        long peep_ld
+        void* dh
+        void* dc
+        void* dg
+        void* dbias
+        void* dpeep
+        long dpeep_ld
+    int rl_lstm_cell_bwd_rows(const rl_cell_bwd_rows* a)
+    ctypedef struct rl_step_layer:
+        int dbl, identity
+        long B, D, H
+        const void* x
+        const void* h
+        const void* c
+        const void* w_ih
+        const void* w_hh
+        const void* b_ih
+        const void* b_hh
+        const void* peep
+        void* h_out
+        void* c_out
+        void* work
+    int rl_lstm_step_layer(const rl_step_layer* a)
+
+
+cdef inline int _small_gemm(bint dbl, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const void* a,
+                            Py_ssize_t lda, const void* b, Py_ssize_t ldb, void* c,
+                            Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """C[M, N] (+)= A[M, K] @ B[K, N] on the kernel library's micro-kernel (row-major)."""
+    cdef rl_gemm g
+    g.dbl, g.M, g.N, g.K = dbl, M, N, K
+    g.a, g.lda, g.b, g.ldb, g.c, g.ldc = a, lda, b, ldb, c, ldc
+    g.accumulate = accumulate
+    return rl_gemm_run(&g)
+
+
+def small_gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+               bint accumulate=False):
+    """c (+)= a @ b on the kernel library's micro-kernel (exposed for its tests)."""
+    cdef int rc
+    with nogil:
+        rc = _small_gemm(floating is double, a.shape[0], b.shape[1], a.shape[1],
+                         &a[0, 0] if a.shape[0] * a.shape[1] > 0 else NULL, a.shape[1],
+                         &b[0, 0] if b.shape[0] * b.shape[1] > 0 else NULL, b.shape[1],
+                         &c[0, 0] if c.shape[0] * c.shape[1] > 0 else NULL, c.shape[1],
+                         accumulate)
+    if rc != 0:
+        raise MemoryError()
+
+
+cdef inline int _cell_rows(Py_ssize_t B, Py_ssize_t H, floating* gates, Py_ssize_t ldg,
+                           const floating* cprev, const floating* peep, floating* c_out,
+                           floating* h_out, bint identity) noexcept nogil:
+    """The LSTM cell update of B rows at the selected SIMD level (the gates hold their biases;
+    cprev and peep may be NULL: zeros)."""
+    cdef rl_cell_rows a
+    a.dbl, a.B, a.H, a.ldg = floating is double, B, H, ldg
+    a.gates, a.cprev, a.peep, a.c_out, a.h_out = gates, cprev, peep, c_out, h_out
+    a.peep_ld, a.identity = 0, identity
+    return rl_lstm_cell_rows(&a)
+
+
+cdef int _gates_t(Py_ssize_t B, Py_ssize_t G, Py_ssize_t K, const floating* x,
+                  const floating* w, floating* xT, floating* gT) noexcept nogil:
+    """gT[G, B] += w[G, K] @ x[B, K].T on the micro-kernel: x is transposed into xT (K, B) and
+    W read in place, every weight once per call however many rows the batch has (the rollout
+    step, whose weights may change between calls, so nothing is packed)."""
+    cdef Py_ssize_t b, k
+    for b in range(B):
+        for k in range(K):
+            xT[k * B + b] = x[b * K + k]
+    return _small_gemm(floating is double, G, B, K, w, K, xT, B, gT, B, True)
+
+
 cdef extern from "_fastmath.h" nogil:
     float rl_expf(float x)
     double rl_exp(double x)

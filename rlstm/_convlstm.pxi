@@ -104,15 +104,19 @@ def convlstm_forward(const floating[::1] x, Py_ssize_t T, Py_ssize_t B, Py_ssize
     cdef Py_ssize_t s, t, b, p, r, q, Pv = peep.shape[0]
     cdef Py_ssize_t st[4]
     cdef Py_ssize_t sh[4]
-    cdef const floating* cprev
-    cdef const floating* peep_p
     cdef floating* hcols
     cdef bint reset
     if N == 0 or F == 0:
         return
+    cdef rl_cell_rows cr
+    cdef int rc = 0
     hcols = <floating*>malloc(BP * K_h * sizeof(floating))   # once per call, not per step
     if hcols == NULL:
         raise MemoryError()
+    memset(&cr, 0, sizeof(cr))
+    cr.dbl, cr.B, cr.H, cr.ldg, cr.identity = floating is double, P, F, G4, False
+    cr.peep = &peep[0, 0] if peephole else NULL
+    cr.peep_ld = 3 * F if Pv > 1 else 0
     with nogil:
         _image_strides(x_channel_last, C_in, Hh, Ww, st)
         _image_strides(True, F, Hh, Ww, sh)
@@ -139,22 +143,22 @@ def convlstm_forward(const floating[::1] x, Py_ssize_t T, Py_ssize_t B, Py_ssize
             _im2col(&hprev[t * BP, 0], B, F, Hh, Ww, sh[0], sh[1], sh[2], sh[3], kh, kw, hcols)
             gemm_rm(False, True, <int>BP, <int>G4, <int>K_h, <floating>1.0, hcols, <int>K_h,
                     &w_hh[0, 0], <int>K_h, <floating>1.0, &gates[t * BP, 0], <int>G4)
+            # the cell of every pixel row of each image, at the selected SIMD level
             for b in range(B):
-                reset = has_resets and resets[t, b]
-                for p in range(P):
-                    r = (t * B + b) * P + p
-                    if reset:
-                        cprev = NULL
-                    elif t == 0:
-                        cprev = &c0[b * P + p, 0]
-                    else:
-                        cprev = &cs[r - BP, 0]
-                    peep_p = &peep[p if Pv > 1 else 0, 0]
-                    _lstm_cell_fwd(&gates[r, 0], cprev, &cs[r, 0], &y[r, 0], peep_p,
-                                   peephole, False, F)
+                r = (t * B + b) * P
+                if has_resets and resets[t, b]:
+                    cr.cprev = NULL
+                elif t == 0:
+                    cr.cprev = &c0[b * P, 0]
+                else:
+                    cr.cprev = &cs[r - BP, 0]
+                cr.gates, cr.c_out, cr.h_out = &gates[r, 0], &cs[r, 0], &y[r, 0]
+                rc |= rl_lstm_cell_rows(&cr)
         memcpy(&h_n[0, 0], &y[(T - 1) * BP, 0], BP * F * sizeof(floating))
         memcpy(&c_n[0, 0], &cs[(T - 1) * BP, 0], BP * F * sizeof(floating))
     free(hcols)
+    if rc != 0:
+        raise MemoryError()
 
 
 def convlstm_backward(Py_ssize_t T, Py_ssize_t B, Py_ssize_t C_in, bint x_channel_last,
@@ -171,50 +175,50 @@ def convlstm_backward(Py_ssize_t T, Py_ssize_t B, Py_ssize_t C_in, bint x_channe
     """ConvLSTM backward over a sequence (dh, dc: gradient on the final state in, on the
     initial state out). Per step: the LSTM cell backward on every pixel row, then
     dh = col2im(dgates[t] @ w_hh). After the sweep: dx = col2im(dgates @ w_ih) (dx is
-    overwritten), dw_ih += dgates.T @ xcols, dw_hh += dgates.T @ im2col(hprev), and the bias
-    gradient as a column sum."""
+    overwritten), dw_ih += dgates.T @ xcols, dw_hh += dgates.T @ im2col(hprev); the bias and
+    peephole gradients are summed by the cell backward."""
     cdef Py_ssize_t P = Hh * Ww, F = c0.shape[1], G4 = 4 * F
     cdef Py_ssize_t K_in = C_in * kh * kw, K_h = F * kh * kw, BP = B * P, N = T * B * P
     cdef Py_ssize_t s, t, b, p, r, q, Pv = peep.shape[0], nbuf
     cdef Py_ssize_t st[4]
     cdef Py_ssize_t sh[4]
-    cdef const floating* cprev
-    cdef const floating* peep_p
-    cdef floating* dpeep_p
     cdef floating* buf
-    cdef floating* zeros
     cdef bint reset
+    cdef rl_cell_bwd_rows cb
+    cdef int rc = 0
     if N == 0 or F == 0:
         return
     nbuf = max(N * K_h, N * K_in)    # im2col of hprev / dcols of x after the sweep
     nbuf = max(nbuf, BP * K_h)       # dcols of h during the sweep
-    buf = <floating*>malloc((nbuf + 3 * F) * sizeof(floating))
+    buf = <floating*>malloc(nbuf * sizeof(floating))
     if buf == NULL:
         raise MemoryError()
-    zeros = buf + nbuf
-    memset(zeros, 0, 3 * F * sizeof(floating))
+    memset(&cb, 0, sizeof(cb))
+    cb.dbl, cb.identity, cb.B, cb.H, cb.ldg = floating is double, False, P, F, G4
+    cb.peep = &peep[0, 0] if peephole else NULL
+    cb.peep_ld = 3 * F if Pv > 1 else 0
+    cb.dbias = &dbias[0]
+    cb.dpeep = &dpeep[0, 0] if peephole else NULL
+    cb.dpeep_ld = cb.peep_ld
     with nogil:
         _image_strides(x_channel_last, C_in, Hh, Ww, st)
         _image_strides(True, F, Hh, Ww, sh)
         for s in range(T - 1, -1, -1):
             t = s
+            # the cell backward of every pixel row of each image (dbias, dpeep accumulate)
             for b in range(B):
                 reset = has_resets and resets[t, b]
-                for p in range(P):
-                    r = (t * B + b) * P + p
-                    q = b * P + p
-                    if reset:
-                        cprev = zeros
-                    elif t == 0:
-                        cprev = &c0[q, 0]
-                    else:
-                        cprev = &cs[r - BP, 0]
-                    peep_p = &peep[p if Pv > 1 else 0, 0] if peephole else zeros
-                    _lstm_cell_bwd(&gates[r, 0], &cs[r, 0], cprev, &dy[r, 0], &dh[q, 0],
-                                   &dc[q, 0], &dgates[r, 0], peep_p, False, F)
-                    if peephole:
-                        dpeep_p = &dpeep[p if Pv > 1 else 0, 0]
-                        _peephole_grad(&dgates[r, 0], &cs[r, 0], cprev, dpeep_p, F)
+                r = (t * B + b) * P
+                q = b * P
+                if reset:
+                    cb.cprev = NULL
+                elif t == 0:
+                    cb.cprev = &c0[q, 0]
+                else:
+                    cb.cprev = &cs[r - BP, 0]
+                cb.a, cb.c, cb.dy = &gates[r, 0], &cs[r, 0], &dy[r, 0]
+                cb.dh, cb.dc, cb.dg = &dh[q, 0], &dc[q, 0], &dgates[r, 0]
+                rc |= rl_lstm_cell_bwd_rows(&cb)
                 if reset:
                     memset(&dc[b * P, 0], 0, P * F * sizeof(floating))
             # dh = col2im(dgates[t] @ w_hh)   (the gradient on h_{t-1})
@@ -239,5 +243,6 @@ def convlstm_backward(Py_ssize_t T, Py_ssize_t B, Py_ssize_t C_in, bint x_channe
                     <int>G4, &w_ih[0, 0], <int>K_in, <floating>0.0, buf, <int>K_in)
             memset(&dx[0], 0, N * C_in * sizeof(floating))
             _col2im_add(buf, T * B, C_in, Hh, Ww, st[0], st[1], st[2], st[3], kh, kw, &dx[0])
-        _colsum_add(&dgates[0, 0], N, G4, &dbias[0])
     free(buf)
+    if rc != 0:
+        raise MemoryError()

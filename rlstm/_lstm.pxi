@@ -12,10 +12,16 @@
 #   y      (T*B, ldy)     out: h_t, written at column offset yoff (both directions share one y)
 #   resets (T, B) uint8   state zeroed before step t where set, in processing order
 #
+# The vanilla and peephole sweeps run in the compiled kernel library (_rlk.h, _rlk_body.h): the
+# recurrent weights are packed once per call for a register-blocked micro-kernel, the cell
+# update (backward: the cell backward) is fused into each weight panel's epilogue, and the
+# panels are split across a thread team. The large GEMMs (input projection, dx, dW_ih, dW_hh)
+# stay with BLAS, which runs them at peak.
+#
 # cell_rec (variant="peephole_cell"): the gates' recurrent input is c_{t-1} through full
 # matrices and the cell input has no recurrent term. Then w_hh is w_ch (3H, H), rows for the
-# gates i, f, o; hprev holds c_{t-1}; the recurrent product is two GEMMs (into the i, f columns
-# and the o columns of the gate rows), and h_{t-1} feeds nothing.
+# gates i, f, o; hprev holds c_{t-1}; the recurrent product is two BLAS GEMMs (into the i, f
+# columns and the o columns of the gate rows), and h_{t-1} feeds nothing.
 
 
 cdef inline void _lstm_cell_fwd(floating* g, const floating* cprev, floating* c_out,
@@ -68,30 +74,110 @@ cdef inline void _add_bias_rows(floating* out, Py_ssize_t rows, Py_ssize_t n,
         memcpy(&out[r * n], out, n * sizeof(floating))
 
 
-def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+cdef extern from "_rlk.h" nogil:
+    ctypedef struct rl_lstm_seq:
+        int dbl
+        long T, B, H
+        int reverse, peephole, identity
+        const unsigned char* resets
+        const void* w_hh
+        const void* bias
+        const void* peep
+        const void* h0
+        const void* c0
+        void* gates
+        void* cs
+        void* hprev
+        void* y
+        long ldy, yoff
+        void* h_n
+        void* c_n
+        const void* dy
+        long lddy, dyoff
+        void* dgates
+        void* dh
+        void* dc
+        void* dbias
+        void* dpeep
+        int nthreads
+    int rl_lstm_forward(const rl_lstm_seq* a)
+    int rl_lstm_backward(const rl_lstm_seq* a)
+
+
+def lstm_forward(*, const floating[:, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, ::1] w_hh, const floating[::1] b_ih,
                  const floating[::1] b_hh, const floating[::1] peep,
                  const floating[:, ::1] h0, const floating[:, ::1] c0,
-                 const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
-                 bint peephole, bint identity,
+                 const unsigned char[:, ::1] resets=None, bint reverse=False,
+                 bint peephole=False, bint identity=False, bint cell_rec=False,
                  floating[:, ::1] gates, floating[:, ::1] cs, floating[:, ::1] hprev,
-                 floating[:, ::1] y, Py_ssize_t yoff,
-                 floating[:, ::1] h_n, floating[:, ::1] c_n, bint cell_rec=False):
-    """LSTM forward over a whole sequence for one layer and direction.
+                 floating[:, ::1] y, Py_ssize_t yoff=0,
+                 floating[:, ::1] h_n, floating[:, ::1] c_n):
+    """LSTM forward over a whole sequence for one layer and direction (keyword arguments only).
 
-    gates = x @ w_ih.T + b_ih + b_hh  (one GEMM over all T*B rows), then per step
-    gates[t] += h_{t-1} @ w_hh.T and the fused cell update.
+    gates = x @ w_ih.T (one GEMM over all T*B rows), then per step
+    gates[t] += h_{t-1} @ w_hh.T + b_ih + b_hh and the fused cell update (the compiled sweep).
+    ``resets`` (T, B) zeroes a row's state before step t (processing order); ``peep`` is read
+    only with ``peephole``; h_t goes to ``y[:, yoff:yoff + H]``.
     """
     cdef Py_ssize_t B = h0.shape[0], H = h0.shape[1], D = x.shape[1]
     cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
-    cdef Py_ssize_t G4 = 4 * H, ldy = y.shape[1]
-    cdef Py_ssize_t s, t, tp, b, r
-    cdef const floating* cprev
-    cdef const floating* peep_p = &peep[0] if peep.shape[0] > 0 else NULL
-    cdef floating* scratch
+    cdef Py_ssize_t G4 = 4 * H, j
+    cdef rl_lstm_seq a
+    cdef floating* bias
+    cdef int rc
     if TB == 0 or H == 0:
         return
-    scratch = <floating*>malloc(G4 * B * sizeof(floating))   # once per call, not per step
+    if cell_rec:
+        _cellrec_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, resets, reverse, identity,
+                         gates, cs, hprev, y, yoff, h_n, c_n)
+        return
+    bias = <floating*>malloc(G4 * sizeof(floating))
+    if bias == NULL:
+        raise MemoryError()
+    memset(&a, 0, sizeof(a))
+    a.dbl = floating is double
+    a.T, a.B, a.H = T, B, H
+    a.reverse, a.peephole, a.identity = reverse, peephole, identity
+    a.resets = &resets[0, 0] if resets is not None else NULL
+    a.w_hh = &w_hh[0, 0]
+    a.bias = bias
+    a.peep = &peep[0] if peephole else NULL
+    a.h0, a.c0 = &h0[0, 0], &c0[0, 0]
+    a.gates, a.cs, a.hprev = &gates[0, 0], &cs[0, 0], &hprev[0, 0]
+    a.y, a.ldy, a.yoff = &y[0, 0], y.shape[1], yoff
+    a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
+    with nogil:
+        for j in range(G4):
+            bias[j] = b_ih[j] + b_hh[j]
+        # gates = x @ w_ih.T   (the biases are added in the sweep's cell update)
+        if D > 0:
+            gemm_rm(False, True, <int>TB, <int>G4, <int>D, <floating>1.0, &x[0, 0], <int>D,
+                    &w_ih[0, 0], <int>D, <floating>0.0, &gates[0, 0], <int>G4)
+        else:
+            memset(&gates[0, 0], 0, TB * G4 * sizeof(floating))
+        rc = rl_lstm_forward(&a)
+    free(bias)
+    if rc != 0:
+        raise MemoryError()
+
+
+cdef void _cellrec_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+                           const floating[:, ::1] w_ch, const floating[::1] b_ih,
+                           const floating[::1] b_hh, const floating[:, ::1] h0,
+                           const floating[:, ::1] c0, const unsigned char[:, ::1] resets,
+                           bint reverse, bint identity, floating[:, ::1] gates,
+                           floating[:, ::1] cs, floating[:, ::1] hprev, floating[:, ::1] y,
+                           Py_ssize_t yoff, floating[:, ::1] h_n,
+                           floating[:, ::1] c_n) except *:
+    """The peephole_cell sweep: gates[t][:, i f o] += c_{t-1} @ w_ch.T (BLAS), then the cell."""
+    cdef Py_ssize_t B = h0.shape[0], H = h0.shape[1], D = x.shape[1]
+    cdef Py_ssize_t TB = x.shape[0], T = TB // B
+    cdef Py_ssize_t G4 = 4 * H
+    cdef Py_ssize_t s, t, tp, b, r
+    cdef bint has_resets = resets is not None
+    cdef const floating* cprev
+    cdef floating* scratch = <floating*>malloc(G4 * B * sizeof(floating))
     if scratch == NULL:
         raise MemoryError()
     with nogil:
@@ -103,30 +189,20 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
         tp = 0
         for s in range(T):
             t = T - 1 - s if reverse else s
-            # hprev[t] = h_{t-1} (c_{t-1} with cell_rec), zeroed where the row resets
+            # hprev[t] = c_{t-1}, zeroed where the row resets
             for b in range(B):
                 r = t * B + b
                 if has_resets and resets[t, b]:
                     memset(&hprev[r, 0], 0, H * sizeof(floating))
-                elif cell_rec and s == 0:
-                    memcpy(&hprev[r, 0], &c0[b, 0], H * sizeof(floating))
-                elif cell_rec:
-                    memcpy(&hprev[r, 0], &cs[tp * B + b, 0], H * sizeof(floating))
                 elif s == 0:
-                    memcpy(&hprev[r, 0], &h0[b, 0], H * sizeof(floating))
+                    memcpy(&hprev[r, 0], &c0[b, 0], H * sizeof(floating))
                 else:
-                    memcpy(&hprev[r, 0], &y[tp * B + b, yoff], H * sizeof(floating))
-            if cell_rec:
-                # gates[t][:, i f] += c_{t-1} @ w_ch[:2H].T
-                # gates[t][:, o] += c_{t-1} @ w_ch[2H:].T
-                matmul_wt_add(<int>B, <int>(2 * H), <int>H, &hprev[t * B, 0], <int>H,
-                              &w_hh[0, 0], <int>H, &gates[t * B, 0], <int>G4, scratch)
-                matmul_wt_add(<int>B, <int>H, <int>H, &hprev[t * B, 0], <int>H,
-                              &w_hh[2 * H, 0], <int>H, &gates[t * B, 3 * H], <int>G4, scratch)
-            else:
-                # gates[t] += hprev[t] @ w_hh.T
-                matmul_wt_add(<int>B, <int>G4, <int>H, &hprev[t * B, 0], <int>H, &w_hh[0, 0],
-                              <int>H, &gates[t * B, 0], <int>G4, scratch)
+                    memcpy(&hprev[r, 0], &cs[tp * B + b, 0], H * sizeof(floating))
+            # gates[t][:, i f] += c_{t-1} @ w_ch[:2H].T;  gates[t][:, o] += c_{t-1} @ w_ch[2H:].T
+            matmul_wt_add(<int>B, <int>(2 * H), <int>H, &hprev[t * B, 0], <int>H,
+                          &w_ch[0, 0], <int>H, &gates[t * B, 0], <int>G4, scratch)
+            matmul_wt_add(<int>B, <int>H, <int>H, &hprev[t * B, 0], <int>H,
+                          &w_ch[2 * H, 0], <int>H, &gates[t * B, 3 * H], <int>G4, scratch)
             for b in range(B):
                 r = t * B + b
                 if has_resets and resets[t, b]:
@@ -135,8 +211,8 @@ def lstm_forward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                     cprev = &c0[b, 0]
                 else:
                     cprev = &cs[tp * B + b, 0]
-                _lstm_cell_fwd(&gates[r, 0], cprev, &cs[r, 0], &y[r, yoff], peep_p,
-                               peephole, identity, H)
+                _lstm_cell_fwd(&gates[r, 0], cprev, &cs[r, 0], &y[r, yoff], NULL,
+                               False, identity, H)
             tp = t
         for b in range(B):
             memcpy(&h_n[b, 0], &y[tp * B + b, yoff], H * sizeof(floating))
@@ -180,42 +256,106 @@ cdef inline void _peephole_grad(const floating* dg, const floating* c, const flo
         dpeep[2 * H + j] += dg[3 * H + j] * c[j]
 
 
-def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
+def lstm_backward(*, const floating[:, ::1] x, const floating[:, ::1] w_ih,
                   const floating[:, ::1] w_hh, const floating[::1] peep,
-                  const floating[:, ::1] c0,
-                  const unsigned char[:, ::1] resets, bint has_resets, bint reverse,
-                  bint peephole, bint identity,
-                  const floating[:, ::1] gates, const floating[:, ::1] cs,
-                  const floating[:, ::1] hprev,
-                  const floating[:, ::1] dy, Py_ssize_t dyoff,
-                  floating[:, ::1] dgates,
-                  floating[:, ::1] dx, floating beta_dx,
+                  const floating[:, ::1] c0, const unsigned char[:, ::1] resets=None,
+                  bint reverse=False, bint peephole=False, bint identity=False,
+                  bint cell_rec=False, const floating[:, ::1] gates,
+                  const floating[:, ::1] cs, const floating[:, ::1] hprev,
+                  const floating[:, ::1] dy, Py_ssize_t dyoff=0, floating[:, ::1] dgates,
+                  floating[:, ::1] dx=None, bint dx_accumulate=False,
                   floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                   floating[::1] db_ih, floating[::1] db_hh, floating[::1] dpeep,
-                  floating[:, ::1] dh, floating[:, ::1] dc, bint cell_rec=False):
-    """LSTM backward over a whole sequence for one layer and direction.
+                  floating[:, ::1] dh, floating[:, ::1] dc):
+    """LSTM backward over a whole sequence for one layer and direction (keyword arguments only).
 
     On entry dh, dc hold the gradient on the final state; on exit, on the initial state.
-    Per step: the fused cell backward, then dh = dgates[t] @ w_hh. After the sweep:
-    dx = dgates @ w_ih (+ beta_dx * dx), dw_ih += dgates.T @ x, dw_hh += dgates.T @ hprev,
-    db_ih += colsum(dgates), db_hh += colsum(dgates): three big GEMMs (oneDNN's merged form).
+    Per step (the compiled sweep): the fused cell backward, then dh = dgates[t] @ w_hh. After the
+    sweep: dx = dgates @ w_ih (``dx_accumulate``: dx +=; ``dx=None`` skips it),
+    dw_ih += dgates.T @ x, dw_hh += dgates.T @ hprev, db_ih and db_hh += colsum(dgates):
+    the big GEMMs of oneDNN's merged form, on BLAS.
     """
     cdef Py_ssize_t B = c0.shape[0], H = c0.shape[1], D = x.shape[1]
     cdef Py_ssize_t TB = x.shape[0], T = TB // B if B > 0 else 0
-    cdef Py_ssize_t G4 = 4 * H
-    cdef Py_ssize_t s, t, tc, b, r, j
-    cdef bint reset
-    cdef const floating* cprev
-    cdef const floating* peep_p
-    # One zero buffer per call (never per step) stands in for c_{t-1} after a reset and for the
-    # peepholes of the vanilla LSTM, so the cell loop has no branches.
-    cdef floating* zeros
+    cdef Py_ssize_t G4 = 4 * H, j
+    cdef rl_lstm_seq a
+    cdef floating* dbias
+    cdef int rc = 0
     if TB == 0 or H == 0:
         return
-    zeros = <floating*>calloc(3 * H, sizeof(floating))
+    dbias = <floating*>calloc(G4, sizeof(floating))
+    if dbias == NULL:
+        raise MemoryError()
+    if cell_rec:
+        try:
+            _cellrec_backward(w_hh, c0, resets, reverse, identity, gates, cs, hprev, dy, dyoff,
+                              dgates, dh, dc, dbias)
+        except MemoryError:
+            free(dbias)
+            raise
+    else:
+        memset(&a, 0, sizeof(a))
+        a.dbl = floating is double
+        a.T, a.B, a.H = T, B, H
+        a.reverse, a.peephole, a.identity = reverse, peephole, identity
+        a.resets = &resets[0, 0] if resets is not None else NULL
+        a.w_hh = &w_hh[0, 0]
+        a.peep = &peep[0] if peephole else NULL
+        a.c0 = &c0[0, 0]
+        a.gates, a.cs = <void*>&gates[0, 0], <void*>&cs[0, 0]   # read only in backward
+        a.dy, a.lddy, a.dyoff = &dy[0, 0], dy.shape[1], dyoff
+        a.dgates, a.dh, a.dc = &dgates[0, 0], &dh[0, 0], &dc[0, 0]
+        a.dbias = dbias
+        a.dpeep = &dpeep[0] if peephole else NULL
+        with nogil:
+            rc = rl_lstm_backward(&a)
+    if rc != 0:
+        free(dbias)
+        raise MemoryError()
+    with nogil:
+        if D > 0:
+            if dx is not None:
+                # dx = dgates @ w_ih (+ dx)
+                gemm_rm(False, False, <int>TB, <int>D, <int>G4, <floating>1.0, &dgates[0, 0],
+                        <int>G4, &w_ih[0, 0], <int>D,
+                        <floating>1.0 if dx_accumulate else <floating>0.0, &dx[0, 0], <int>D)
+            # dw_ih += dgates.T @ x
+            gemm_rm(True, False, <int>G4, <int>D, <int>TB, <floating>1.0, &dgates[0, 0],
+                    <int>G4, &x[0, 0], <int>D, <floating>1.0, &dw_ih[0, 0], <int>D)
+        if cell_rec:
+            # dw_ch[:2H] += dgates[:, i f].T @ hprev;  dw_ch[2H:] += dgates[:, o].T @ hprev
+            gemm_rm(True, False, <int>(2 * H), <int>H, <int>TB, <floating>1.0, &dgates[0, 0],
+                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
+            gemm_rm(True, False, <int>H, <int>H, <int>TB, <floating>1.0, &dgates[0, 3 * H],
+                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[2 * H, 0], <int>H)
+        else:
+            # dw_hh += dgates.T @ hprev
+            gemm_rm(True, False, <int>G4, <int>H, <int>TB, <floating>1.0, &dgates[0, 0],
+                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
+        # db_ih, db_hh += dgates.sum(axis=0)   (summed by the sweep)
+        for j in range(G4):
+            db_ih[j] += dbias[j]
+            db_hh[j] += dbias[j]
+    free(dbias)
+
+
+cdef void _cellrec_backward(const floating[:, ::1] w_ch, const floating[:, ::1] c0,
+                            const unsigned char[:, ::1] resets, bint reverse, bint identity,
+                            const floating[:, ::1] gates, const floating[:, ::1] cs,
+                            const floating[:, ::1] hprev, const floating[:, ::1] dy,
+                            Py_ssize_t dyoff, floating[:, ::1] dgates, floating[:, ::1] dh,
+                            floating[:, ::1] dc, floating* dbias) except *:
+    """The peephole_cell sweep backward: the cell backward per step, then
+    dc += dgates[t][:, i f] @ w_ch[:2H] + dgates[t][:, o] @ w_ch[2H:] (BLAS), dh = 0."""
+    cdef Py_ssize_t B = c0.shape[0], H = c0.shape[1]
+    cdef Py_ssize_t TB = gates.shape[0], T = TB // B
+    cdef Py_ssize_t G4 = 4 * H
+    cdef Py_ssize_t s, t, tc, b, r
+    cdef bint reset, has_resets = resets is not None
+    cdef const floating* cprev
+    cdef floating* zeros = <floating*>calloc(3 * H, sizeof(floating))
     if zeros == NULL:
         raise MemoryError()
-    peep_p = &peep[0] if peephole else zeros
     with nogil:
         for s in range(T - 1, -1, -1):
             t = T - 1 - s if reverse else s
@@ -230,48 +370,20 @@ def lstm_backward(const floating[:, ::1] x, const floating[:, ::1] w_ih,
                 else:
                     cprev = &cs[tc * B + b, 0]
                 _lstm_cell_bwd(&gates[r, 0], &cs[r, 0], cprev, &dy[r, dyoff], &dh[b, 0],
-                               &dc[b, 0], &dgates[r, 0], peep_p, identity, H)
-                if peephole:
-                    _peephole_grad(&dgates[r, 0], &cs[r, 0], cprev, &dpeep[0], H)
+                               &dc[b, 0], &dgates[r, 0], zeros, identity, H)
                 if reset:
                     memset(&dc[b, 0], 0, H * sizeof(floating))
-            if cell_rec:
-                # dc += dgates[t][:, i f] @ w_ch[:2H] + dgates[t][:, o] @ w_ch[2H:];  dh = 0
-                gemm_rm(False, False, <int>B, <int>H, <int>(2 * H), <floating>1.0,
-                        &dgates[t * B, 0], <int>G4, &w_hh[0, 0], <int>H, <floating>1.0,
-                        &dc[0, 0], <int>H)
-                gemm_rm(False, False, <int>B, <int>H, <int>H, <floating>1.0,
-                        &dgates[t * B, 3 * H], <int>G4, &w_hh[2 * H, 0], <int>H,
-                        <floating>1.0, &dc[0, 0], <int>H)
-                memset(&dh[0, 0], 0, B * H * sizeof(floating))
-            else:
-                # dh = dgates[t] @ w_hh   (the gradient on h_{t-1})
-                gemm_rm(False, False, <int>B, <int>H, <int>G4, <floating>1.0,
-                        &dgates[t * B, 0], <int>G4, &w_hh[0, 0], <int>H, <floating>0.0,
-                        &dh[0, 0], <int>H)
+            gemm_rm(False, False, <int>B, <int>H, <int>(2 * H), <floating>1.0,
+                    &dgates[t * B, 0], <int>G4, &w_ch[0, 0], <int>H, <floating>1.0,
+                    &dc[0, 0], <int>H)
+            gemm_rm(False, False, <int>B, <int>H, <int>H, <floating>1.0,
+                    &dgates[t * B, 3 * H], <int>G4, &w_ch[2 * H, 0], <int>H,
+                    <floating>1.0, &dc[0, 0], <int>H)
+            memset(&dh[0, 0], 0, B * H * sizeof(floating))
             if has_resets:
                 for b in range(B):
                     if resets[t, b]:
                         memset(&dh[b, 0], 0, H * sizeof(floating))
                         memset(&dc[b, 0], 0, H * sizeof(floating))
-        # dx = dgates @ w_ih (+ beta_dx * dx)
-        if D > 0:
-            gemm_rm(False, False, <int>TB, <int>D, <int>G4, <floating>1.0, &dgates[0, 0],
-                    <int>G4, &w_ih[0, 0], <int>D, beta_dx, &dx[0, 0], <int>D)
-            # dw_ih += dgates.T @ x
-            gemm_rm(True, False, <int>G4, <int>D, <int>TB, <floating>1.0, &dgates[0, 0],
-                    <int>G4, &x[0, 0], <int>D, <floating>1.0, &dw_ih[0, 0], <int>D)
-        if cell_rec:
-            # dw_ch[:2H] += dgates[:, i f].T @ hprev;  dw_ch[2H:] += dgates[:, o].T @ hprev
-            gemm_rm(True, False, <int>(2 * H), <int>H, <int>TB, <floating>1.0, &dgates[0, 0],
-                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
-            gemm_rm(True, False, <int>H, <int>H, <int>TB, <floating>1.0, &dgates[0, 3 * H],
-                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[2 * H, 0], <int>H)
-        else:
-            # dw_hh += dgates.T @ hprev
-            gemm_rm(True, False, <int>G4, <int>H, <int>TB, <floating>1.0, &dgates[0, 0],
-                    <int>G4, &hprev[0, 0], <int>H, <floating>1.0, &dw_hh[0, 0], <int>H)
-        # db += dgates.sum(axis=0)
-        _colsum_add(&dgates[0, 0], TB, G4, &db_ih[0])
-        _colsum_add(&dgates[0, 0], TB, G4, &db_hh[0])
+        _colsum_add(&dgates[0, 0], TB, G4, dbias)
     free(zeros)

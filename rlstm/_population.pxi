@@ -20,35 +20,56 @@ def population_lstm_step(const floating[:, ::1] params, Py_ssize_t off_w_ih,
                          floating[:, ::1] h_out, floating[:, ::1] c_out):
     """For every member p: gates_p = b_ih_p + b_hh_p + x_p @ W_ih_p.T + h_p @ W_hh_p.T, then the cell.
 
-    One call, one C loop over members, one GEMV (B = 1) or GEMM (B > 1) per matrix and member.
-    ``off_peep < 0`` means no peepholes.
+    One call, one C loop over members, one GEMV (B = 1) or GEMM (B > 1) per matrix and member,
+    on BLAS or, from 16 rows per member, on the micro-kernel as step() does; the cell update at
+    the selected SIMD level. ``off_peep < 0`` means no peepholes.
     """
     cdef Py_ssize_t P = params.shape[0], N = params.shape[1]
     cdef Py_ssize_t PB = x.shape[0], D = x.shape[1], H = h.shape[1], G4 = 4 * H
     cdef Py_ssize_t B = PB // P if P > 0 else 0
-    cdef Py_ssize_t p, b, r
+    cdef Py_ssize_t p, b, r, j
     cdef const floating* w
     cdef const floating* peep_p
-    cdef bint peephole = off_peep >= 0
+    cdef bint peephole = off_peep >= 0, micro = B >= _STEP_MICRO_MIN_B
+    cdef floating* work = NULL
+    cdef int rc = 0
     if P == 0 or B == 0 or H == 0:
         return
+    if micro:   # transposed gates (4H, B) and input (max(D, H), B) of one member
+        work = <floating*>malloc((G4 + max(D, H)) * B * sizeof(floating))
+        if work == NULL:
+            raise MemoryError()
     with nogil:
         for p in range(P):
             w = &params[p, 0]
             r = p * B
-            # gates_p = b_ih_p + b_hh_p
-            _add_bias_rows(&gates[r, 0], B, G4, w + off_b_ih, w + off_b_hh)
-            # gates_p += x_p @ W_ih_p.T
-            if D > 0:
-                matmul_wt(<int>B, <int>G4, <int>D, &x[r, 0], <int>D, w + off_w_ih, <int>D,
+            if micro:
+                # gT = (b_ih + b_hh)[:, None] + W_ih @ x_p.T + W_hh @ h_p.T;  gates_p = gT.T
+                for j in range(G4):
+                    for b in range(B):
+                        work[j * B + b] = w[off_b_ih + j] + w[off_b_hh + j]
+                if D > 0:
+                    rc |= _gates_t(B, G4, D, &x[r, 0], w + off_w_ih, work + G4 * B, work)
+                rc |= _gates_t(B, G4, H, &h[r, 0], w + off_w_hh, work + G4 * B, work)
+                for b in range(B):
+                    for j in range(G4):
+                        gates[r + b, j] = work[j * B + b]
+            else:
+                # gates_p = b_ih_p + b_hh_p
+                _add_bias_rows(&gates[r, 0], B, G4, w + off_b_ih, w + off_b_hh)
+                # gates_p += x_p @ W_ih_p.T
+                if D > 0:
+                    matmul_wt(<int>B, <int>G4, <int>D, &x[r, 0], <int>D, w + off_w_ih, <int>D,
+                              <floating>1.0, &gates[r, 0], <int>G4)
+                # gates_p += h_p @ W_hh_p.T
+                matmul_wt(<int>B, <int>G4, <int>H, &h[r, 0], <int>H, w + off_w_hh, <int>H,
                           <floating>1.0, &gates[r, 0], <int>G4)
-            # gates_p += h_p @ W_hh_p.T
-            matmul_wt(<int>B, <int>G4, <int>H, &h[r, 0], <int>H, w + off_w_hh, <int>H,
-                      <floating>1.0, &gates[r, 0], <int>G4)
             peep_p = (w + off_peep) if peephole else NULL
-            for b in range(r, r + B):
-                _lstm_cell_fwd(&gates[b, 0], &c[b, 0], &c_out[b, 0], &h_out[b, 0], peep_p,
-                               peephole, identity, H)
+            rc |= _cell_rows(B, H, &gates[r, 0], G4, &c[r, 0], peep_p, &c_out[r, 0],
+                             &h_out[r, 0], identity)
+    free(work)
+    if rc != 0:
+        raise MemoryError()
 
 
 def population_linear(const floating[:, ::1] params, Py_ssize_t off_w, Py_ssize_t off_b,

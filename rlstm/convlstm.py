@@ -16,10 +16,11 @@ import numbers
 import numpy as np
 
 from . import _kernels, registry
-from .validation import (as_float_array, as_resets, as_state_pair, check_dtype, check_int,
-                          check_shape)
-from .lstm import RecurrentCache
+from .validation import (as_float_array, as_lengths, as_resets, as_state_pair, check_dtype,
+                         check_int, check_shape)
+from .lstm import _PASS_GATES, RecurrentCache
 from .module import Module
+from .padding import padding
 
 _NO_RESETS = np.zeros((1, 1), dtype=np.uint8)
 
@@ -47,7 +48,10 @@ class ConvLSTM(Module):
                          (one weight per position), else (F, 1, 1) (shared by all positions)
 
     Convolution weights and biases start U(-1/sqrt(F*kh*kw), 1/sqrt(F*kh*kw)); peepholes at 0.
-    The state is ``(h, c)``, each ``(num_layers, B, F, height, width)``.
+    The state is ``(h, c)``, each ``(num_layers, B, F, height, width)``. ``lengths`` ``(B,)``
+    on ``forward``/``__call__``: right-padded sequences, as for :class:`rlstm.LSTM` (zero
+    outputs at padded steps, each sequence's final state at its own last step, no gradient
+    through the padding).
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size, *,
@@ -76,6 +80,19 @@ class ConvLSTM(Module):
                 spec += [(f"peephole_{g}_l{k}", pshape) for g in "ifo"]
         self._allocate(spec, check_dtype(dtype))
         self.reset_parameters(seed)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.in_channels}, {self.hidden_channels}",
+                 f"kernel_size={self.kernel_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        if not self.peephole:
+            parts.append("peephole=False")
+        if self.spatial_shape is not None:
+            parts.append(f"spatial_shape={self.spatial_shape}")
+        if self.dtype != np.float32:
+            parts.append(f"dtype={self.dtype.name}")
+        return ", ".join(parts)
 
     def reset_parameters(self, seed=None) -> None:
         """Convolutions and biases U(-1/sqrt(F*kh*kw), +); peepholes zero."""
@@ -128,21 +145,27 @@ class ConvLSTM(Module):
         return np.ascontiguousarray(v.reshape(3 * self.hidden_channels, -1).T)
 
     # ------------------------------------------------------------------ passes
-    def forward(self, x, state=None, resets=None):
+    def forward(self, x, state=None, resets=None, *, lengths=None):
         """Run the sequence and keep what :meth:`backward` needs: ``y, (h, c), cache``."""
-        return self._forward(x, state, resets, keep=True)
+        return self._forward(x, state, resets, keep=True, lengths=lengths)
 
-    def __call__(self, x, state=None, resets=None):
+    def __call__(self, x, state=None, resets=None, *, lengths=None):
         """Inference: ``y, (h, c)``; nothing is kept for backward."""
-        y, state, _ = self._forward(x, state, resets, keep=False)
+        y, state, _ = self._forward(x, state, resets, keep=False, lengths=lengths)
         return y, state
 
-    def _forward(self, x, state, resets, keep: bool):
+    def _forward(self, x, state, resets, keep: bool, lengths=None):
         x = self._check_x(x)
         T, B, C, Hh, Ww = x.shape
         h0, c0 = self._check_state(state, B, (Hh, Ww))
         rs = as_resets(resets, T, B)
         F, (kh, kw), dt, P = self.hidden_channels, self.kernel_size, self.dtype, Hh * Ww
+        pad = padding(as_lengths(lengths, T, B), T, B)
+        if pad is not None:
+            rs = pad.resets(rs)
+            # pixel rows ((t * B + b) * P + p) of the padded steps and of each last step
+            pad_px = (pad.pad_rows[:, None] * P + np.arange(P)).reshape(-1)
+            last_px = (pad.last_rows[:, None] * P + np.arange(P)).reshape(-1)
         if T == 0 or B == 0:
             y = np.zeros((T, B, F, Hh, Ww), dtype=dt)
             return y, (h0.copy(), c0.copy()), (RecurrentCache(self, T, B) if keep else None)
@@ -151,7 +174,7 @@ class ConvLSTM(Module):
         c0r = np.array(self._to_rows(c0).reshape(self.num_layers, B * P, F))
         hn = np.empty((self.num_layers, B * P, F), dtype=dt)
         cn = np.empty_like(hn)
-        cache = RecurrentCache(self, T, B, resets=rs)
+        cache = RecurrentCache(self, T, B, resets=rs, padding=pad)
         cache.shape = (Hh, Ww)
         inp, c_in, channel_last = x.reshape(-1), C, False
         for k in range(self.num_layers):
@@ -167,6 +190,12 @@ class ConvLSTM(Module):
                 p[f"bias_l{k}"], peep, self.peephole, h0r[k], c0r[k],
                 _NO_RESETS if rs is None else rs, rs is not None,
                 xcols, gates, cs, hprev, y, hn[k], cn[k])
+            if pad is not None:  # as LSTM._end_at_lengths, over every pixel row
+                hn[k], cn[k] = y[last_px], cs[last_px]
+                y[pad_px] = 0
+                if keep:
+                    gates.reshape(-1, 4, F)[pad_px] = _PASS_GATES
+                    cs[pad_px] = 0
             if keep:
                 cache.layers.append((xcols, gates, cs, hprev, c0r[k], peep, c_in, channel_last))
             inp, c_in, channel_last = y.reshape(-1), F, True
@@ -198,10 +227,17 @@ class ConvLSTM(Module):
         dh = self._to_rows(dh_n).reshape(L, B * P, F).copy()
         dc = self._to_rows(dc_n).reshape(L, B * P, F).copy()
         dout = self._to_rows(dy)
-        rs = cache.resets
+        rs, pad = cache.resets, cache.padding
+        if pad is not None:
+            dout = dout.copy()
+            dout[(pad.pad_rows[:, None] * P + np.arange(P)).reshape(-1)] = 0
+            last_px = (pad.last_rows[:, None] * P + np.arange(P)).reshape(-1)
         for k in range(L - 1, -1, -1):
             xcols, gates, cs, hprev, c0, peep, c_in, channel_last = cache.layers[k]
             N = T * B * P
+            if pad is not None:  # the gradient on h_n enters at each sequence's last step
+                dout[last_px] += dh[k]
+                dh[k] = 0
             dgates = np.empty((N, 4 * F), dtype=dt)
             dinp = np.empty(N * c_in, dtype=dt)
             dpeep = np.zeros_like(peep)

@@ -11,13 +11,18 @@ from typing import Sequence
 
 import numpy as np
 
-from . import registry
+from . import _kernels, registry
 from .validation import as_float_array, check_choice, check_int
 from .module import Module
 
 ACTIVATIONS = ("tanh", "relu")
 
 __all__ = ["Linear", "MLP", "Conv2d", "ConvEncoder", "adopt", "param_spec"]
+
+
+def _dtype_repr(m: Module) -> str:
+    """``", dtype=float64"`` for a module that is not float32 (the default), for reprs."""
+    return "" if m.dtype == np.float32 else f", dtype={m.dtype.name}"
 
 
 def param_spec(module: Module, prefix: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -68,6 +73,10 @@ class Linear(Module):
         x = as_float_array(x, self.dtype, "x", ndim=2)
         return self._forward(x)
 
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, " \
+            f"bias=True{_dtype_repr(self)}"
+
     def _forward(self, x: np.ndarray) -> np.ndarray:
         # y = x @ W.T + b (trusted input: 2-D, right dtype)
         y = x @ self.params["weight"].T
@@ -107,6 +116,9 @@ class MLP(Module):
             adopt(self, layer, prefix)
         self.out_features = sizes[-1]
 
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}{_dtype_repr(self)}"
+
     def _act(self, z: np.ndarray) -> np.ndarray:
         return np.tanh(z, out=z) if self.activation == "tanh" else np.maximum(z, 0, out=z)
 
@@ -130,10 +142,12 @@ class MLP(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution, NCHW, no padding: ``weight (out, in, k, k)``, ``bias (out,)``.
+    """2-D convolution, no padding: ``weight (out, in, k, k)``, ``bias (out,)`` (PyTorch's layout).
 
-    Forward is a strided window view and one ``tensordot`` (im2col without the copy); backward
-    gives ``dW`` the same way and ``dx`` by one small product per kernel offset.
+    Computed by compiled im2col + GEMM kernels (``rlstm/_conv.pxi``) over channel-last batches,
+    with the bias and an optional ReLU fused into one pass over the output. The NumPy version
+    is :mod:`rlstm.reference.conv`. :meth:`forward` / :meth:`backward` take and return NCHW
+    arrays; :class:`ConvEncoder` chains the channel-last methods without transposes.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -149,41 +163,68 @@ class Conv2d(Module):
         self.flat_params[...] = np.random.default_rng(seed).uniform(-bound, bound,
                                                                      self.flat_params.size)
 
+    def extra_repr(self) -> str:
+        k, s = self.kernel_size, self.stride
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={(k, k)}, " \
+            f"stride={(s, s)}{_dtype_repr(self)}"
+
     def output_hw(self, h: int, w: int) -> tuple[int, int]:
         k, s = self.kernel_size, self.stride
         if h < k or w < k:
             raise ValueError(f"a {h}x{w} image is smaller than the {k}x{k} kernel")
         return (h - k) // s + 1, (w - k) // s + 1
 
-    def _windows(self, x: np.ndarray) -> np.ndarray:
-        k, s = self.kernel_size, self.stride
-        ho, wo = self.output_hw(x.shape[2], x.shape[3])
-        win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
-        return win[:, :, :(ho - 1) * s + 1:s, :(wo - 1) * s + 1:s]  # (N, C, Ho, Wo, k, k)
+    def _weight_rows(self) -> np.ndarray:
+        """The weights as (out, k*k*in) rows in the kernels' (row, column, channel) order."""
+        return np.ascontiguousarray(self.params["weight"].transpose(0, 2, 3, 1)).reshape(
+            self.out_channels, -1)
+
+    def forward_channel_last(self, x: np.ndarray, N: int, H: int, W: int,
+                             channel_last: bool = True, relu: bool = False):
+        """``y (N*Ho*Wo, out)`` channel-last, and the cache for :meth:`backward_channel_last`.
+
+        ``x`` is a contiguous array holding N images of H x W x in_channels (channel-last, or
+        NCHW when ``channel_last`` is False); the cache keeps it (not a copy: do not change it
+        in place before the backward); ``relu`` applies max(0, .) to the output."""
+        ho, wo = self.output_hw(H, W)
+        y = np.empty((N * ho * wo, self.out_channels), dtype=self.dtype)
+        w = self._weight_rows()
+        x = x.reshape(-1)
+        _kernels.conv2d_forward(x=x, N=N, H=H, W=W, C=self.in_channels,
+                                channel_last=channel_last, k=self.kernel_size,
+                                stride=self.stride, w=w, bias=self.params["bias"], relu=relu,
+                                y=y)
+        return y, (x, y, w, relu, N, H, W, channel_last)
+
+    def backward_channel_last(self, dy: np.ndarray, cache, need_dx: bool = True):
+        """Add dW, db into :attr:`grads` for ``dy (N*Ho*Wo, out)``, which is overwritten; return
+        dx channel-last ``(N, H, W, in)`` or None."""
+        x, y, w, relu, N, H, W, channel_last = cache
+        C, k = self.in_channels, self.kernel_size
+        dw = np.zeros_like(w)
+        dx = np.empty((N, H, W, C), dtype=self.dtype) if need_dx else None
+        _kernels.conv2d_backward(x=x, N=N, H=H, W=W, C=C, channel_last=channel_last, k=k,
+                                 stride=self.stride, w=w, y=y, relu=relu, dy=dy, dw=dw,
+                                 db=self.grads["bias"],
+                                 dx=dx.reshape(-1) if need_dx else None)
+        self.grads["weight"] += dw.reshape(self.out_channels, k, k, C).transpose(0, 3, 1, 2)
+        return dx
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        # y[n, o, i, j] = sum_{c, a, b} x[n, c, s*i + a, s*j + b] W[o, c, a, b] + bias[o]
-        y = np.tensordot(self._windows(x), self.params["weight"], axes=([1, 4, 5], [1, 2, 3]))
-        y += self.params["bias"]
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))  # (N, O, Ho, Wo)
+        """``(N, in, H, W)`` -> ``(N, out, Ho, Wo)``."""
+        N, _, H, W = x.shape
+        y, _ = self.forward_channel_last(np.ascontiguousarray(x), N, H, W, channel_last=False)
+        ho, wo = self.output_hw(H, W)
+        return np.ascontiguousarray(y.reshape(N, ho, wo, -1).transpose(0, 3, 1, 2))
 
     def backward(self, dy: np.ndarray, x: np.ndarray, need_dx: bool = True):
         """Add dW, db into :attr:`grads`; return dx ``(N, C, H, W)`` or None."""
-        win = self._windows(x)
-        # dW[o, c, a, b] = sum_{n, i, j} dy[n, o, i, j] x[n, c, s*i + a, s*j + b]
-        self.grads["weight"] += np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))
-        self.grads["bias"] += dy.sum(axis=(0, 2, 3))
-        if not need_dx:
-            return None
-        k, s = self.kernel_size, self.stride
-        ho, wo = dy.shape[2], dy.shape[3]
-        dx = np.zeros_like(x)
-        W = self.params["weight"]
-        for a in range(k):  # over kernel offsets, not rows or time
-            for b in range(k):
-                dx[:, :, a:a + s * (ho - 1) + 1:s, b:b + s * (wo - 1) + 1:s] += np.einsum(
-                    "nohw,oc->nchw", dy, W[:, :, a, b], optimize=True)
-        return dx
+        N, _, H, W = x.shape
+        _, cache = self.forward_channel_last(np.ascontiguousarray(x), N, H, W,
+                                             channel_last=False)
+        d = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(-1, self.out_channels)
+        dx = self.backward_channel_last(d, cache, need_dx)
+        return None if dx is None else np.ascontiguousarray(dx.transpose(0, 3, 1, 2))
 
 
 class ConvEncoder(Module):
@@ -193,7 +234,8 @@ class ConvEncoder(Module):
     image is smaller). Input:
     ``(N, H, W, C)`` channel-last floats (a Gymnasium image, already scaled to [0, 1]);
     ``channels_first=True`` takes ``(N, C, H, W)``. Parameters ``conv{k}.weight``,
-    ``conv{k}.bias``.
+    ``conv{k}.bias``. The layers run channel-last (compiled im2col + GEMM, ReLU fused); the
+    features are flattened per image in (channel, row, column) order.
     """
 
     def __init__(self, image_shape, channels=(16, 32), *, channels_first: bool = False,
@@ -207,12 +249,15 @@ class ConvEncoder(Module):
         ks = [(3, 1), (3, 1)] if small else [(8, 4), (4, 2)]
         rng = np.random.default_rng(seed)
         self.layers, c_in, h, w = [], C, H, W
+        self._hw = []
         for c_out, (k, s) in zip(channels, ks):
             k = min(k, h, w)  # tiny images: the kernel shrinks to fit
             conv = Conv2d(c_in, int(c_out), k, s, dtype=dtype, seed=rng.integers(2 ** 63))
+            self._hw.append((h, w))
             h, w = conv.output_hw(h, w)
             self.layers.append(conv)
             c_in = int(c_out)
+        self._out_hw = (h, w)
         self.out_features = c_in * h * w
         self.submodules = [(f"conv{k}.", layer) for k, layer in enumerate(self.layers)]
         spec = []
@@ -222,23 +267,35 @@ class ConvEncoder(Module):
         for prefix, layer in self.submodules:
             adopt(self, layer, prefix)
 
+    def extra_repr(self) -> str:
+        return f"image_shape={self.image_shape}" + \
+            (", channels_first=True" if self.channels_first else "") + _dtype_repr(self)
+
     def forward(self, x: np.ndarray):
         """``(features (N, out_features), cache)``; ``x`` trusted, of the module's dtype."""
         N = x.shape[0]
-        a = x.reshape((N,) + self.image_shape)
-        if not self.channels_first:
-            a = a.transpose(0, 3, 1, 2)
-        acts = [np.ascontiguousarray(a)]
-        for conv in self.layers:
-            acts.append(np.maximum(conv.forward(acts[-1]), 0))
-        return acts[-1].reshape(N, -1), acts
+        a = np.array(x, order="C")   # a copy: the cache must not see later changes to x
+        caches = []
+        for k, conv in enumerate(self.layers):
+            H, W = self._hw[k]
+            a, cache = conv.forward_channel_last(a, N, H, W,
+                                                 channel_last=k > 0 or not self.channels_first,
+                                                 relu=True)
+            caches.append(cache)
+        # (N, h*w, c) -> (N, c, h*w): the (channel, row, column) feature order
+        feats = a.reshape(N, -1, self.layers[-1].out_channels).transpose(0, 2, 1)
+        return feats.reshape(N, -1), caches
 
     def backward(self, dfeat: np.ndarray, cache) -> None:
-        acts = cache
-        d = dfeat.reshape(acts[-1].shape)
+        """Add every layer's dW, db into :attr:`grads` for ``dfeat (N, out_features)``."""
+        caches = cache
+        N = dfeat.shape[0]
+        c = self.layers[-1].out_channels
+        d = np.ascontiguousarray(dfeat.reshape(N, c, -1).transpose(0, 2, 1)).reshape(-1, c)
         for k in range(len(self.layers) - 1, -1, -1):
-            d = d * (acts[k + 1] > 0)
-            d = self.layers[k].backward(d, acts[k], need_dx=k > 0)
+            dx = self.layers[k].backward_channel_last(d, caches[k], need_dx=k > 0)
+            if k > 0:
+                d = dx.reshape(-1, self.layers[k - 1].out_channels)
 
 
 # ---------------------------------------------------------------------------- rlstm.save/load

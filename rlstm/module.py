@@ -13,11 +13,16 @@ class Module:
 
     An optimizer or an evolution strategy updates ``flat_params`` in place and every named view
     sees the change. Subclasses call :meth:`_allocate` once with their parameter spec.
+
+    As in PyTorch, a module is in training mode until :meth:`eval` (``training`` is True);
+    the mode only matters to layers with ``dropout``, whose ``forward`` drops units in training
+    mode. ``print(module)`` shows its constructor options and sub-modules, PyTorch's way.
     """
 
     dtype: np.dtype
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
+    training: bool = True
 
     def _allocate(self, spec: Iterable[tuple[str, tuple[int, ...]]], dtype) -> None:
         self.dtype = check_dtype(dtype)
@@ -38,6 +43,42 @@ class Module:
 
     def _on_rebind(self) -> None:
         """Hook for subclasses that cache pointers into the flat vectors."""
+
+    # ------------------------------------------------------------------ mode and repr
+    def train(self, mode: bool = True):
+        """Training mode (``mode=True``) or evaluation mode, for this module and every
+        sub-module; returns ``self``. Only dropout reads it: ``forward`` of a layer built with
+        ``dropout > 0`` drops units in training mode; inference (``layer(x)``) and ``step``
+        never do."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"mode must be a bool, got {mode!r}")
+        self.training = bool(mode)
+        for _, child in getattr(self, "submodules", ()):
+            if child is not None:
+                child.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (``train(False)``); returns ``self``."""
+        return self.train(False)
+
+    def extra_repr(self) -> str:
+        """The options shown inside ``ClassName(...)`` by ``repr``; subclasses override it."""
+        return ""
+
+    def __repr__(self) -> str:
+        # PyTorch's layout: options on one line; sub-modules one per line, indented
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = [(prefix.rstrip("."), child) for prefix, child in
+                    getattr(self, "submodules", ()) if child is not None]
+        for name, child in children:
+            lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
+        if not lines:
+            return f"{type(self).__name__}()"
+        if len(lines) == 1 and not children:
+            return f"{type(self).__name__}({lines[0]})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
     @property
     def flat_params(self) -> np.ndarray:

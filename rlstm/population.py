@@ -50,11 +50,13 @@ class PopulationPolicy:
                 raise TypeError(f"template must be an rlstm.policy.LSTMPolicy, got "
                                 f"{type(template).__name__} (no {attr!r})")
         core = template.core
-        if type(core) is not LSTM or core.bidirectional or core.variant == "peephole_cell":
+        if type(core) is not LSTM or core.bidirectional or core.variant == "peephole_cell" \
+                or not core.bias:
             raise ValueError("PopulationPolicy needs a unidirectional rlstm.LSTM core of the "
-                             "'vanilla' or 'peephole' variant (core='lstm'), got "
+                             "'vanilla' or 'peephole' variant (core='lstm') with biases, got "
                              f"{type(core).__name__}"
-                             f"{'' if type(core) is not LSTM else ' ' + repr(core.variant)}")
+                             f"{'' if type(core) is not LSTM else ' ' + repr(core.variant)}"
+                             f"{' without biases' if not getattr(core, 'bias', True) else ''}")
         self.template = template
         self.dtype = template.flat_params.dtype
         n = template.num_params

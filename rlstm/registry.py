@@ -54,7 +54,10 @@ def need(ok: bool, what: str) -> None:
 
 def need_recurrent(config: dict, input_size: int, size: int) -> None:
     """A recurrent layer of ``config``'s ``hidden_size``/``num_layers`` over ``input_size``
-    features has at least ``3 H (D + H) L`` parameters (GRU); refuse it if ``size`` is less."""
+    features has at least ``3 H (D + H) + (L - 1) 3 H (H + H)`` parameters (a unidirectional
+    GRU without biases: layers above the first read at least H features); refuse it if
+    ``size`` is less."""
     H, L = int(config["hidden_size"]), int(config["num_layers"])
     need(H >= 1 and L >= 1 and int(input_size) >= 0, "sizes must be >= 1")
-    need(3 * H * (int(input_size) + H) * L <= size, "recurrent layer too large")
+    need(3 * H * (int(input_size) + H) + (L - 1) * 6 * H * H <= size,
+         "recurrent layer too large")

@@ -23,8 +23,9 @@ import numpy as np
 DTYPES = (np.float32, np.float64)
 
 __all__ = ["DTYPES", "check_dtype", "check_int", "check_choice", "as_float_array",
-           "check_shape", "as_resets", "as_state_pair", "Range", "check_value", "check_config",
-           "config_hints", "describe_type", "parse_value", "unknown_keys_error", "field_docs"]
+           "check_shape", "as_resets", "as_lengths", "as_state_pair", "Range", "check_value",
+           "check_config", "config_hints", "describe_type", "parse_value", "unknown_keys_error",
+           "field_docs"]
 
 
 def check_dtype(dtype: Any) -> np.dtype:
@@ -97,6 +98,34 @@ def as_resets(resets: Any, T: int, B: int) -> np.ndarray | None:
     if arr.dtype.kind != "b" and arr.size and not np.isin(arr, (0, 1)).all():
         raise ValueError("resets must contain only 0/1 or False/True")
     return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def as_lengths(lengths: Any, T: int, B: int, name: str = "lengths") -> np.ndarray | None:
+    """``None`` or the valid length of each of ``B`` right-padded sequences of ``T`` steps:
+    integers in ``[1, T]``, shape ``(B,)``, returned as a new int64 array.
+
+    Floats (even whole ones), bools and NaN are a ``TypeError``; a wrong shape or a length
+    outside ``[1, T]`` is a ``ValueError``. Both name the argument and say what was expected.
+    """
+    if lengths is None:
+        return None
+    if hasattr(lengths, "detach"):  # a torch tensor (pack_padded_sequence's lengths)
+        lengths = lengths.detach().cpu().numpy()
+    try:
+        arr = np.asarray(lengths)
+    except Exception as e:  # ragged lists and the like
+        raise TypeError(f"{name} must be an integer array of shape (B,) = ({B},), could not "
+                        f"convert {type(lengths).__name__}: {e}") from e
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of shape (B,) = ({B},) holding each "
+                        f"sequence's number of valid steps, got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"{name} must have shape (B,) = ({B},), one length per sequence, got "
+                         f"{arr.shape}")
+    if arr.size and (arr.min() < 1 or arr.max() > T):
+        raise ValueError(f"{name} must be in [1, T] = [1, {T}] (right-padded sequences of at "
+                         f"least one step), got values from {arr.min()} to {arr.max()}")
+    return arr.astype(np.int64)
 
 
 def as_state_pair(state: Any, shape: tuple, dtype: np.dtype, name: str = "state"):

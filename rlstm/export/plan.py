@@ -79,8 +79,10 @@ class Core:
         self.name, self.hidden_size, self.num_layers = name, layer.hidden_size, layer.num_layers
         rec = "weight_ch" if self.variant == "peephole_cell" else "weight_hh"
         p = layer.params
-        self.layers = [Layer(p[f"weight_ih_l{k}"], p[f"{rec}_l{k}"], p[f"bias_ih_l{k}"],
-                             p[f"bias_hh_l{k}"], p.get(f"peephole_l{k}"))
+        zeros = np.zeros(p["weight_ih_l0"].shape[0], layer.dtype)  # bias=False: zero biases
+        self.layers = [Layer(p[f"weight_ih_l{k}"], p[f"{rec}_l{k}"],
+                             p.get(f"bias_ih_l{k}", zeros), p.get(f"bias_hh_l{k}", zeros),
+                             p.get(f"peephole_l{k}"))
                        for k in range(layer.num_layers)]
 
     def describe(self) -> str:

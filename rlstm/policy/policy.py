@@ -1,6 +1,9 @@
 """``LSTMPolicy``: observation encoder -> recurrent core -> action heads + value head."""
 from __future__ import annotations
 
+import functools
+import inspect
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +131,15 @@ class LSTMPolicy(Module):
         self.core_kwargs = dict(core_kwargs or {})
         if "bidirectional" in self.core_kwargs and self.core_kwargs["bidirectional"]:
             raise ValueError("a policy core cannot be bidirectional (act() cannot see the future)")
+        if self.core_kwargs.get("batch_first"):
+            raise ValueError("a policy core is time-major (evaluate() feeds it (T, B, ...)): "
+                             "leave batch_first out of core_kwargs")
+        dropout = self.core_kwargs.get("dropout", 0.0)
+        if not isinstance(dropout, (bool, np.bool_)) and isinstance(
+                dropout, (int, float, np.integer, np.floating)) and dropout != 0:
+            raise ValueError(f"a policy core cannot use dropout (got dropout={dropout!r}): act() "
+                             f"runs the core without it and evaluate() with it, so policy "
+                             f"gradient ratios would compare two different policies")
         self.log_std_init = float(log_std_init)
         self.action_init_scale = float(action_init_scale)
         if not np.isfinite(self.log_std_init) or not np.isfinite(self.action_init_scale):
@@ -441,12 +453,18 @@ class LSTMPolicy(Module):
         if dy_sde is not None:
             dy += dy_sde
         dyv = self.value_net.backward(dv[:, None], cache.yv)
+        # the cores' input gradient feeds only an encoder or image nets: skip its GEMM otherwise
+        need_dx = self.encoder is not None or bool(self.image_nets)
         if self.critic_core is None:
             dy += dyv
-            dx = self.core.backward(dy.reshape(T, B, -1), cache.core_cache)[0]
+            dx = _core_backward(self.core, dy.reshape(T, B, -1), cache.core_cache, need_dx)
         else:
-            dx = self.core.backward(dy.reshape(T, B, -1), cache.core_cache)[0]
-            dx = dx + self.critic_core.backward(dyv.reshape(T, B, -1), cache.critic_cache)[0]
+            dx = _core_backward(self.core, dy.reshape(T, B, -1), cache.core_cache, need_dx)
+            dxv = _core_backward(self.critic_core, dyv.reshape(T, B, -1), cache.critic_cache,
+                                 need_dx)
+            dx = dx + dxv if need_dx else None
+        if not need_dx:
+            return
         dx = dx.reshape(N, -1)
         if self.encoder is not None:
             dx = self.encoder.backward(dx, cache.mlp_cache, need_dx=bool(self.image_nets))
@@ -474,6 +492,23 @@ def _config(m: LSTMPolicy) -> dict:
                         f"instead, or use core='lstm' or 'gru'")
     return {**m.config(), "observation_space": space_to_json(m.observation_space),
             "action_space": space_to_json(m.action_space)}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_input_grad(core_type) -> bool:
+    return "input_grad" in inspect.signature(core_type.backward).parameters
+
+
+def _core_backward(core, dy, cache, need_dx: bool):
+    """``core.backward(dy, cache)``'s input gradient, or None when it is not needed (then a
+    core that takes ``input_grad`` skips computing it)."""
+    if need_dx:
+        return core.backward(dy, cache)[0]
+    if _takes_input_grad(type(core)):
+        core.backward(dy, cache, input_grad=False)
+    else:
+        core.backward(dy, cache)
+    return None
 
 
 def _build(c: dict, size: int) -> LSTMPolicy:

@@ -1,6 +1,5 @@
 """Backends: chunking, serial equals process, killed workers are replaced (process and Ray)."""
 import os
-import time
 
 import numpy as np
 import pytest

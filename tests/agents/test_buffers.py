@@ -84,8 +84,9 @@ def test_sequences_layout_and_states():
     for k in range(2):
         for b in range(B):
             s = k * B + b
-            np.testing.assert_array_equal(seq["actions"][:, s], b * 1000 + np.arange(k * L, (k + 1) * L))
-            np.testing.assert_array_equal(seq["obs"]["a"][:, s, 0], b * 100 + np.arange(k * L, (k + 1) * L))
+            steps = np.arange(k * L, (k + 1) * L)
+            np.testing.assert_array_equal(seq["actions"][:, s], b * 1000 + steps)
+            np.testing.assert_array_equal(seq["obs"]["a"][:, s, 0], b * 100 + steps)
             h, c = seq["states"]
             assert h.shape == (2, 2 * B, 5)
             np.testing.assert_allclose(h[:, s], k * L + b / 10)

@@ -1,4 +1,5 @@
-"""EvalCallback and CheckpointCallback: evaluations logged in the same row, early stop, best model."""
+"""EvalCallback and CheckpointCallback: evaluations logged in the same row, early stop, best
+model."""
 import csv
 import os
 

@@ -58,7 +58,8 @@ def test_a_callable_is_used_as_it_is():
     (Corridor(), r"an env instance is one env \(see as_env_source\), e\.g\. "
                  r"env=lambda: MyEnv\(\.\.\.\) makes more"),
     (dict, "env class must subclass gymnasium.Env, got dict"),
-    (3, "env must be a Gymnasium id, an Env class, a callable, an Env instance or a VectorEnv, got int"),
+    (3, "env must be a Gymnasium id, an Env class, a callable, an Env instance or a VectorEnv, "
+        "got int"),
     (None, "got NoneType"),
 ])
 def test_other_things_are_refused_with_the_fix(env, match):

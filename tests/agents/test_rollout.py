@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from agents import PPO
-from agents.buffers import RolloutBuffer
 
 
 def _short_cartpole(steps=5):

@@ -41,3 +41,11 @@ def test_anomaly_detection_finds_most_events(tmp_path, load_example):
                                                   str(tmp_path / "a.png")])
     assert res["events_detected"] >= 0.6 * res["events"]
     assert res["false_alarms"] < 60
+
+
+@pytest.mark.slow
+def test_variable_length_training_with_lengths_beats_reading_the_padding(load_example):
+    for argv in ([], ["--bidirectional"]):
+        res = load_example("variable_length").main(argv)
+        assert res["with lengths"] > 0.9
+        assert res["with lengths"] > res["reading the padding"] + 0.1

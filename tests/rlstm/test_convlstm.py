@@ -35,7 +35,7 @@ def _setup(case, dtype, rng, scale=0.5):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_backward_match_reference(case, dtype, tol, rng):
+def test_forward_backward_match_reference(case, dtype, tol, rng, simd):
     m, x, st, rs = _setup(case, dtype, rng)
     y, (h, c), cache = m.forward(x, st, rs)
     dy = rng.standard_normal(y.shape).astype(dtype)

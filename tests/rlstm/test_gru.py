@@ -30,7 +30,7 @@ def _inputs(gru, T, B, rng, p_reset):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_backward_match_reference(case, dtype, tol, rng):
+def test_forward_backward_match_reference(case, dtype, tol, rng, simd):
     T, B, D, H, L, bi, p_reset = case
     gru = GRU(D, H, L, bidirectional=bi, dtype=dtype, seed=0)
     x, h0, rs = _inputs(gru, T, B, rng, p_reset)
@@ -78,7 +78,7 @@ def test_gradients_by_central_differences(L, bi, rng):
 
 
 @pytest.mark.parametrize("B", [1, 4])
-def test_step_equals_forward(B, dtype, tol, rng):
+def test_step_equals_forward(B, dtype, tol, rng, simd):
     gru = GRU(3, 5, 3, dtype=dtype, seed=2)
     x, h0, _ = _inputs(gru, 6, B, rng, 0)
     y, hn = gru(x, h0)
@@ -131,7 +131,7 @@ def test_params_are_views_and_names_are_pytorchs():
     (lambda g: GRU(2, 3, bidirectional=1), TypeError, "bidirectional"),
     (lambda g: GRU(2, 3, dtype=np.int32), ValueError, "dtype"),
     (lambda g: g(np.zeros((2, 1, 3))), ValueError, "input_size=2"),
-    (lambda g: g(np.zeros((2, 2))), ValueError, "3 dimensions"),
+    (lambda g: g(np.zeros((2, 1, 1, 2))), ValueError, "3 dimensions"),  # (T, D) is unbatched
     (lambda g: g(np.full((2, 1, 2), np.nan)), ValueError, "NaN"),
     (lambda g: g(np.array([["a"]])), TypeError, "real numbers"),
     (lambda g: g(np.zeros((2, 1, 2)), (np.zeros((1, 1, 3)),)), TypeError, "single array"),
@@ -192,3 +192,19 @@ def test_step_refuses_nan(where, rng):
     (x if where == "x" else h)[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         gru.step(x, h)
+
+
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(dtype):
+    rng = np.random.default_rng(0)
+    gru = GRU(5, 6, 2, bidirectional=True, dtype=dtype, seed=3)
+    x = rng.standard_normal((4, 3, 5)).astype(dtype)
+    dy = rng.standard_normal((4, 3, 12)).astype(dtype)
+    y, _, cache = gru.forward(x, resets=rng.random((4, 3)) < 0.3)
+    gru.zero_grad()
+    dx, dh0 = gru.backward(dy, cache)
+    grads = gru.flat_grads.copy()
+    gru.zero_grad()
+    none, dh0_ = gru.backward(dy, cache, input_grad=False)
+    assert none is None and np.abs(dx).max() > 0
+    np.testing.assert_array_equal(gru.flat_grads, grads)
+    np.testing.assert_array_equal(dh0_, dh0)

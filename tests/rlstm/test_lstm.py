@@ -62,7 +62,8 @@ def _run_both(case, dtype, make_inputs, params64, rng, dstate=True):
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_forward_backward_match_reference(case, dtype, tol, make_inputs, params64, rng):
+def test_forward_backward_match_reference(case, dtype, tol, make_inputs, params64, rng,
+                                           simd):
     lstm, got, want = _run_both(case, dtype, make_inputs, params64, rng)
     assert set(got) == set(want)
     assert len(want) == 6 + len(lstm.params)
@@ -135,7 +136,7 @@ GRADCHECK_CASES = [
 @pytest.mark.parametrize("case", GRADCHECK_CASES,
                          ids=["T{}B{}D{}H{}L{}{}-{}-{}-r{}".format(*c[:5], "bi" if c[5] else "",
                                                                  *c[6:]) for c in GRADCHECK_CASES])
-def test_gradients_by_central_differences(case, make_inputs, rng):
+def test_gradients_by_central_differences(case, make_inputs, rng, simd):
     T, B, D, H, L, bi, variant, act, p_reset = case
     lstm = LSTM(D, H, L, bidirectional=bi, variant=variant, cell_activation=act,
                 dtype=np.float64, seed=1)
@@ -204,8 +205,9 @@ def test_central_difference_catches_a_wrong_gradient(make_inputs, rng):
 # --------------------------------------------------------------------------- step and __call__
 @pytest.mark.parametrize("variant,act", [("vanilla", "tanh"), ("peephole", "tanh"),
                                          ("peephole", "identity"), ("vanilla", "identity")])
-@pytest.mark.parametrize("B", [1, 5])
-def test_step_equals_forward_step_by_step(variant, act, B, dtype, tol, make_inputs, rng):
+@pytest.mark.parametrize("B", [1, 5, 16, 37])   # 16, 37: the gate products on the micro-kernel
+def test_step_equals_forward_step_by_step(variant, act, B, dtype, tol, make_inputs, rng,
+                                          simd):
     lstm = LSTM(4, 6, 3, variant=variant, cell_activation=act, dtype=dtype, seed=2)
     T = 6
     x, state, _ = make_inputs(lstm, T, B, rng)
@@ -381,7 +383,7 @@ def test_resets_accept_ints_and_lists(rng):
 
 
 @pytest.mark.parametrize("scale", [1e-40, 1e3, 1e4, 1e10, 1e30])
-def test_extreme_inputs_stay_finite_and_exact(scale, dtype, tol, params64, rng):
+def test_extreme_inputs_stay_finite_and_exact(scale, dtype, tol, params64, rng, simd):
     """Huge pre-activations must not overflow sigmoid/tanh into NaN; subnormal ones must not
     lose accuracy. Gradients are compared relative to their largest entry."""
     lstm = LSTM(3, 5, 2, bidirectional=True, variant="peephole", dtype=dtype, seed=9)
@@ -522,3 +524,21 @@ def test_forget_bias_shifts_only_the_initial_forget_gate_biases(tmp_path):
     for bad in (None, "1", True, float("nan")):
         with pytest.raises(TypeError, match="forget_bias"):
             rlstm.LSTM(3, H, forget_bias=bad)
+
+
+@pytest.mark.parametrize("L,bi", [(1, False), (2, True)])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(L, bi, dtype,
+                                                                        make_inputs, rng):
+    lstm = LSTM(5, 6, L, bidirectional=bi, variant="peephole", dtype=dtype, seed=3)
+    x, state, resets = make_inputs(lstm, 4, 3, rng, resets=0.2)
+    dy = rng.standard_normal((4, 3, 6 * lstm.num_directions)).astype(dtype)
+    y, _, cache = lstm.forward(x, state, resets)
+    lstm.zero_grad()
+    dx, (dh0, dc0) = lstm.backward(dy, cache)
+    grads = lstm.flat_grads.copy()
+    lstm.zero_grad()
+    none, (dh0_, dc0_) = lstm.backward(dy, cache, input_grad=False)
+    assert none is None and np.abs(dx).max() > 0
+    np.testing.assert_array_equal(lstm.flat_grads, grads)
+    np.testing.assert_array_equal(dh0_, dh0)
+    np.testing.assert_array_equal(dc0_, dc0)

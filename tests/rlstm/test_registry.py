@@ -148,8 +148,10 @@ def test_need_and_need_recurrent():
     registry.need_recurrent({"hidden_size": 2, "num_layers": 1}, 3, 30)
     with pytest.raises(ValueError, match="recurrent layer too large"):
         registry.need_recurrent({"hidden_size": 2, "num_layers": 1}, 3, 29)
+    # a second layer reads at least H features: 3 * 2 * (2 + 2) = 24 more
+    registry.need_recurrent({"hidden_size": 2, "num_layers": 2}, 3, 54)
     with pytest.raises(ValueError, match="recurrent layer too large"):
-        registry.need_recurrent({"hidden_size": 2, "num_layers": 2}, 3, 59)
+        registry.need_recurrent({"hidden_size": 2, "num_layers": 2}, 3, 53)
     for config, d in (({"hidden_size": 0, "num_layers": 1}, 3),
                       ({"hidden_size": 2, "num_layers": 0}, 3),
                       ({"hidden_size": 2, "num_layers": 1}, -1)):

@@ -151,7 +151,9 @@ GOOD_X = np.random.default_rng(0).standard_normal((5, 2, 3))
 
 
 @pytest.mark.parametrize("x,exc,msg", [
-    (GOOD_X[0], ValueError, r"x must have 3 dimensions, got shape \(2, 3\)"),
+    (GOOD_X[0, 0], ValueError, r"x must have 3 dimensions .*got shape \(3,\)"),
+    (GOOD_X[0, :, :2], ValueError, r"x of one unbatched sequence must have shape \(T, "
+                                   r"input_size=3\), got \(2, 2\)"),
     (GOOD_X[None], ValueError, "x must have 3 dimensions"),
     (np.float64(1.0), ValueError, "x must have 3 dimensions"),
     (GOOD_X[..., :2], ValueError, r"x must have shape \(T, B, input_size=3\), got \(5, 2, 2\)"),

@@ -617,3 +617,44 @@ def test_advance_reaches_the_state_act_reaches_step_by_step(shared_core, dtype, 
         pol.advance(obs, state0, starts[0])
     with pytest.raises(ValueError, match="state"):
         pol.advance(obs, pol.initial_state(B + 1), starts)
+
+
+@pytest.mark.parametrize("mlp_hidden, wants_dx", [((), False), ((8,), True)])
+def test_the_cores_input_gradient_is_skipped_when_nothing_uses_it(mlp_hidden, wants_dx,
+                                                                  monkeypatch):
+    from gymnasium import spaces
+
+    from rlstm import LSTM
+    from rlstm.policy import LSTMPolicy
+    policy = LSTMPolicy(spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(2), hidden_size=8,
+                        mlp_hidden=mlp_hidden, shared_core=False, seed=0)
+    seen = []
+    real = LSTM.backward
+
+    def spy(self, dy, cache, dstate=None, input_grad=True):
+        seen.append(input_grad)
+        return real(self, dy, cache, dstate, input_grad=input_grad)
+
+    monkeypatch.setattr(LSTM, "backward", spy)
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (4, 2, 3)).astype(np.float32)
+    actions = rng.integers(0, 2, (4, 2))
+    out = policy.evaluate(obs, actions, policy.initial_state(2), np.zeros((4, 2), bool))
+    policy.zero_grad()
+    ones = np.ones((4, 2), np.float32)
+    policy.backward(ones, 0 * ones, ones, out[-1])
+    assert seen == [wants_dx, wants_dx]  # actor and critic cores
+
+
+@pytest.mark.parametrize("core_kwargs, match", [
+    ({"batch_first": True}, "a policy core is time-major"),
+    ({"dropout": 0.2}, "a policy core cannot use dropout"),
+    ({"bidirectional": True}, "a policy core cannot be bidirectional"),
+])
+def test_core_options_that_break_act_and_evaluate_agreeing_are_refused(core_kwargs, match):
+    from gymnasium import spaces
+
+    from rlstm.policy import LSTMPolicy
+    with pytest.raises(ValueError, match=match):
+        LSTMPolicy(spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(2), hidden_size=8,
+                   num_layers=2, core_kwargs=core_kwargs)
