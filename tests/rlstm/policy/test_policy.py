@@ -609,7 +609,9 @@ def test_advance_reaches_the_state_act_reaches_step_by_step(shared_core, dtype, 
     assert len(out) == len(state)
     for a, b in zip(out, state):
         assert a.dtype == dtype
-        np.testing.assert_array_equal(a, b)  # the same kernels: bit for bit
+        # One GEMM over all T steps' inputs against T per-step GEMMs: equal to rounding.
+        tol = 1e-6 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     for a, b in zip(pol.advance(obs, None, np.ones((T, B), bool)),
                     pol.advance(obs, state0, np.ones((T, B), bool))):
         np.testing.assert_array_equal(a, b)
