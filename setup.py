@@ -18,6 +18,7 @@ per CPU (``python setup.py build_ext -j N`` sets another number).
 """
 import os
 import platform
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -164,11 +165,16 @@ _mode_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rlstm", "
 _mode = ("debug" if DEBUG else "release") + ("-native" if NATIVE else "")
 try:
     with open(_mode_file) as f:
-        _force = f.read().strip() != _mode
+        _previous = f.read().strip()
 except OSError:
-    _force = True
-stage(f"cythonize rlstm/_kernels.pyx ({_mode} build"
-      + ("; the mode changed, so regenerating)" if _force else "; skipped when up to date)"))
+    _previous = None
+_force = _previous != _mode
+# pip runs setup.py several times (requirements, metadata, the build): say which one this is
+_command = "".join(f" {w}" for w in sys.argv[1:] if not w.startswith("-") and os.sep not in w)
+stage(f"setup.py{_command}: cythonize rlstm/_kernels.pyx, {_mode} build "
+      + ("(no earlier build here: generating)" if _previous is None else
+         f"(the last build was {_previous}: regenerating)" if _force else
+         "(regenerated only if a .pyx/.pxi changed)"))
 _t = time.monotonic()
 ext_modules = cythonize(extensions, compiler_directives=directives, force=_force, quiet=True)
 stage(f"cythonize done in {time.monotonic() - _t:.1f} s")
