@@ -174,7 +174,7 @@ _command = "".join(f" {w}" for w in sys.argv[1:] if not w.startswith("-") and os
 stage(f"setup.py{_command}: cythonize rlstm/_kernels.pyx, {_mode} build "
       + ("(no earlier build here: generating)" if _previous is None else
          f"(the last build was {_previous}: regenerating)" if _force else
-         "(regenerated only if a .pyx/.pxi changed)"))
+         "(regenerated only if one of its sources changed)"))
 _t = time.monotonic()
 ext_modules = cythonize(extensions, compiler_directives=directives, force=_force, quiet=True)
 stage(f"cythonize done in {time.monotonic() - _t:.1f} s")
