@@ -69,3 +69,41 @@ def tuned(algo: str, env_id: str) -> tuple[dict, int | None]:
     if entry is None:
         return {}, None
     return copy.deepcopy(entry["settings"]), entry["timesteps"]
+
+
+# ---------------------------------------------------------------------------------------------
+# POPGym and MiniGrid (benchmarks/popgym_suite.py, benchmarks/minigrid_memory.py; numbers in
+# docs/agents.md). Kept in this block of their own: the ids are registered by other packages
+# (``import popgym``, ``import minigrid``, or ``rlstm train ... --import popgym``).
+POPGYM_FAMILIES = (
+    "Autoencode", "RepeatPrevious", "RepeatFirst", "CountRecall", "PositionOnlyCartPole",
+    "PositionOnlyPendulum", "VelocityOnlyCartpole", "NoisyPositionOnlyCartPole",
+    "NoisyPositionOnlyPendulum", "MultiarmedBandit", "HigherLower", "Battleship",
+    "Concentration", "MineSweeper", "LabyrinthExplore", "LabyrinthEscape")
+"""POPGym 1.0.7's env families, in its own order (``popgym.envs``); the Labyrinths need
+``mazelib``. Their ids are ``popgym-{family}{Easy|Medium|Hard}-v0``."""
+POPGYM_LEVELS = ("Easy", "Medium")
+"""The difficulties the suite runs."""
+POPGYM_BUDGET = 1_000_000
+"""The suite's one step budget per run."""
+POPGYM_PPO = {"n_envs": 16, "n_steps": 128, "seq_len": 128, "n_minibatches": 2,
+              "n_epochs": 10, "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 1e-3,
+              "ent_coef": 0.01, "hidden_size": 128}
+"""The suite's PPO settings for every POPGym task (beyond the PPO defaults)."""
+POPGYM_TASK_SETTINGS: dict[str, dict] = {}
+"""Per-task changes on top of :data:`POPGYM_PPO`, by env id."""
+
+for _family in POPGYM_FAMILIES:
+    for _level in POPGYM_LEVELS:
+        _id = f"popgym-{_family}{_level}-v0"
+        TUNED["ppo"][_id] = {"timesteps": POPGYM_BUDGET,
+                             "settings": {**POPGYM_PPO, **POPGYM_TASK_SETTINGS.get(_id, {})}}
+
+# MiniGrid-MemoryS7 (``import minigrid``): the Dict observation without its mission text, the
+# image's object/colour/state codes as they are (not pixels).
+TUNED["ppo"]["MiniGrid-MemoryS7-v0"] = {"timesteps": 1_000_000, "settings": {
+    "obs_keys": ["image", "direction"], "policy_kwargs": {"image_scale": None},
+    "n_envs": 16, "n_steps": 128, "seq_len": 32, "n_minibatches": 8, "n_epochs": 4,
+    "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 3e-4, "ent_coef": 0.01,
+    "hidden_size": 128}}
+del _family, _level, _id

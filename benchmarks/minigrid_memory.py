@@ -1,0 +1,219 @@
+"""MiniGrid-MemoryS7-v0 with rlstm's PPO: success rate, steps, wall-clock; conv vs flat speed.
+
+    python benchmarks/minigrid_memory.py --seeds 0 1 2 --jobs 3 --out minigrid.jsonl
+    python benchmarks/minigrid_memory.py --encoder flatten --seeds 0
+    python benchmarks/minigrid_memory.py --throughput
+    python benchmarks/minigrid_memory.py --report minigrid.jsonl
+
+MemoryS7 (the ``minigrid`` package): the agent starts in a corridor facing two objects, with a
+cue object behind it; it must turn round to see the cue, remember it, and walk to the matching
+object (reward ``1 - 0.9 * steps / 245`` on success, 0 on the wrong object or after 245 steps).
+Walking to either object without looking succeeds half the time.
+
+Training uses the tuned settings of ``agents.hyperparams`` for ``MiniGrid-MemoryS7-v0``
+(``obs_keys=["image", "direction"]``: the ``mission`` text is left out; ``image_scale=None``:
+the 7x7x3 image holds object, colour and state codes 0..10, not pixels), the image through the
+conv encoder unless ``--encoder flatten``. Every ``--eval-freq`` steps, and at the end, the
+policy plays ``--eval-episodes`` episodes (seeds 10000...; greedy actions unless
+``--sampled``); a success is an episode with a positive return. Per seed it prints the first
+step at which the success rate reached ``--target`` (0.9), the final success rate, and the
+training wall-clock and steps/s (evaluations excluded). Runs are appended to ``--out`` (JSON
+lines); ``--jobs N`` runs seeds in N processes.
+
+``--throughput`` measures training steps/s with the conv encoder and with the flattened image
+(same settings, ``--throughput-steps`` each, alternated ``--repeats`` times, one process, one
+BLAS thread) and prints the ratio: on an otherwise idle machine only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+ENV = "MiniGrid-MemoryS7-v0"
+
+
+def settings_for(encoder: str, overrides: dict | None = None) -> tuple[dict, int]:
+    from agents.hyperparams import tuned
+    settings, budget = tuned("ppo", ENV)
+    settings.setdefault("policy_kwargs", {})["image_encoder"] = encoder
+    settings.update(overrides or {})
+    return settings, budget
+
+
+def success_rate(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
+                 max_steps: int = 1_000) -> tuple[float, float]:
+    """``(success rate, mean return)`` of ``model`` over ``n_episodes`` episodes of MemoryS7
+    played side by side (episode ``i`` reset with ``seed + i``); a success is a positive
+    return."""
+    import gymnasium as gym
+    import minigrid  # noqa: F401  (registers the MiniGrid ids)
+    keys = model.config.obs_keys
+    envs = [gym.make(ENV) for _ in range(n_episodes)]
+    obs = [e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]
+    total = np.zeros(n_episodes)
+    done = np.zeros(n_episodes, dtype=bool)
+    state, start = None, np.ones(n_episodes, dtype=bool)
+    for _ in range(max_steps):
+        batch = {k: np.stack([o[k] for o in obs]) for k in keys}
+        actions, state = model.predict(batch, state, start, deterministic=deterministic)
+        start[:] = False
+        for i in np.flatnonzero(~done):
+            o, r, terminated, truncated, _ = envs[i].step(int(actions[i]))
+            obs[i] = o
+            total[i] += r
+            done[i] = terminated or truncated
+        if done.all():
+            break
+    for e in envs:
+        e.close()
+    return float(np.mean(total > 0)), float(np.mean(total))
+
+
+def run_seed(job: dict) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    import minigrid  # noqa: F401
+    from agents import PPO, Callback
+
+    class Probe(Callback):
+        def __init__(self):
+            self.next, self.eval_time, self.curve = job["eval_freq"], 0.0, []
+
+        def on_iteration(self, model):
+            if model.num_timesteps < self.next:
+                return True
+            self.next += job["eval_freq"]
+            t = time.perf_counter()
+            rate, ret = success_rate(model, job["eval_episodes"],
+                                     deterministic=not job["sampled"])
+            self.eval_time += time.perf_counter() - t
+            self.curve.append((model.num_timesteps, rate, ret))
+            print(f"  seed {job['seed']} step {model.num_timesteps}: success {rate:.2f} "
+                  f"(return {ret:.3f})", flush=True)
+            return not (job["stop_at_target"] and rate >= job["target"])
+
+    with threadpool_limits(1):
+        model = PPO(ENV, seed=job["seed"], **job["settings"])
+        probe = Probe()
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.learn(job["budget"], callback=probe)
+        wall = time.perf_counter() - t0 - probe.eval_time
+        cpu = time.process_time() - c0
+        rate, ret = success_rate(model, job["eval_episodes"], deterministic=not job["sampled"])
+        sampled = success_rate(model, job["eval_episodes"], deterministic=False)
+        model.close()
+    first = next((s for s, r, _ in probe.curve if r >= job["target"]), None)
+    if first is None and rate >= job["target"]:
+        first = model.num_timesteps
+    return {**job, "steps": int(model.num_timesteps), "wall": wall, "cpu": cpu,
+            "sps": model.num_timesteps / wall, "success": rate, "return": ret,
+            "success_sampled": sampled[0], "first_at_target": first, "curve": probe.curve,
+            "load": os.getloadavg()[0]}
+
+
+def throughput(args) -> None:
+    from threadpoolctl import threadpool_limits
+
+    import minigrid  # noqa: F401
+    from agents import PPO
+    from agents.cli import parse_overrides
+    from agents.ppo import PPOConfig
+    overrides = parse_overrides(args.set, PPOConfig)
+    sps = {"conv": [], "flatten": []}
+    with threadpool_limits(1):
+        for _ in range(args.repeats):
+            for encoder in sps:
+                settings, _ = settings_for(encoder, overrides)
+                model = PPO(ENV, seed=0, **settings)
+                model.learn(settings["n_envs"] * settings["n_steps"])  # warm-up iteration
+                t0 = time.perf_counter()
+                model.learn(args.throughput_steps)
+                sps[encoder].append(model.num_timesteps and
+                                    args.throughput_steps / (time.perf_counter() - t0))
+                model.close()
+    conv, flat = max(sps["conv"]), max(sps["flatten"])
+    print(f"training steps/s on {ENV} (best of {args.repeats}, {args.throughput_steps} steps, "
+          f"1 BLAS thread, load {os.getloadavg()[0]:.1f}): conv {conv:,.0f}, "
+          f"flatten {flat:,.0f}; flatten/conv = {flat / conv:.2f}x")
+
+
+def report(paths) -> None:
+    records = []
+    for path in paths:
+        with open(path) as f:
+            records += [json.loads(line) for line in f if line.strip()]
+    print("| encoder | seed | budget | first success >= target at (steps) | final success "
+          "(greedy) | final success (sampled) | wall-clock | steps/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sorted(records, key=lambda r: (r["encoder"], r["seed"])):
+        first = "–" if r["first_at_target"] is None else f"{r['first_at_target']:,}"
+        print(f"| {r['encoder']} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
+              f"{r['success']:.2f} | {r['success_sampled']:.2f} | {r['wall']:.0f} s | "
+              f"{r['sps']:,.0f} |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--encoder", choices=["conv", "flatten"], default="conv")
+    p.add_argument("--budget", type=int, default=None,
+                   help="environment steps (default: the tuned budget of agents.hyperparams)")
+    p.add_argument("--eval-freq", type=int, default=50_000)
+    p.add_argument("--eval-episodes", type=int, default=100)
+    p.add_argument("--target", type=float, default=0.9)
+    p.add_argument("--stop-at-target", action="store_true")
+    p.add_argument("--sampled", action="store_true",
+                   help="evaluate with sampled actions instead of greedy ones")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a PPOConfig field, e.g. --set ent_coef=0.02")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", default="minigrid_results.jsonl")
+    p.add_argument("--throughput", action="store_true",
+                   help="measure conv vs flatten training steps/s and exit")
+    p.add_argument("--throughput-steps", type=int, default=16_384)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--report", nargs="+", default=None, metavar="FILE")
+    args = p.parse_args(argv)
+    if args.report:
+        return report(args.report)
+    if args.throughput:
+        return throughput(args)
+    from agents.cli import parse_overrides
+    from agents.ppo import PPOConfig
+    settings, budget = settings_for(args.encoder, parse_overrides(args.set, PPOConfig))
+    budget = args.budget or budget
+    print(f"PPO on {ENV}, {args.encoder} encoder, budget {budget}, settings {settings}",
+          flush=True)
+    jobs = [{"seed": s, "encoder": args.encoder, "budget": budget, "settings": settings,
+             "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
+             "target": args.target, "stop_at_target": args.stop_at_target,
+             "sampled": args.sampled} for s in args.seeds]
+
+    def save(r):
+        with open(args.out, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        print(f"seed {r['seed']}: first success >= {args.target} at {r['first_at_target']}, "
+              f"final success {r['success']:.2f} (sampled {r['success_sampled']:.2f}), "
+              f"{r['wall']:.0f} s, {r['sps']:,.0f} steps/s", flush=True)
+
+    if args.jobs <= 1:
+        for job in jobs:
+            save(run_seed(job))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(args.jobs,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            for fut in as_completed([pool.submit(run_seed, j) for j in jobs]):
+                save(fut.result())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""MiniGrid-MemoryS7's Dict observation (a 7x7x3 code image, a direction, a mission text)
+trains with the settings of agents.hyperparams, with no glue code (skipped without minigrid),
+and benchmarks/minigrid_memory.py scores it."""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+from agents import PPO
+from agents.hyperparams import tuned
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ENV = "MiniGrid-MemoryS7-v0"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    pytest.importorskip("minigrid")
+    spec = importlib.util.spec_from_file_location("minigrid_memory",
+                                                  ROOT / "benchmarks" / "minigrid_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("encoder", ["conv", "flatten"])
+def test_memory_s7_trains_with_the_documented_settings(bench, encoder):
+    settings, budget = bench.settings_for(encoder)
+    assert budget == tuned("ppo", ENV)[1]
+    assert settings["obs_keys"] == ["image", "direction"]
+    assert settings["policy_kwargs"] == {"image_scale": None, "image_encoder": encoder}
+    model = PPO(ENV, seed=0, **settings)
+    before = model.policy.flat_params.copy()
+    rollout = settings["n_envs"] * settings["n_steps"]
+    model.learn(2 * rollout)
+    assert model.num_timesteps == 2 * rollout and model.iterations == 2
+    assert np.isfinite(model.policy.flat_params).all()
+    assert not np.array_equal(before, model.policy.flat_params)
+    assert len(model.policy.image_nets) == (encoder == "conv")
+    assert model.policy.image_scale is None
+    # 147 image codes (flattened, or through the conv net) + the one-hot direction
+    assert model.policy.obs_dim == 7 * 7 * 3 + 4
+    rate, ret = bench.success_rate(model, 4)
+    assert 0 <= rate <= 1 and 0 <= ret <= 1
+    model.close()
+
+
+def test_success_rate_counts_positive_returns_and_is_reproducible(bench):
+    settings, _ = bench.settings_for("flatten")
+    model = PPO(ENV, seed=0, **{**settings, "n_envs": 2, "n_steps": 32, "seq_len": 32,
+                                "n_minibatches": 1, "hidden_size": 8})
+    first = bench.success_rate(model, 6, seed=3)
+    assert first == bench.success_rate(model, 6, seed=3)
+    rate, ret = first
+    assert rate * 6 == int(round(rate * 6)) and (ret > 0) == (rate > 0)
