@@ -86,10 +86,11 @@ POPGYM_LEVELS = ("Easy", "Medium")
 """The difficulties the suite runs."""
 POPGYM_BUDGET = 1_000_000
 """The suite's one step budget per run."""
-POPGYM_PPO = {"n_envs": 16, "n_steps": 128, "seq_len": 128, "n_minibatches": 2,
-              "n_epochs": 10, "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 1e-3,
-              "ent_coef": 0.01, "hidden_size": 128}
-"""The suite's PPO settings for every POPGym task (beyond the PPO defaults)."""
+POPGYM_PPO = {"n_envs": 8, "n_steps": 64, "seq_len": 64, "n_minibatches": 1, "n_epochs": 10,
+              "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 1e-3, "ent_coef": 0.01,
+              "hidden_size": 64}
+"""The suite's PPO settings for every POPGym task (beyond the PPO defaults): 64-step sequences
+(RepeatFirst must carry its first card through 51 steps), gamma 0.99 and an entropy bonus."""
 POPGYM_TASK_SETTINGS: dict[str, dict] = {}
 """Per-task changes on top of :data:`POPGYM_PPO`, by env id."""
 

@@ -42,8 +42,11 @@ ENV = "MiniGrid-MemoryS7-v0"
 def settings_for(encoder: str, overrides: dict | None = None) -> tuple[dict, int]:
     from agents.hyperparams import tuned
     settings, budget = tuned("ppo", ENV)
-    settings.setdefault("policy_kwargs", {})["image_encoder"] = encoder
-    settings.update(overrides or {})
+    overrides = dict(overrides or {})
+    kwargs = {**settings.get("policy_kwargs", {}), **overrides.pop("policy_kwargs", {}),
+              "image_encoder": encoder}  # --set policy_kwargs=... adds to the tuned ones
+    settings.update(overrides)
+    settings["policy_kwargs"] = kwargs
     return settings, budget
 
 
