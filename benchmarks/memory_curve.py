@@ -3,6 +3,7 @@
     python benchmarks/memory_curve.py --seeds 0 1 2 --out docs/img/delayed_recall.png
     python benchmarks/memory_curve.py --runs sb3 sb3-same --seeds 0 1 2 --json sb3.json
     python benchmarks/memory_curve.py --plot-only a.json b.json --out curve.png --json ab.json
+    python benchmarks/memory_curve.py --table a.json b.json
 
 Trains on ``--env`` (default ``rlstm/DelayedRecall-v0``: a cue, 30-80 steps of distractors, a
 query) for ``--budget`` steps per seed and evaluates the deterministic policy every
@@ -107,8 +108,12 @@ def label(run: str, settings) -> str:
         return "sb3-contrib RecurrentPPO, the tuned settings"
     if run == "defaults":
         return "rlstm PPO, defaults"
-    keys = ("n_steps", "seq_len")
-    what = ", ".join(f"{k}={settings[k]}" for k in keys if k in settings)
+    keys = ("n_steps", "seq_len", "refresh_states")
+    parts = [f"{k}={settings[k]}" for k in keys if k in settings]
+    core = settings.get("policy_kwargs", {}).get("core_kwargs", {})
+    if "forget_bias" in core:
+        parts.append(f"forget_bias={core['forget_bias']:g}")
+    what = ", ".join(parts)
     if run == "memoryless":
         return f"rlstm PPO, memoryless ({what})" if what else "rlstm PPO, memoryless"
     return f"rlstm PPO, tuned ({what})" if what else "rlstm PPO, tuned"
@@ -140,6 +145,40 @@ def plot(data: dict, out: str) -> None:
     plt.close(fig)
 
 
+def table(paths: list[str]) -> str:
+    """The Markdown table of docs/agents.md from result files: one row per run (its label
+    from its settings), per seed the first evaluation at or above the threshold and the final
+    evaluation (the mean of the last two), the mean return of the seeds at 100k and 250k
+    steps (the last evaluation at or before), and the wall-clock per run."""
+    lines = ["| run | seeds | first eval ≥ threshold at (steps) | mean at 100k | mean at 250k "
+             "| final eval (mean of the last two) | wall-clock per run |",
+             "|---|---|---|---|---|---|---|"]
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        threshold = data["threshold"]
+        for run, entry in data["runs"].items():
+            settings = entry["settings"]
+            name = label(run, settings if isinstance(settings, dict) else {})
+            seeds = sorted(entry["curves"], key=int)
+            curves = [entry["curves"][k] for k in seeds]
+
+            def at(curve, step):
+                before = [m for s, m in curve if s <= step]
+                return before[-1] if before else float("nan")
+            firsts = [next((s for s, m in c if m >= threshold), None) for c in curves]
+            finals = [float(np.mean([m for _, m in c[-2:]])) for c in curves]
+            walls = [entry["wall"][k] for k in seeds]
+            lines.append(
+                f"| {name} | {', '.join(seeds)} "
+                f"| {' / '.join('—' if f is None else f'{f:,}' for f in firsts)} "
+                f"| {np.mean([at(c, 100_000) for c in curves]):.2f} "
+                f"| {np.mean([at(c, 250_000) for c in curves]):.2f} "
+                f"| {' / '.join(f'{f:.2f}' for f in finals)} "
+                f"| {min(walls):.0f}–{max(walls):.0f} s |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--env", default="rlstm/DelayedRecall-v0")
@@ -157,7 +196,12 @@ def main(argv=None):
     p.add_argument("--plot-only", nargs="+", default=None, metavar="JSON",
                    help="draw --out from curves this script wrote (several files: their runs "
                         "together), without training")
+    p.add_argument("--table", nargs="+", default=None, metavar="JSON",
+                   help="print the Markdown table of these result files and exit")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
     if args.plot_only:
         data = None
         for path in args.plot_only:
