@@ -66,6 +66,26 @@ def _masked(env_id: str, keep: Sequence[int]):
     return make
 
 
+_CELL = 8
+"""Pixels per cell of the ``rgb_array`` renderings."""
+
+
+def _cells_image(colours: list[list[tuple[int, int, int]]]) -> np.ndarray:
+    """An ``(rows * _CELL, cols * _CELL, 3)`` uint8 image of a grid of RGB cells, each with
+    a one-pixel dark border."""
+    grid = np.asarray(colours, dtype=np.uint8)
+    img = np.repeat(np.repeat(grid, _CELL, axis=0), _CELL, axis=1)
+    img[::_CELL, :] = 40
+    img[:, ::_CELL] = 40
+    return img
+
+
+def _check_render_mode(render_mode, modes) -> str | None:
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode must be None or one of {modes}, got {render_mode!r}")
+    return render_mode
+
+
 class TMazeEnv(gym.Env):
     """The T-maze of Bakker (2002), "Reinforcement learning with long short-term memory".
 
@@ -81,7 +101,7 @@ class TMazeEnv(gym.Env):
     ``4 * (corridor_length + 1)``).
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     GOAL_REWARD, WRONG_REWARD, WALL_REWARD = 4.0, -0.1, -0.1
 
     def __init__(self, corridor_length: int = 10, max_episode_steps: int | None = None,
@@ -96,9 +116,7 @@ class TMazeEnv(gym.Env):
         if self.max_episode_steps < self.corridor_length + 1:
             raise ValueError(f"max_episode_steps must be >= corridor_length + 1 = "
                              f"{self.corridor_length + 1} so the junction can be reached")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = _check_render_mode(render_mode, self.metadata["render_modes"])
         self.observation_space = spaces.Box(0.0, 1.0, shape=(3,), dtype=np.float32)
         self.action_space = spaces.Discrete(4)
         self._pos, self._goal_up, self._t = 0, True, 0
@@ -150,6 +168,14 @@ class TMazeEnv(gym.Env):
             row[self._pos] = "A"
             goal = "^" if self._goal_up else "v"
             return "".join(row) + " goal " + goal
+        if self.render_mode == "rgb_array":  # 3 rows: the goal arm on top or bottom, green
+            n = self.corridor_length + 1
+            rows = [[(0, 0, 0)] * n, [(200, 200, 200)] * n, [(0, 0, 0)] * n]
+            rows[0][-1] = (40, 200, 40) if self._goal_up else (200, 40, 40)
+            rows[2][-1] = (200, 40, 40) if self._goal_up else (40, 200, 40)
+            rows[1][0] = (40, 200, 40)  # the start cell, where the goal side is shown
+            rows[1][self._pos] = (40, 80, 220)
+            return _cells_image(rows)
         return None
 
 
@@ -179,7 +205,7 @@ class DelayedRecallEnv(gym.Env):
     ``info["delay"]`` the delay of the episode.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, n_symbols: int = 4, min_delay: int = 30, max_delay: int = 80,
                  distractors: bool = True, wrong_reward: float = 0.0,
@@ -199,9 +225,7 @@ class DelayedRecallEnv(gym.Env):
             raise ValueError(f"wrong_reward must be a finite number below the +1 of a right "
                              f"answer, got {wrong_reward!r}")
         self.wrong_reward = float(wrong_reward)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = _check_render_mode(render_mode, self.metadata["render_modes"])
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_symbols + 2,),
                                             dtype=np.float32)
         self.action_space = spaces.Discrete(self.n_symbols)
@@ -252,6 +276,10 @@ class DelayedRecallEnv(gym.Env):
                 return f"delay {self._t}/{self._delay}" + (
                     f": {self._symbol}" if self.distractors else "")
             return "query"
+        if self.render_mode == "rgb_array":  # the observation: symbols, cue flag, query flag
+            obs = self._obs() if self._t <= self._delay + 1 else np.zeros(self.n_symbols + 2)
+            on = [(230, 230, 230)] * self.n_symbols + [(40, 200, 40), (220, 160, 40)]
+            return _cells_image([[on[k] if obs[k] else (0, 0, 0) for k in range(obs.size)]])
         return None
 
 

@@ -153,11 +153,36 @@ def main(argv=None):
               f"{np.median([r['first_wall'] for r in hits]):.1f} s wall, "
               f"{np.median([r['first_cpu'] for r in hits]):.1f} s CPU of training "
               f"(evaluations left out)")
+    print(table_row(args.algo, args.env, budget, runs, threshold))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"algo": args.algo, "env": args.env, "budget": budget,
                        "settings": settings, "threshold": threshold, "eval_freq": freq,
                        "episodes": args.episodes, "runs": runs}, f, indent=1)
+
+
+def _steps(n) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1000:g}k"
+
+
+def _value(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.1f}"
+
+
+def table_row(algo, env, budget, runs, threshold) -> str:
+    """The README's learning-table row: task, algorithm, budget, seeds, the first evaluation
+    at or above the threshold per seed, the final evaluation per seed (how many at or above
+    the threshold), and the range of the runs' training CPU time (evaluations included)."""
+    seeds = [r["seed"] for r in runs]
+    firsts = " / ".join("—" if r["first"] is None else f"{r['first']:,}" for r in runs)
+    finals = " / ".join(_value(r["final"]) for r in runs)
+    if threshold is not None:
+        finals += f" ({sum(r['final'] >= threshold for r in runs)} of {len(runs)} ≥ {threshold:g})"
+    cpu = [r["cpu"] for r in runs]
+    task = env if "/" not in env else f"`{env}`"
+    return (f"| {task} | {algo.upper()} "
+            f"| {_steps(budget)} | {', '.join(map(str, seeds))} | {firsts} | {finals} "
+            f"| {min(cpu):.0f}–{max(cpu):.0f} s |")
 
 
 def _report(r, threshold):

@@ -198,3 +198,19 @@ def test_delayed_recall_is_registered_with_its_threshold():
     env = gym.make("rlstm/DelayedRecall-v0", render_mode="ansi")
     env.reset(seed=0)
     assert env.render().startswith("cue ")
+
+
+@pytest.mark.parametrize("env_id", ["rlstm/TMaze-v0", "rlstm/DelayedRecall-v0"])
+def test_rgb_array_rendering_so_that_sb3s_make_vec_env_can_build_them(env_id):
+    """SB3's make_vec_env asks every id for render_mode="rgb_array" (and only falls back on a
+    TypeError): both envs draw their state as an RGB image that changes with it."""
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    first = env.render()
+    assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3
+    env.step(1)
+    second = env.render()
+    assert second.shape == first.shape and not np.array_equal(first, second)
+    env.close()
+    with pytest.raises(ValueError, match="render_mode"):
+        type(env.unwrapped)(render_mode="bogus")
