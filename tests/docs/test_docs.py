@@ -8,7 +8,10 @@ HTML comments right above the fence (one per line, invisible on GitHub) say how:
     <!-- docs-test: skip (why) -->           not run: reported by pytest as skipped, with why
     <!-- docs-test: slow (why) -->           run only with the slow tests; later blocks of
                                              the page must not need its names
-    <!-- docs-test: requires MODULE ... -->  skipped when a MODULE is not installed
+    <!-- docs-test: requires MODULE ... -->  skipped when a MODULE is not installed; run
+                                             in a namespace of its own, shared with the
+                                             page's blocks that require the same modules
+                                             (side-by-side snippets of another library)
     <!-- docs-test: replace `OLD` `NEW` (why) -->
                                              run with OLD replaced by NEW (a smaller budget
                                              where the point stays true); OLD must occur
@@ -221,13 +224,15 @@ class PageRun:
 
     def __init__(self, folder: pathlib.Path):
         self.folder, self.namespace = folder, {"__name__": "docs"}
+        self.requiring: dict[tuple[str, ...], dict] = {}  # namespaces of `requires` blocks
         self.done, self.failed = set(), None
 
     def close(self):
         import gymnasium as gym
 
         import agents
-        for value in self.namespace.values():
+        for value in [v for ns in (self.namespace, *self.requiring.values())
+                      for v in ns.values()]:
             if isinstance(value, (agents.Trainer, gym.Env, gym.vector.VectorEnv)):
                 with contextlib.suppress(Exception):
                     value.close()
@@ -249,10 +254,12 @@ def page_runs(tmp_path_factory):
 def execute(block: Block, run: PageRun) -> str:
     """Run the block (its setup first) in the page's namespace and folder; return its
     stdout. Tracebacks name the Markdown file and line."""
-    for arg, _ in block.marker("requires"):
-        for module in arg.split():
-            if importlib.util.find_spec(module) is None:
-                pytest.skip(f"{block.id}: needs {module}")
+    required = tuple(sorted(m for arg, _ in block.marker("requires") for m in arg.split()))
+    for module in required:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{block.id}: needs {module}")
+    namespace = (run.requiring.setdefault(required, {"__name__": "docs"}) if required
+                 else run.namespace)
     code = block.code
     for arg, line in block.marker("replace"):
         m = re.fullmatch(r"`([^`]+)`\s+`([^`]*)`(?:\s*\(.*\))?", arg, re.DOTALL)
@@ -261,7 +268,7 @@ def execute(block: Block, run: PageRun) -> str:
         code = code.replace(m.group(1), m.group(2))
     path = str(ROOT / block.page)
     if block.marker("signature"):
-        check_signature(block, code, run.namespace)
+        check_signature(block, code, namespace)
         return ""
     sources = [(textwrap.dedent(arg), line) for arg, line in block.marker("setup")]
     sources.append((code, block.line))
@@ -271,7 +278,7 @@ def execute(block: Block, run: PageRun) -> str:
     try:
         with contextlib.redirect_stdout(out):
             for source, line in sources:
-                exec(compile("\n" * line + source, path, "exec"), run.namespace)
+                exec(compile("\n" * line + source, path, "exec"), namespace)
     finally:
         os.chdir(old)
     return out.getvalue()
