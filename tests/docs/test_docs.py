@@ -8,10 +8,10 @@ HTML comments right above the fence (one per line, invisible on GitHub) say how:
     <!-- docs-test: skip (why) -->           not run: reported by pytest as skipped, with why
     <!-- docs-test: slow (why) -->           run only with the slow tests; later blocks of
                                              the page must not need its names
-    <!-- docs-test: requires MODULE ... -->  skipped when a MODULE is not installed; run
-                                             in a namespace of its own, shared with the
-                                             page's blocks that require the same modules
-                                             (side-by-side snippets of another library)
+    <!-- docs-test: requires MODULE ... -->  skipped when a MODULE is not installed
+    <!-- docs-test: namespace NAME -->       run in the page's namespace NAME instead of
+                                             its main one (side-by-side snippets of
+                                             another library that reuse its names)
     <!-- docs-test: replace `OLD` `NEW` (why) -->
                                              run with OLD replaced by NEW (a smaller budget
                                              where the point stays true); OLD must occur
@@ -50,7 +50,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-DIRECTIVES = ("skip", "slow", "requires", "replace", "setup", "output", "signature")
+DIRECTIVES = ("skip", "slow", "requires", "namespace", "replace", "setup", "output",
+              "signature")
 
 
 @dataclasses.dataclass
@@ -224,14 +225,14 @@ class PageRun:
 
     def __init__(self, folder: pathlib.Path):
         self.folder, self.namespace = folder, {"__name__": "docs"}
-        self.requiring: dict[tuple[str, ...], dict] = {}  # namespaces of `requires` blocks
+        self.named: dict[str, dict] = {}  # the namespaces of `namespace NAME` blocks
         self.done, self.failed = set(), None
 
     def close(self):
         import gymnasium as gym
 
         import agents
-        for value in [v for ns in (self.namespace, *self.requiring.values())
+        for value in [v for ns in (self.namespace, *self.named.values())
                       for v in ns.values()]:
             if isinstance(value, (agents.Trainer, gym.Env, gym.vector.VectorEnv)):
                 with contextlib.suppress(Exception):
@@ -254,11 +255,12 @@ def page_runs(tmp_path_factory):
 def execute(block: Block, run: PageRun) -> str:
     """Run the block (its setup first) in the page's namespace and folder; return its
     stdout. Tracebacks name the Markdown file and line."""
-    required = tuple(sorted(m for arg, _ in block.marker("requires") for m in arg.split()))
-    for module in required:
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{block.id}: needs {module}")
-    namespace = (run.requiring.setdefault(required, {"__name__": "docs"}) if required
+    for arg, _ in block.marker("requires"):
+        for module in arg.split():
+            if importlib.util.find_spec(module) is None:
+                pytest.skip(f"{block.id}: needs {module}")
+    names = [arg.strip() for arg, _ in block.marker("namespace")]
+    namespace = (run.named.setdefault(names[0], {"__name__": "docs"}) if names
                  else run.namespace)
     code = block.code
     for arg, line in block.marker("replace"):
