@@ -281,7 +281,8 @@ def run_sb3(job: dict) -> dict:  # pragma: no cover - needs sb3-contrib (the ben
     eval_env = VecNormalize(make_vec_env(lambda: TupleToDict(make()), n_envs=1,
                                          seed=10_000 + seed), training=False, norm_reward=False,
                             norm_obs=venv.norm_obs, norm_obs_keys=box_keys or None)
-    eval_env.obs_rms = venv.obs_rms
+    if venv.norm_obs:  # VecNormalize has no obs_rms when it normalises nothing
+        eval_env.obs_rms = venv.obs_rms
     means = {}
     for det in (False, True):
         rets, _ = evaluate_policy(model, eval_env, n_eval_episodes=job["eval_episodes"],
