@@ -37,7 +37,10 @@ import time
 
 import numpy as np
 
-from agents.es import Evaluator, OpenAIES
+import sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+
+from agents.es import Evaluator, OpenAIES  # noqa: E402
 
 ENV = "CartPole-v1"
 

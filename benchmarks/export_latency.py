@@ -34,10 +34,13 @@ import numpy as np
 from gymnasium import spaces
 from threadpoolctl import threadpool_limits
 
-import rlstm.export
-from rlstm.benchmark import median_time
-from rlstm.export.check import compile_c
-from rlstm.policy import LSTMPolicy, ObsNormalizer, Predictor
+import sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+
+import rlstm.export  # noqa: E402
+from rlstm.benchmark import median_time  # noqa: E402
+from rlstm.export.check import compile_c  # noqa: E402
+from rlstm.policy import LSTMPolicy, ObsNormalizer, Predictor  # noqa: E402
 
 CFLAGS = ("-std=c99", "-O2")
 NATIVE_CFLAGS = ("-std=c99", "-O3", "-march=native")

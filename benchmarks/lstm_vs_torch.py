@@ -13,7 +13,11 @@ It prints Markdown tables (medians of alternating runs, same thread count, same 
 measuring code lives in ``rlstm.benchmark``
 so ``rlstm bench`` runs the same.
 """
-from rlstm.benchmark import main
+import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+
+from rlstm.benchmark import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

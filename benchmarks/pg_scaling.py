@@ -29,7 +29,10 @@ import gymnasium as gym
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from agents import PPO
+import sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+
+from agents import PPO  # noqa: E402
 
 SETTINGS = dict(n_envs=16, n_steps=64, seq_len=16, hidden_size=32, n_epochs=4,
                 n_minibatches=4)

@@ -17,8 +17,12 @@ import numpy as np
 from gymnasium import spaces
 from threadpoolctl import threadpool_limits
 
-from rlstm.benchmark import median_time
-from rlstm.policy import LSTMPolicy
+import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+
+from rlstm.benchmark import median_time  # noqa: E402
+from rlstm.policy import LSTMPolicy  # noqa: E402
 
 OBS_DIM, N_ACT = 4, 2
 

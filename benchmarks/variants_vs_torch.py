@@ -20,8 +20,11 @@ import platform
 
 import numpy as np
 
-import rlstm
-from rlstm.benchmark import Row, median_time, set_threads
+import sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+
+import rlstm  # noqa: E402
+from rlstm.benchmark import Row, median_time, set_threads  # noqa: E402
 
 
 def bench_gru(torch, repeats, dtype, T=64, B=32, D=256, H=256):
