@@ -290,7 +290,14 @@ def test_sigint_checkpoints_a_whole_iteration_that_resumes_exactly(kind, tmp_pat
     p = subprocess.Popen([sys.executable, "-c", RUN, kind, str(tmp_path)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "started"
-    time.sleep(4.0)
+    # Wait for the first whole iteration (a row in progress.csv), however loaded the machine,
+    # then interrupt at a point of a later one.
+    progress, deadline = tmp_path / "progress.csv", time.monotonic() + 120
+    while not (progress.exists() and len(progress.read_text().splitlines()) >= 2):
+        assert p.poll() is None, p.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no iteration finished within 120 s"
+        time.sleep(0.1)
+    time.sleep(1.0)
     workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
                              text=True).stdout.split()
     assert kind == "ppo" or workers  # the process backends have started their workers
