@@ -13,18 +13,9 @@ torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-# As test_lstm_torch.py. Measured worst error on these cases: 2e-15 in float64, 1e-6 in float32.
-TOLERANCES = {np.dtype(np.float32): dict(rtol=5e-5, atol=2e-5),
-              np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
+# Tolerances: the torch_tol fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KINDS = {"lstm": (LSTM, torch.nn.LSTM), "gru": (GRU, torch.nn.GRU)}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _pair(kind, D, H, L, dtype, seed=0, **options):
@@ -67,13 +58,13 @@ def _run_ours(kind, ours, x, state, wy, wstate, lengths=None):
             **{"d" + n: g for n, g in ours.grads.items()}}
 
 
-def _compare(ours, theirs, dtype):
+def _compare(ours, theirs, dtype, tol):
     assert set(ours) == set(theirs)
     for name, want in theirs.items():
         want = want.detach().numpy()
         assert ours[name].shape == want.shape and ours[name].dtype == dtype, name
         assert np.abs(want).max() > 1e-3, name  # not a vacuous comparison
-        np.testing.assert_allclose(ours[name], want, **TOLERANCES[np.dtype(dtype)], err_msg=name)
+        np.testing.assert_allclose(ours[name], want, **tol, err_msg=name)
 
 
 def _inputs(rng, dtype, T, B, D, H, L, nd, kind, batch_shape=None):
@@ -86,7 +77,7 @@ def _inputs(rng, dtype, T, B, D, H, L, nd, kind, batch_shape=None):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("L,bi", [(1, False), (1, True), (2, False), (2, True)])
-def test_lengths_match_packed_sequences(kind, L, bi, dtype, rng):
+def test_lengths_match_packed_sequences(kind, L, bi, dtype, rng, torch_tol):
     T, B, D, H = 7, 5, 3, 4
     nd = 2 if bi else 1
     lengths = np.array([7, 3, 1, 5, 6])   # unsorted: enforce_sorted=False
@@ -95,12 +86,12 @@ def test_lengths_match_packed_sequences(kind, L, bi, dtype, rng):
     x[np.arange(T)[:, None] >= lengths] = 5.0       # padding torch never sees
     wy = rng.standard_normal((T, B, H * nd)).astype(dtype)
     _compare(_run_ours(kind, ours, x, state, wy, wstate, lengths),
-             _run_torch(kind, theirs, x, state, wy, wstate, lengths), dtype)
+             _run_torch(kind, theirs, x, state, wy, wstate, lengths), dtype, torch_tol(dtype))
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_batch_first_and_no_bias_match_torch(kind, with_lengths, dtype, rng):
+def test_batch_first_and_no_bias_match_torch(kind, with_lengths, dtype, rng, torch_tol):
     B, T, D, H, L = 4, 6, 3, 5, 2
     ours, theirs = _pair(kind, D, H, L, dtype, bidirectional=True, batch_first=True,
                          bias=False)
@@ -110,12 +101,13 @@ def test_batch_first_and_no_bias_match_torch(kind, with_lengths, dtype, rng):
     wy = rng.standard_normal((B, T, 2 * H)).astype(dtype)
     lengths = np.array([6, 2, 5, 1]) if with_lengths else None
     _compare(_run_ours(kind, ours, x, state, wy, wstate, lengths),
-             _run_torch(kind, theirs, x, state, wy, wstate, lengths, batch_first=True), dtype)
+             _run_torch(kind, theirs, x, state, wy, wstate, lengths, batch_first=True), dtype,
+             torch_tol(dtype))
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("bi", [False, True])
-def test_unbatched_input_matches_torch(kind, bi, dtype, rng):
+def test_unbatched_input_matches_torch(kind, bi, dtype, rng, torch_tol):
     T, D, H, L = 5, 3, 4, 2
     nd = 2 if bi else 1
     ours, theirs = _pair(kind, D, H, L, dtype, bidirectional=bi)
@@ -126,19 +118,19 @@ def test_unbatched_input_matches_torch(kind, bi, dtype, rng):
     wy = rng.standard_normal((T, H * nd)).astype(dtype)
     got = _run_ours(kind, ours, x, state, wy, wstate)
     assert got["y"].shape == (T, H * nd) and got["s0"].shape == (L * nd, H)
-    _compare(got, _run_torch(kind, theirs, x, state, wy, wstate), dtype)
+    _compare(got, _run_torch(kind, theirs, x, state, wy, wstate), dtype, torch_tol(dtype))
     # a state of None, and inference
     y, s = ours(x)
     with torch.no_grad():
         ty, ts = theirs(torch.tensor(x))
-    np.testing.assert_allclose(y, ty.numpy(), **TOLERANCES[np.dtype(dtype)])
+    np.testing.assert_allclose(y, ty.numpy(), **torch_tol(dtype))
     s, ts = (s, ts) if kind == "lstm" else ((s,), (ts,))
     for a, b in zip(s, ts):
-        np.testing.assert_allclose(a, b.numpy(), **TOLERANCES[np.dtype(dtype)])
+        np.testing.assert_allclose(a, b.numpy(), **torch_tol(dtype))
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_dropout_between_layers_is_torch_with_the_same_masks(kind, rng):
+def test_dropout_between_layers_is_torch_with_the_same_masks(kind, rng, torch_tol):
     """torch's masks come from its own generator, so the check is structural: a 2-layer
     rlstm layer with dropout equals torch's layer 0, our mask (from the cache), torch's
     layer 1; outputs and every gradient."""
@@ -163,7 +155,7 @@ def test_dropout_between_layers_is_torch_with_the_same_masks(kind, rng):
     mid = t0(tx)[0] * torch.tensor(mask.reshape(T, B, 2 * H))
     ty = t1(mid)[0]
     (ty * torch.tensor(wy)).sum().backward()
-    tol = TOLERANCES[np.dtype(dtype)]
+    tol = torch_tol(dtype)
     np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
     np.testing.assert_allclose(dx, tx.grad.numpy(), **tol)
     for t, k in ((t0, 0), (t1, 1)):
