@@ -15,9 +15,12 @@ Training uses the tuned settings of ``agents.hyperparams`` for ``MiniGrid-Memory
 the 7x7x3 image holds object, colour and state codes 0..10, not pixels), the image through the
 conv encoder unless ``--encoder flatten``. Every ``--eval-freq`` steps, and at the end, the
 policy plays ``--eval-episodes`` episodes (seeds 10000...; greedy actions unless
-``--sampled``); a success is an episode with a positive return. Per seed it prints the first
-step at which the success rate reached ``--target`` (0.9), the final success rate, and the
-training wall-clock and steps/s (evaluations excluded). Runs are appended to ``--out`` (JSON
+``--sampled``); a success is an episode with a positive return. Each evaluation also splits the
+episodes by start: those where the cue is in view at the first step (the agent starts in the
+start room's first column: memory alone solves them) and those where it must turn round to see
+it (exploration too). Per seed it prints the first step at which the success rate reached
+``--target`` (0.9), the final success rate (and its split), and the training wall-clock and
+steps/s (evaluations excluded); ``--save-dir`` keeps the final models. Runs are appended to ``--out`` (JSON
 lines); ``--jobs N`` runs seeds in N processes.
 
 ``--throughput`` measures training steps/s with the conv encoder and with the flattened image
@@ -50,16 +53,18 @@ def settings_for(encoder: str, overrides: dict | None = None) -> tuple[dict, int
     return settings, budget
 
 
-def success_rate(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
-                 max_steps: int = 1_000) -> tuple[float, float]:
-    """``(success rate, mean return)`` of ``model`` over ``n_episodes`` episodes of MemoryS7
-    played side by side (episode ``i`` reset with ``seed + i``); a success is a positive
-    return."""
+def play(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
+         max_steps: int = 1_000) -> tuple[np.ndarray, np.ndarray]:
+    """Play ``n_episodes`` episodes of MemoryS7 side by side (episode ``i`` reset with
+    ``seed + i``). Returns ``(returns, cue_in_view)``: each episode's return, and whether the
+    agent started next to the cue (at the start room's first column, where the cue is in its
+    view at the first step; elsewhere it must turn round to see it)."""
     import gymnasium as gym
     import minigrid  # noqa: F401  (registers the MiniGrid ids)
     keys = model.config.obs_keys
     envs = [gym.make(ENV) for _ in range(n_episodes)]
     obs = [e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]
+    cue_in_view = np.array([e.unwrapped.agent_pos[0] == 1 for e in envs])
     total = np.zeros(n_episodes)
     done = np.zeros(n_episodes, dtype=bool)
     state, start = None, np.ones(n_episodes, dtype=bool)
@@ -76,7 +81,28 @@ def success_rate(model, n_episodes: int, seed: int = 10_000, deterministic: bool
             break
     for e in envs:
         e.close()
+    return total, cue_in_view
+
+
+def success_rate(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
+                 max_steps: int = 1_000) -> tuple[float, float]:
+    """``(success rate, mean return)`` of ``model`` over ``n_episodes`` episodes of MemoryS7
+    (:func:`play`); a success is a positive return."""
+    total, _ = play(model, n_episodes, seed, deterministic, max_steps)
     return float(np.mean(total > 0)), float(np.mean(total))
+
+
+def success_by_cue(model, n_episodes: int, seed: int = 10_000,
+                   deterministic: bool = True) -> dict:
+    """Success rates split by where the episode starts: ``in_view`` (the cue is in view at the
+    first step, so only memory is needed) and ``turn`` (the agent must turn round to see it,
+    so exploration is needed too). A policy with memory but no looking scores ~1 and ~0.5; a
+    memoryless one ~0.5 on both."""
+    total, seen = play(model, n_episodes, seed, deterministic)
+    win = total > 0
+    return {"all": float(win.mean()), "in_view": float(win[seen].mean()) if seen.any() else None,
+            "turn": float(win[~seen].mean()) if (~seen).any() else None,
+            "n_in_view": int(seen.sum())}
 
 
 def run_seed(job: dict) -> dict:
@@ -94,12 +120,13 @@ def run_seed(job: dict) -> dict:
                 return True
             self.next += job["eval_freq"]
             t = time.perf_counter()
-            rate, ret = success_rate(model, job["eval_episodes"],
-                                     deterministic=not job["sampled"])
+            total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"])
+            rate, ret = float(np.mean(total > 0)), float(np.mean(total))
             self.eval_time += time.perf_counter() - t
             self.curve.append((model.num_timesteps, rate, ret))
             print(f"  seed {job['seed']} step {model.num_timesteps}: success {rate:.2f} "
-                  f"(return {ret:.3f})", flush=True)
+                  f"(return {ret:.3f}; cue in view at the start {np.mean(total[seen] > 0):.2f}"
+                  f" of {seen.sum()}, must turn {np.mean(total[~seen] > 0):.2f})", flush=True)
             return not (job["stop_at_target"] and rate >= job["target"])
 
     with threadpool_limits(1):
@@ -111,13 +138,18 @@ def run_seed(job: dict) -> dict:
         cpu = time.process_time() - c0
         rate, ret = success_rate(model, job["eval_episodes"], deterministic=not job["sampled"])
         sampled = success_rate(model, job["eval_episodes"], deterministic=False)
+        split = success_by_cue(model, job["eval_episodes"], deterministic=not job["sampled"])
+        if job.get("save_dir"):
+            os.makedirs(job["save_dir"], exist_ok=True)
+            model.save(os.path.join(job["save_dir"],
+                                    f"memory_s7_{job['encoder']}_seed{job['seed']}"))
         model.close()
     first = next((s for s, r, _ in probe.curve if r >= job["target"]), None)
     if first is None and rate >= job["target"]:
         first = model.num_timesteps
     return {**job, "steps": int(model.num_timesteps), "wall": wall, "cpu": cpu,
             "sps": model.num_timesteps / wall, "success": rate, "return": ret,
-            "success_sampled": sampled[0], "first_at_target": first, "curve": probe.curve,
+            "success_sampled": sampled[0], "success_by_cue": split, "first_at_target": first, "curve": probe.curve,
             "load": os.getloadavg()[0]}
 
 
@@ -152,14 +184,21 @@ def report(paths) -> None:
     for path in paths:
         with open(path) as f:
             records += [json.loads(line) for line in f if line.strip()]
-    print("| encoder | seed | budget | first success >= target at (steps) | final success "
-          "(greedy) | final success (sampled) | wall-clock | steps/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in sorted(records, key=lambda r: (r["encoder"], r["seed"])):
+    print("| encoder | settings changed | seed | budget | first success >= target at (steps) "
+          "| final success (greedy) | cue in view at the start / must turn | final success "
+          "(sampled) | wall-clock | steps/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def fmt(x):
+        return "–" if x is None else f"{x:.2f}"
+
+    for r in sorted(records, key=lambda r: (r["encoder"], str(r.get("overrides")), r["seed"])):
         first = "–" if r["first_at_target"] is None else f"{r['first_at_target']:,}"
-        print(f"| {r['encoder']} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
-              f"{r['success']:.2f} | {r['success_sampled']:.2f} | {r['wall']:.0f} s | "
-              f"{r['sps']:,.0f} |")
+        split = r.get("success_by_cue") or {}
+        changed = ", ".join(f"{k}={v}" for k, v in (r.get("overrides") or {}).items()) or "–"
+        print(f"| {r['encoder']} | {changed} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
+              f"{r['success']:.2f} | {fmt(split.get('in_view'))} / {fmt(split.get('turn'))} | "
+              f"{r['success_sampled']:.2f} | {r['wall']:.0f} s | {r['sps']:,.0f} |")
 
 
 def main(argv=None):
@@ -178,6 +217,8 @@ def main(argv=None):
                    help="change a PPOConfig field, e.g. --set ent_coef=0.02")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default="minigrid_results.jsonl")
+    p.add_argument("--save-dir", default=None,
+                   help="save each seed's final model there (memory_s7_ENCODER_seedN.rlstm)")
     p.add_argument("--throughput", action="store_true",
                    help="measure conv vs flatten training steps/s and exit")
     p.add_argument("--throughput-steps", type=int, default=16_384)
@@ -190,14 +231,16 @@ def main(argv=None):
         return throughput(args)
     from agents.cli import parse_overrides
     from agents.ppo import PPOConfig
-    settings, budget = settings_for(args.encoder, parse_overrides(args.set, PPOConfig))
+    overrides = parse_overrides(args.set, PPOConfig)
+    settings, budget = settings_for(args.encoder, dict(overrides))
     budget = args.budget or budget
     print(f"PPO on {ENV}, {args.encoder} encoder, budget {budget}, settings {settings}",
           flush=True)
     jobs = [{"seed": s, "encoder": args.encoder, "budget": budget, "settings": settings,
              "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
              "target": args.target, "stop_at_target": args.stop_at_target,
-             "sampled": args.sampled} for s in args.seeds]
+             "sampled": args.sampled, "save_dir": args.save_dir, "overrides": overrides}
+            for s in args.seeds]
 
     def save(r):
         with open(args.out, "a") as f:

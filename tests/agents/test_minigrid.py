@@ -56,3 +56,18 @@ def test_success_rate_counts_positive_returns_and_is_reproducible(bench):
     assert first == bench.success_rate(model, 6, seed=3)
     rate, ret = first
     assert rate * 6 == int(round(rate * 6)) and (ret > 0) == (rate > 0)
+
+
+def test_success_by_cue_splits_the_episodes_by_start(bench):
+    settings, _ = bench.settings_for("flatten")
+    model = PPO(ENV, seed=0, **{**settings, "n_envs": 2, "n_steps": 32, "seq_len": 32,
+                                "n_minibatches": 1, "hidden_size": 8})
+    total, seen = bench.play(model, 12, seed=5)
+    assert total.shape == seen.shape == (12,) and seen.dtype == bool
+    assert 0 < seen.sum() < 12   # the start column is drawn from 1..4: both kinds occur
+    split = bench.success_by_cue(model, 12, seed=5)
+    assert split["n_in_view"] == seen.sum()
+    assert split["all"] == np.mean(total > 0) == bench.success_rate(model, 12, seed=5)[0]
+    assert split["in_view"] == np.mean(total[seen] > 0)
+    assert split["turn"] == np.mean(total[~seen] > 0)
+    model.close()
