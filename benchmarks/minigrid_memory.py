@@ -30,6 +30,7 @@ BLAS thread) and prints the ratio: on an otherwise idle machine only.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -53,16 +54,27 @@ def settings_for(encoder: str, overrides: dict | None = None) -> tuple[dict, int
     return settings, budget
 
 
+def make_env(onehot: bool = False):
+    """MemoryS7; ``onehot=True`` wraps it in MiniGrid's own ``OneHotPartialObsWrapper`` (the
+    image's object, colour and state codes one-hot: 7x7x20 instead of 7x7x3), the only change
+    the benchmark makes to the env (``--onehot``, an experiment: rlstm itself needs none)."""
+    import gymnasium as gym
+    import minigrid  # noqa: F401  (registers the MiniGrid ids)
+    env = gym.make(ENV)
+    if onehot:
+        from minigrid.wrappers import OneHotPartialObsWrapper
+        env = OneHotPartialObsWrapper(env)
+    return env
+
+
 def play(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
-         max_steps: int = 1_000) -> tuple[np.ndarray, np.ndarray]:
+         max_steps: int = 1_000, onehot: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Play ``n_episodes`` episodes of MemoryS7 side by side (episode ``i`` reset with
     ``seed + i``). Returns ``(returns, cue_in_view)``: each episode's return, and whether the
     agent started next to the cue (at the start room's first column, where the cue is in its
     view at the first step; elsewhere it must turn round to see it)."""
-    import gymnasium as gym
-    import minigrid  # noqa: F401  (registers the MiniGrid ids)
     keys = model.config.obs_keys
-    envs = [gym.make(ENV) for _ in range(n_episodes)]
+    envs = [make_env(onehot) for _ in range(n_episodes)]
     obs = [e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]
     cue_in_view = np.array([e.unwrapped.agent_pos[0] == 1 for e in envs])
     total = np.zeros(n_episodes)
@@ -120,7 +132,8 @@ def run_seed(job: dict) -> dict:
                 return True
             self.next += job["eval_freq"]
             t = time.perf_counter()
-            total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"])
+            total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
+                               onehot=job["onehot"])
             rate, ret = float(np.mean(total > 0)), float(np.mean(total))
             self.eval_time += time.perf_counter() - t
             self.curve.append((model.num_timesteps, rate, ret))
@@ -130,15 +143,20 @@ def run_seed(job: dict) -> dict:
             return not (job["stop_at_target"] and rate >= job["target"])
 
     with threadpool_limits(1):
-        model = PPO(ENV, seed=job["seed"], **job["settings"])
+        model = PPO(functools.partial(make_env, job["onehot"]), seed=job["seed"],
+                    **job["settings"])
         probe = Probe()
         t0, c0 = time.perf_counter(), time.process_time()
         model.learn(job["budget"], callback=probe)
         wall = time.perf_counter() - t0 - probe.eval_time
         cpu = time.process_time() - c0
-        rate, ret = success_rate(model, job["eval_episodes"], deterministic=not job["sampled"])
-        sampled = success_rate(model, job["eval_episodes"], deterministic=False)
-        split = success_by_cue(model, job["eval_episodes"], deterministic=not job["sampled"])
+        total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
+                           onehot=job["onehot"])
+        rate, ret = float(np.mean(total > 0)), float(np.mean(total))
+        sampled, _ = play(model, job["eval_episodes"], deterministic=False, onehot=job["onehot"])
+        sampled = (float(np.mean(sampled > 0)),)
+        split = {"all": rate, "in_view": float(np.mean(total[seen] > 0)),
+                 "turn": float(np.mean(total[~seen] > 0)), "n_in_view": int(seen.sum())}
         if job.get("save_dir"):
             os.makedirs(job["save_dir"], exist_ok=True)
             model.save(os.path.join(job["save_dir"],
@@ -149,7 +167,8 @@ def run_seed(job: dict) -> dict:
         first = model.num_timesteps
     return {**job, "steps": int(model.num_timesteps), "wall": wall, "cpu": cpu,
             "sps": model.num_timesteps / wall, "success": rate, "return": ret,
-            "success_sampled": sampled[0], "success_by_cue": split, "first_at_target": first, "curve": probe.curve,
+            "success_sampled": sampled[0], "success_by_cue": split, "first_at_target": first,
+            "curve": probe.curve,
             "load": os.getloadavg()[0]}
 
 
@@ -192,10 +211,12 @@ def report(paths) -> None:
     def fmt(x):
         return "–" if x is None else f"{x:.2f}"
 
-    for r in sorted(records, key=lambda r: (r["encoder"], str(r.get("overrides")), r["seed"])):
+    for r in sorted(records, key=lambda r: (r["encoder"], str(r.get("overrides")),
+                                            bool(r.get("onehot")), r["seed"])):
         first = "–" if r["first_at_target"] is None else f"{r['first_at_target']:,}"
         split = r.get("success_by_cue") or {}
-        changed = ", ".join(f"{k}={v}" for k, v in (r.get("overrides") or {}).items()) or "–"
+        changed = ", ".join([f"{k}={v}" for k, v in (r.get("overrides") or {}).items()]
+                            + (["one-hot codes"] if r.get("onehot") else [])) or "–"
         print(f"| {r['encoder']} | {changed} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
               f"{r['success']:.2f} | {fmt(split.get('in_view'))} / {fmt(split.get('turn'))} | "
               f"{r['success_sampled']:.2f} | {r['wall']:.0f} s | {r['sps']:,.0f} |")
@@ -217,6 +238,8 @@ def main(argv=None):
                    help="change a PPOConfig field, e.g. --set ent_coef=0.02")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default="minigrid_results.jsonl")
+    p.add_argument("--onehot", action="store_true",
+                   help="one-hot the image codes (MiniGrid's OneHotPartialObsWrapper)")
     p.add_argument("--save-dir", default=None,
                    help="save each seed's final model there (memory_s7_ENCODER_seedN.rlstm)")
     p.add_argument("--throughput", action="store_true",
@@ -234,12 +257,14 @@ def main(argv=None):
     overrides = parse_overrides(args.set, PPOConfig)
     settings, budget = settings_for(args.encoder, dict(overrides))
     budget = args.budget or budget
-    print(f"PPO on {ENV}, {args.encoder} encoder, budget {budget}, settings {settings}",
+    print(f"PPO on {ENV}{' (image codes one-hot)' if args.onehot else ''}, {args.encoder} "
+          f"encoder, budget {budget}, settings {settings}",
           flush=True)
     jobs = [{"seed": s, "encoder": args.encoder, "budget": budget, "settings": settings,
              "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
              "target": args.target, "stop_at_target": args.stop_at_target,
-             "sampled": args.sampled, "save_dir": args.save_dir, "overrides": overrides}
+             "sampled": args.sampled, "save_dir": args.save_dir, "overrides": overrides,
+             "onehot": args.onehot}
             for s in args.seeds]
 
     def save(r):
