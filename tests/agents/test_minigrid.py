@@ -71,3 +71,18 @@ def test_success_by_cue_splits_the_episodes_by_start(bench):
     assert split["in_view"] == np.mean(total[seen] > 0)
     assert split["turn"] == np.mean(total[~seen] > 0)
     model.close()
+
+
+def test_onehot_experiment_env_trains_and_plays(bench):
+    env = bench.make_env(onehot=True)
+    assert env.observation_space["image"].shape == (7, 7, 20)
+    env.close()
+    settings, _ = bench.settings_for("conv")
+    model = PPO(lambda: bench.make_env(onehot=True), seed=0,
+                **{**settings, "n_envs": 2, "n_steps": 16, "seq_len": 16, "n_minibatches": 1,
+                   "hidden_size": 8})
+    model.learn(32)
+    assert model.policy.obs_dim == 7 * 7 * 20 + 4
+    total, seen = bench.play(model, 4, onehot=True)
+    assert total.shape == seen.shape == (4,)
+    model.close()
