@@ -198,6 +198,16 @@ def throughput(args) -> None:
           f"flatten {flat:,.0f}; flatten/conv = {flat / conv:.2f}x")
 
 
+def _leaves(d: dict):
+    """``(name, value)`` of a nested settings dict's leaves, named by their last key
+    (``policy_kwargs.core_kwargs.forget_bias`` -> ``forget_bias``)."""
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v)
+        else:
+            yield k, v
+
+
 def report(paths) -> None:
     records = []
     for path in paths:
@@ -215,7 +225,7 @@ def report(paths) -> None:
                                             bool(r.get("onehot")), r["seed"])):
         first = "–" if r["first_at_target"] is None else f"{r['first_at_target']:,}"
         split = r.get("success_by_cue") or {}
-        changed = ", ".join([f"{k}={v}" for k, v in (r.get("overrides") or {}).items()]
+        changed = ", ".join([f"{k}={v}" for k, v in _leaves(r.get("overrides") or {})]
                             + (["one-hot codes"] if r.get("onehot") else [])) or "–"
         print(f"| {r['encoder']} | {changed} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
               f"{r['success']:.2f} | {fmt(split.get('in_view'))} / {fmt(split.get('turn'))} | "
