@@ -198,6 +198,58 @@ def throughput(args) -> None:
           f"flatten {flat:,.0f}; flatten/conv = {flat / conv:.2f}x")
 
 
+JUNCTION = (5, 3)  # MemoryS7's split: from here "left" faces the upper branch, "right" the lower
+
+
+def diagnose(model, n_episodes: int = 100, seed: int = 10_000, onehot: bool = False) -> dict:
+    """What the greedy policy does where it must use the cue: at its first arrival at the split
+    facing east, the probabilities of ``left`` (towards the upper object) and ``right``
+    (towards the lower one), grouped by which branch is correct (and by whether the cue was in
+    view at the start). A policy that uses the cue puts more weight on ``left`` when the upper
+    branch is correct than when the lower one is; one that does not gives both groups the same
+    distribution. Also the mean entropy of the action distribution over all steps played."""
+    policy, predictor = model.policy, model.predictor
+    keys = model.config.obs_keys
+    rows, entropies = [], []
+    all_actions = np.arange(policy.action_space.n)
+    for i in range(n_episodes):
+        env = make_env(onehot)
+        obs, _ = env.reset(seed=seed + i)
+        u = env.unwrapped
+        upper_correct = u.success_pos[1] < JUNCTION[1]
+        in_view = u.agent_pos[0] == 1
+        state, start, probs = None, True, None
+        for _ in range(u.max_steps):
+            batch = predictor.normalize({k: np.asarray(obs[k])[None] for k in keys})
+            seq = {k: v[None] for k, v in batch.items()}
+            state0 = policy.initial_state(1) if state is None else state
+            logp = np.array([policy.evaluate(seq, np.full((1, 1), a), state0,
+                                             np.array([[start]]))[0][0, 0]
+                             for a in all_actions])
+            p = np.exp(logp - logp.max())
+            p /= p.sum()
+            entropies.append(float(-(p * np.log(p + 1e-12)).sum()))
+            if probs is None and tuple(u.agent_pos) == JUNCTION and u.agent_dir == 0:
+                probs = p
+            action, state = model.predict({k: np.asarray(obs[k])[None] for k in keys}, state,
+                                          np.array([start]), deterministic=True)
+            start = False
+            obs, _, terminated, truncated, _ = env.step(int(action[0]))
+            if terminated or truncated:
+                break
+        env.close()
+        if probs is not None:
+            rows.append((upper_correct, in_view, probs[0], probs[1]))
+    out = {"episodes": n_episodes, "reached_split_facing_east": len(rows),
+           "mean_entropy": float(np.mean(entropies))}
+    for name, want in (("upper_correct", True), ("lower_correct", False)):
+        sel = [r for r in rows if r[0] == want]
+        out[name] = {"n": len(sel),
+                     "p_left": float(np.mean([r[2] for r in sel])) if sel else None,
+                     "p_right": float(np.mean([r[3] for r in sel])) if sel else None}
+    return out
+
+
 def _leaves(d: dict):
     """``(name, value)`` of a nested settings dict's leaves, named by their last key
     (``policy_kwargs.core_kwargs.forget_bias`` -> ``forget_bias``)."""
@@ -257,11 +309,20 @@ def main(argv=None):
     p.add_argument("--throughput-steps", type=int, default=16_384)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--report", nargs="+", default=None, metavar="FILE")
+    p.add_argument("--diagnose", default=None, metavar="MODEL",
+                   help="a saved model (--save-dir): print its action probabilities at the "
+                        "split, by which branch is correct, and exit")
     args = p.parse_args(argv)
     if args.report:
         return report(args.report)
     if args.throughput:
         return throughput(args)
+    if args.diagnose:
+        import minigrid  # noqa: F401
+        from agents import PPO
+        model = PPO.load(args.diagnose)
+        print(json.dumps(diagnose(model, args.eval_episodes, onehot=args.onehot), indent=1))
+        return None
     from agents.cli import parse_overrides
     from agents.ppo import PPOConfig
     overrides = parse_overrides(args.set, PPOConfig)

@@ -86,3 +86,19 @@ def test_onehot_experiment_env_trains_and_plays(bench):
     total, seen = bench.play(model, 4, onehot=True)
     assert total.shape == seen.shape == (4,)
     model.close()
+
+
+def test_diagnose_reads_the_policy_distribution(bench, tmp_path):
+    settings, _ = bench.settings_for("conv")
+    model = PPO(ENV, seed=0, **{**settings, "n_envs": 2, "n_steps": 16, "seq_len": 16,
+                                "n_minibatches": 1, "hidden_size": 8})
+    model.learn(32)
+    model.save(tmp_path / "m")
+    loaded = PPO.load(tmp_path / "m")
+    out = bench.diagnose(loaded, 3)
+    # an untrained policy is nearly uniform over MiniGrid's 7 actions
+    assert np.log(7) - 0.05 < out["mean_entropy"] <= np.log(7) + 1e-6
+    assert out["upper_correct"]["n"] + out["lower_correct"]["n"] == \
+        out["reached_split_facing_east"] <= 3
+    loaded.close()
+    model.close()
