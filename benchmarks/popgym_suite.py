@@ -361,27 +361,35 @@ def format_table(records: list[dict]) -> str:
 
 
 def format_sb3(records: list[dict]) -> str:
-    """rlstm vs sb3-contrib on the tasks both ran: steps/s, wall-clock and the ratio."""
+    """rlstm vs sb3-contrib on the tasks both ran: steps/s, wall-clock and the ratio, over the
+    seeds both ran at the same budget (rlstm's other seeds are left out of the comparison)."""
     pairs: dict[tuple, dict[str, list[dict]]] = {}
     for r in records:
         if r["agent"] in ("rlstm", "sb3"):
-            pairs.setdefault((r["family"], r["level"]), {}).setdefault(r["agent"], []).append(r)
+            key = (r["family"], r["level"], r["budget"])
+            pairs.setdefault(key, {}).setdefault(r["agent"], []).append(r)
     rows = []
-    for (family, level), g in sorted(pairs.items()):
+    for (family, level, budget), g in sorted(pairs.items()):
         if "sb3" not in g or "rlstm" not in g:
             continue
-        ours, theirs = g["rlstm"], g["sb3"]
+        seeds = {r["seed"] for r in g["sb3"]} & {r["seed"] for r in g["rlstm"]}
+        ours = [r for r in g["rlstm"] if r["seed"] in seeds]
+        theirs = [r for r in g["sb3"] if r["seed"] in seeds]
+        if not seeds:
+            continue
         w_ours, w_theirs = np.mean([r["wall"] for r in ours]), np.mean([r["wall"] for r in theirs])
-        rows.append(f"| {family}{level} | {_fmt(summary([r['final'] for r in ours]))} | "
+        rows.append(f"| {family}{level} | {budget // 1000}k | "
+                    f"{', '.join(str(x) for x in sorted(seeds))} | "
+                    f"{_fmt(summary([r['final'] for r in ours]))} | "
                     f"{_fmt(summary([r['final'] for r in theirs]))} | "
                     f"{np.mean([r['sps'] for r in ours]):,.0f} | "
                     f"{np.mean([r['sps'] for r in theirs]):,.0f} | {w_ours:.0f} s | "
                     f"{w_theirs:.0f} s | {w_theirs / w_ours:.1f}× |")
     if not rows:
         return "No task has both rlstm and sb3-contrib results."
-    return "\n".join(["| task | rlstm final | sb3-contrib final | rlstm steps/s | sb3-contrib "
-                      "steps/s | rlstm wall | sb3-contrib wall | wall-clock ratio |",
-                      "|---|---|---|---|---|---|---|---|", *rows])
+    return "\n".join(["| task | budget | seeds | rlstm final | sb3-contrib final | rlstm steps/s "
+                      "| sb3-contrib steps/s | rlstm wall | sb3-contrib wall | wall-clock ratio |",
+                      "|---|---|---|---|---|---|---|---|---|---|", *rows])
 
 
 # ------------------------------------------------------------------------------------ main

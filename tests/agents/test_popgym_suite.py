@@ -95,10 +95,15 @@ def test_report_table_rows_and_aggregate(suite):
 def test_sb3_table_gives_the_wall_clock_ratio(suite):
     records = [_record("rlstm", 0, 0.9, wall=20.0), _record("sb3", 0, 0.8, wall=300.0,
                                                              sps=1_000.0)]
+    # rlstm's other seeds, and a run at another budget, stay out of the comparison
+    records += [_record("rlstm", 1, 0.1, wall=1.0), _record("rlstm", 0, 0.2, wall=2.0,
+                                                             budget=30_000)]
     rows = suite.format_sb3(records).splitlines()
-    assert rows[2] == ("| RepeatFirstEasy | 0.90 | 0.80 | 10,000 | 1,000 | 20 s | 300 s "
-                       "| 15.0× |")
+    assert len(rows) == 3
+    assert rows[2] == ("| RepeatFirstEasy | 1000k | 0 | 0.90 | 0.80 | 10,000 | 1,000 | 20 s "
+                       "| 300 s | 15.0× |")
     assert suite.format_sb3(records[:1]).startswith("No task has both")
+    assert suite.format_sb3([records[1], records[2]]).startswith("No task has both")
 
 
 def test_memoryless_cores_forget_every_step_and_are_restored(suite):
