@@ -67,6 +67,12 @@ def run_rlstm(run, seed, args):
     return curve, wall, settings
 
 
+def _span(values) -> str:
+    """``"84–112"`` (min–max, rounded), or one number when they round alike."""
+    lo, hi = f"{min(values):,.0f}", f"{max(values):,.0f}"
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
 def run_sb3(run, seed, args):
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -175,7 +181,7 @@ def table(paths: list[str]) -> str:
                 f"| {np.mean([at(c, 100_000) for c in curves]):.2f} "
                 f"| {np.mean([at(c, 250_000) for c in curves]):.2f} "
                 f"| {' / '.join(f'{f:.2f}' for f in finals)} "
-                f"| {min(walls):.0f}–{max(walls):.0f} s |")
+                f"| {_span(walls)} s |")
     return "\n".join(lines)
 
 
