@@ -1,0 +1,24 @@
+"""benchmarks/memory_curve.py's table helpers (the runs themselves are benchmarks, not tests)."""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def curve():
+    spec = importlib.util.spec_from_file_location("memory_curve",
+                                                  ROOT / "benchmarks" / "memory_curve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_span_is_min_to_max_or_one_number(curve):
+    assert curve._span([112.4, 84.2, 97.0]) == "84–112"
+    assert curve._span([1487.2]) == "1,487"
+    assert curve._span([99.6, 100.4]) == "100"     # they round alike
