@@ -70,6 +70,24 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def load_script():
+    """``load_script("benchmarks/popgym_suite.py")`` -> that script of the checkout as a module
+    (loaded once per session): tests cannot import benchmarks/ or docs/ scripts by name."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    loaded = {}
+
+    def load(relpath: str):
+        if relpath not in loaded:
+            path = root / relpath
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded[relpath] = module
+        return loaded[relpath]
+    return load
+
+
+@pytest.fixture(scope="session")
 def make_inputs():
     """``make_inputs(lstm, T, B, rng, state=True, resets=0.0)`` -> ``(x, state, resets)``.
 

@@ -1,7 +1,5 @@
 """agents.config: every trainer's settings are typed, documented, and the docs tables match."""
 import dataclasses
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
@@ -23,11 +21,8 @@ def test_every_field_has_a_docstring(config):
     config()  # the defaults pass their own checks
 
 
-def test_docs_configuration_tables_match_the_configs():
-    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "config_tables.py"
-    spec = importlib.util.spec_from_file_location("config_tables", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_docs_configuration_tables_match_the_configs(load_script):
+    module = load_script("docs/config_tables.py")
     assert module.main(["--check"]) == 0, "run: python docs/config_tables.py"
 
 

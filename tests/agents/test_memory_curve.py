@@ -1,21 +1,12 @@
 """benchmarks/memory_curve.py's table helpers (the runs themselves are benchmarks, not tests)."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def curve():
-    spec = importlib.util.spec_from_file_location("memory_curve",
-                                                  ROOT / "benchmarks" / "memory_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def curve(load_script):
+    return load_script("benchmarks/memory_curve.py")
 
 
 def test_span_is_min_to_max_or_one_number(curve):

@@ -3,27 +3,19 @@ trains with the settings of agents.hyperparams, with no glue code (skipped witho
 and benchmarks/minigrid_memory.py scores it."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
 from agents import PPO
 from agents.hyperparams import tuned
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = "MiniGrid-MemoryS7-v0"
 
 
 @pytest.fixture(scope="module")
-def bench():
+def bench(load_script):
     pytest.importorskip("minigrid")
-    spec = importlib.util.spec_from_file_location("minigrid_memory",
-                                                  ROOT / "benchmarks" / "minigrid_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/minigrid_memory.py")
 
 
 @pytest.mark.parametrize("encoder", ["conv", "flatten"])

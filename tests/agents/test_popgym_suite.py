@@ -3,25 +3,16 @@ table), its memoryless baseline, and POPGym's envs as the suite builds them (ski
 popgym)."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
 import rlstm
 from agents.hyperparams import POPGYM_BUDGET, POPGYM_FAMILIES, POPGYM_LEVELS, tuned
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def suite():
-    spec = importlib.util.spec_from_file_location("popgym_suite",
-                                                  ROOT / "benchmarks" / "popgym_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def suite(load_script):
+    return load_script("benchmarks/popgym_suite.py")
 
 
 def test_task_list_is_every_family_at_every_level_in_popgym_order(suite):
