@@ -20,8 +20,8 @@ episodes by start: those where the cue is in view at the first step (the agent s
 start room's first column: memory alone solves them) and those where it must turn round to see
 it (exploration too). Per seed it prints the first step at which the success rate reached
 ``--target`` (0.9), the final success rate (and its split), and the training wall-clock and
-steps/s (evaluations excluded); ``--save-dir`` keeps the final models. Runs are appended to ``--out`` (JSON
-lines); ``--jobs N`` runs seeds in N processes.
+steps/s (evaluations excluded); ``--save-dir`` keeps the final models. Runs are appended to
+``--out`` (JSON lines); ``--jobs N`` runs seeds in N processes.
 
 ``--throughput`` measures training steps/s with the conv encoder and with the flattened image
 (same settings, ``--throughput-steps`` each, alternated ``--repeats`` times, one process, one
@@ -104,17 +104,22 @@ def success_rate(model, n_episodes: int, seed: int = 10_000, deterministic: bool
     return float(np.mean(total > 0)), float(np.mean(total))
 
 
-def success_by_cue(model, n_episodes: int, seed: int = 10_000,
-                   deterministic: bool = True) -> dict:
-    """Success rates split by where the episode starts: ``in_view`` (the cue is in view at the
-    first step, so only memory is needed) and ``turn`` (the agent must turn round to see it,
-    so exploration is needed too). A policy with memory but no looking scores ~1 and ~0.5; a
-    memoryless one ~0.5 on both."""
-    total, seen = play(model, n_episodes, seed, deterministic)
+def split_by_cue(total: np.ndarray, cue_in_view: np.ndarray) -> dict:
+    """Success rates of :func:`play`'s episodes split by where they start: ``in_view`` (the
+    cue is in view at the first step, so only memory is needed) and ``turn`` (the agent must
+    turn round to see it, so exploration is needed too); ``None`` where a group is empty."""
     win = total > 0
-    return {"all": float(win.mean()), "in_view": float(win[seen].mean()) if seen.any() else None,
-            "turn": float(win[~seen].mean()) if (~seen).any() else None,
-            "n_in_view": int(seen.sum())}
+    return {"all": float(win.mean()),
+            "in_view": float(win[cue_in_view].mean()) if cue_in_view.any() else None,
+            "turn": float(win[~cue_in_view].mean()) if (~cue_in_view).any() else None,
+            "n_in_view": int(cue_in_view.sum())}
+
+
+def success_by_cue(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
+                   onehot: bool = False) -> dict:
+    """:func:`split_by_cue` of ``n_episodes`` episodes. A policy with memory but no looking
+    scores ~1 and ~0.5; a memoryless one ~0.5 on both."""
+    return split_by_cue(*play(model, n_episodes, seed, deterministic, onehot=onehot))
 
 
 def run_seed(job: dict) -> dict:
@@ -134,12 +139,13 @@ def run_seed(job: dict) -> dict:
             t = time.perf_counter()
             total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
                                onehot=job["onehot"])
-            rate, ret = float(np.mean(total > 0)), float(np.mean(total))
+            split = split_by_cue(total, seen)
+            rate, ret = split["all"], float(np.mean(total))
             self.eval_time += time.perf_counter() - t
             self.curve.append((model.num_timesteps, rate, ret))
             print(f"  seed {job['seed']} step {model.num_timesteps}: success {rate:.2f} "
-                  f"(return {ret:.3f}; cue in view at the start {np.mean(total[seen] > 0):.2f}"
-                  f" of {seen.sum()}, must turn {np.mean(total[~seen] > 0):.2f})", flush=True)
+                  f"(return {ret:.3f}; cue in view at the start {_fmt(split['in_view'])} of "
+                  f"{split['n_in_view']}, must turn {_fmt(split['turn'])})", flush=True)
             return not (job["stop_at_target"] and rate >= job["target"])
 
     with threadpool_limits(1):
@@ -152,11 +158,10 @@ def run_seed(job: dict) -> dict:
         cpu = time.process_time() - c0
         total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
                            onehot=job["onehot"])
-        rate, ret = float(np.mean(total > 0)), float(np.mean(total))
-        sampled, _ = play(model, job["eval_episodes"], deterministic=False, onehot=job["onehot"])
-        sampled = (float(np.mean(sampled > 0)),)
-        split = {"all": rate, "in_view": float(np.mean(total[seen] > 0)),
-                 "turn": float(np.mean(total[~seen] > 0)), "n_in_view": int(seen.sum())}
+        split = split_by_cue(total, seen)
+        rate, ret = split["all"], float(np.mean(total))
+        sampled_total, _ = play(model, job["eval_episodes"], deterministic=False,
+                                onehot=job["onehot"])
         if job.get("save_dir"):
             os.makedirs(job["save_dir"], exist_ok=True)
             model.save(os.path.join(job["save_dir"],
@@ -167,7 +172,8 @@ def run_seed(job: dict) -> dict:
         first = model.num_timesteps
     return {**job, "steps": int(model.num_timesteps), "wall": wall, "cpu": cpu,
             "sps": model.num_timesteps / wall, "success": rate, "return": ret,
-            "success_sampled": sampled[0], "success_by_cue": split, "first_at_target": first,
+            "success_sampled": float(np.mean(sampled_total > 0)), "success_by_cue": split,
+            "first_at_target": first,
             "curve": probe.curve,
             "load": os.getloadavg()[0]}
 
@@ -204,33 +210,30 @@ JUNCTION = (5, 3)  # MemoryS7's split: from here "left" faces the upper branch, 
 def diagnose(model, n_episodes: int = 100, seed: int = 10_000, onehot: bool = False) -> dict:
     """What the greedy policy does where it must use the cue: at its first arrival at the split
     facing east, the probabilities of ``left`` (towards the upper object) and ``right``
-    (towards the lower one), grouped by which branch is correct (and by whether the cue was in
-    view at the start). A policy that uses the cue puts more weight on ``left`` when the upper
-    branch is correct than when the lower one is; one that does not gives both groups the same
-    distribution. Also the mean entropy of the action distribution over all steps played."""
+    (towards the lower one), grouped by which branch is correct. A policy that uses the cue
+    puts more weight on ``left`` when the upper branch is correct than when the lower one is;
+    one that does not gives both groups the same distribution. Also the mean entropy of the
+    action distribution over all steps played."""
     policy, predictor = model.policy, model.predictor
     keys = model.config.obs_keys
     rows, entropies = [], []
-    all_actions = np.arange(policy.action_space.n)
+    left, right = np.zeros((1, 1), int), np.ones((1, 1), int)  # MiniGrid's actions 0 and 1
     for i in range(n_episodes):
         env = make_env(onehot)
         obs, _ = env.reset(seed=seed + i)
         u = env.unwrapped
         upper_correct = u.success_pos[1] < JUNCTION[1]
-        in_view = u.agent_pos[0] == 1
         state, start, probs = None, True, None
         for _ in range(u.max_steps):
             batch = predictor.normalize({k: np.asarray(obs[k])[None] for k in keys})
             seq = {k: v[None] for k, v in batch.items()}
             state0 = policy.initial_state(1) if state is None else state
-            logp = np.array([policy.evaluate(seq, np.full((1, 1), a), state0,
-                                             np.array([[start]]))[0][0, 0]
-                             for a in all_actions])
-            p = np.exp(logp - logp.max())
-            p /= p.sum()
-            entropies.append(float(-(p * np.log(p + 1e-12)).sum()))
+            starts = np.array([[start]])
+            logp_left, entropy, _, _ = policy.evaluate(seq, left, state0, starts)
+            entropies.append(float(entropy[0, 0]))
             if probs is None and tuple(u.agent_pos) == JUNCTION and u.agent_dir == 0:
-                probs = p
+                logp_right = policy.evaluate(seq, right, state0, starts)[0]
+                probs = (float(np.exp(logp_left[0, 0])), float(np.exp(logp_right[0, 0])))
             action, state = model.predict({k: np.asarray(obs[k])[None] for k in keys}, state,
                                           np.array([start]), deterministic=True)
             start = False
@@ -239,15 +242,19 @@ def diagnose(model, n_episodes: int = 100, seed: int = 10_000, onehot: bool = Fa
                 break
         env.close()
         if probs is not None:
-            rows.append((upper_correct, in_view, probs[0], probs[1]))
+            rows.append((upper_correct, *probs))
     out = {"episodes": n_episodes, "reached_split_facing_east": len(rows),
            "mean_entropy": float(np.mean(entropies))}
     for name, want in (("upper_correct", True), ("lower_correct", False)):
         sel = [r for r in rows if r[0] == want]
         out[name] = {"n": len(sel),
-                     "p_left": float(np.mean([r[2] for r in sel])) if sel else None,
-                     "p_right": float(np.mean([r[3] for r in sel])) if sel else None}
+                     "p_left": float(np.mean([r[1] for r in sel])) if sel else None,
+                     "p_right": float(np.mean([r[2] for r in sel])) if sel else None}
     return out
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
 
 
 def _leaves(d: dict):
@@ -270,9 +277,6 @@ def report(paths) -> None:
           "(sampled) | wall-clock | steps/s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
 
-    def fmt(x):
-        return "–" if x is None else f"{x:.2f}"
-
     for r in sorted(records, key=lambda r: (r["encoder"], str(r.get("overrides")),
                                             bool(r.get("onehot")), r["seed"])):
         first = "–" if r["first_at_target"] is None else f"{r['first_at_target']:,}"
@@ -280,7 +284,7 @@ def report(paths) -> None:
         changed = ", ".join([f"{k}={v}" for k, v in _leaves(r.get("overrides") or {})]
                             + (["one-hot codes"] if r.get("onehot") else [])) or "–"
         print(f"| {r['encoder']} | {changed} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
-              f"{r['success']:.2f} | {fmt(split.get('in_view'))} / {fmt(split.get('turn'))} | "
+              f"{r['success']:.2f} | {_fmt(split.get('in_view'))} / {_fmt(split.get('turn'))} | "
               f"{r['success_sampled']:.2f} | {r['wall']:.0f} s | {r['sps']:,.0f} |")
 
 

@@ -373,10 +373,10 @@ def format_sb3(records: list[dict]) -> str:
         if "sb3" not in g or "rlstm" not in g:
             continue
         seeds = {r["seed"] for r in g["sb3"]} & {r["seed"] for r in g["rlstm"]}
-        ours = [r for r in g["rlstm"] if r["seed"] in seeds]
-        theirs = [r for r in g["sb3"] if r["seed"] in seeds]
         if not seeds:
             continue
+        ours = [r for r in g["rlstm"] if r["seed"] in seeds]
+        theirs = [r for r in g["sb3"] if r["seed"] in seeds]
         w_ours, w_theirs = np.mean([r["wall"] for r in ours]), np.mean([r["wall"] for r in theirs])
         rows.append(f"| {family}{level} | {budget // 1000}k | "
                     f"{', '.join(str(x) for x in sorted(seeds))} | "
