@@ -101,12 +101,20 @@ class PopulationPolicy:
             peep = off(f"core.peephole_l{k}") if core.variant == "peephole" else -1
             self._layers.append((off(f"core.weight_ih_l{k}"), off(f"core.weight_hh_l{k}"),
                                  off(f"core.bias_ih_l{k}"), off(f"core.bias_hh_l{k}"), peep))
+        # the actor's head MLP (head_hidden) between the core and the action layer
+        self._head = []
+        if getattr(template, "actor_head", None) is not None:
+            act = _ACT[template.actor_head.activation]
+            for k, layer in enumerate(template.actor_head.layers):
+                self._head.append((off(f"actor_head.{k}.weight"), off(f"actor_head.{k}.bias"),
+                                   layer.out_features, act))
         self._action = (off("action.weight"), off("action.bias"))
         # scratch buffers, allocated once
         R, H = self.rows, self.H
         self._gates = np.empty((R, 4 * H), dtype=self.dtype)
         self._z = np.empty((R, template.action_heads.n_out), dtype=self.dtype)
         self._enc = [np.empty((R, o), dtype=self.dtype) for _, _, o, _ in self._encoder]
+        self._hid = [np.empty((R, o), dtype=self.dtype) for _, _, o, _ in self._head]
 
     def initial_state(self):
         """Zero ``(h, c)``, each ``(num_layers, P * B, hidden_size)``."""
@@ -143,7 +151,9 @@ class PopulationPolicy:
         return out
 
     def features(self, obs, state=None):
-        """Core output ``(P * B, H)`` and the next state (the readout's input, for Evolino)."""
+        """The action layer's input and the next state (the readout's input, for Evolino):
+        the core output ``(P * B, H)``, through the actor's head MLP where the template has
+        one (``head_hidden``)."""
         x = self._image_features(self.template.inputs.encode(obs, (self.rows,), "obs"))
         h, c = self._check_state(state)
         w = self.params
@@ -156,6 +166,9 @@ class PopulationPolicy:
             _kernels.population_lstm_step(w, o_ih, o_hh, o_bih, o_bhh, o_peep, self._identity,
                                           x, h[k], c[k], self._gates, h_new[k], c_new[k])
             x = h_new[k]
+        for (ow, ob, _, act), buf in zip(self._head, self._hid):
+            _kernels.population_linear(w, ow, ob, x, buf, act)
+            x = buf
         return x, (h_new, c_new)
 
     def act(self, obs, state=None, episode_start=None):

@@ -509,19 +509,24 @@ class _Writer:
 
     def encoder(self, x: str) -> str:
         plan = self.plan
-        if not plan.encoder:
+        return self.mlp(x, plan.encoder, plan.encoder_activation, "encoder", "enc")
+
+    def mlp(self, x: str, layers, activation: str, name: str, var: str) -> str:
+        """Dense layers ``layers`` (``[(weight, bias), ...]``, parameters ``name.{k}.*``) on
+        ``x``, each followed by ``activation``; returns the output's variable."""
+        if not layers:
             return x
         self.need("dense")
-        act = 1 if plan.encoder_activation == "tanh" else 2
-        self.section(f"encoder MLP ({plan.encoder_activation})")
-        for k, (w, b) in enumerate(plan.encoder):
+        act = 1 if activation == "tanh" else 2
+        self.section(f"{name} MLP ({activation})")
+        for k, (w, b) in enumerate(layers):
             y = self.scratch(_pad16(w.shape[0]))
-            wn = self.const(f"encoder{k}_wt", _padded_t(w), f"encoder.{k}.weight, transposed "
+            wn = self.const(f"{var}{k}_wt", _padded_t(w), f"{name}.{k}.weight, transposed "
                             f"({w.shape[1]}, {w.shape[0]}), padded to {_pad16(w.shape[0])}")
-            bn = self.const(f"encoder{k}_b", _padded(b), f"encoder.{k}.bias, padded")
-            self.line(f"float *const enc{k} = {y};")
-            self.line(f"dense(enc{k}, {wn}, {bn}, {x}, {w.shape[1]}, {w.shape[0]}, {act});")
-            x = f"enc{k}"
+            bn = self.const(f"{var}{k}_b", _padded(b), f"{name}.{k}.bias, padded")
+            self.line(f"float *const {var}{k} = {y};")
+            self.line(f"dense({var}{k}, {wn}, {bn}, {x}, {w.shape[1]}, {w.shape[0]}, {act});")
+            x = f"{var}{k}"
         return x
 
     def core(self, core: Core, x: str, k0: int) -> str:
@@ -618,7 +623,9 @@ class _Writer:
         for core in plan.cores:
             outs.append(self.core(core, x, k))
             k += len(core.state_names)
-        self.heads(outs[0], outs[plan.value_core])
+        y = self.mlp(outs[0], plan.actor_head, "tanh", "actor_head", "pi")
+        yv = self.mlp(outs[plan.value_core], plan.critic_head, "tanh", "critic_head", "vf")
+        self.heads(y, yv)
 
 
 def _where(p, root: str = "obs") -> str:

@@ -266,7 +266,10 @@ def build_model(plan: ExportPlan, recurrent_ops: bool = True):
         tops.append(top)
         new_state += st
         k += n
-    z = g.linear(tops[0], *plan.action_layer)
+    y = tops[0]
+    for w, b in plan.actor_head:
+        y = g.op("Tanh", g.linear(y, w, b))
+    z = g.linear(y, *plan.action_layer)
     action = _heads(g, plan, z, mask)
     stacked = [g.op("Unsqueeze", g.op("Concat", *[g.op("Unsqueeze", a, g.ints([0]))
                                                    for a in layers], axis=0), g.ints([0]))
@@ -275,7 +278,10 @@ def build_model(plan: ExportPlan, recurrent_ops: bool = True):
     outputs = [("action", action, ["batch", plan.n_action]),
                ("state_out", state_out, [K, L, "batch", H])]
     if plan.value_layer is not None:
-        v = g.op("Reshape", g.linear(tops[plan.value_core], *plan.value_layer), g.ints([-1]))
+        yv = tops[plan.value_core]
+        for w, b in plan.critic_head:
+            yv = g.op("Tanh", g.linear(yv, w, b))
+        v = g.op("Reshape", g.linear(yv, *plan.value_layer), g.ints([-1]))
         outputs.insert(1, ("value", v, ["batch"]))
     # name the graph outputs: an Identity from each internal name
     for name, src, _ in outputs:

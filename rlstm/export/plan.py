@@ -17,6 +17,7 @@ deterministic=True)``)::
                                                                     images through their conv net
     f      = tanh(W_k f + b_k) ...                                  encoder MLP (if any)
     y, state = core(f, state)        (and yv, critic state = critic_core(f, critic state))
+    y      = tanh(A_k y + a_k) ...;  yv = tanh(C_k yv + c_k) ...    head MLPs (if any)
     z      = W_a y + b_a;  value = W_v yv + b_v                     yv = y with a shared core
     action = per head: argmax (masked) + start | z > 0 | clip(z, low, high)
 """
@@ -178,6 +179,9 @@ class ExportPlan:
         cores: ``[actor core]`` or ``[actor core, critic core]``; ``state_names`` the
             ``(core name, array name)`` of each state array, in the policy's state order;
             ``hidden_size``, ``num_layers``.
+        actor_head, critic_head: ``[(weight (out, in), bias), ...]`` of the tanh MLPs between
+            the cores and the action layer / value head (``head_hidden``; empty without;
+            ``critic_head`` also empty without the value).
         action_layer, value_layer: ``(weight, bias)``; ``value_layer`` is None without the
             value. ``value_core``: the index in ``cores`` the value reads.
         heads: one :class:`Head` per output part.
@@ -268,6 +272,15 @@ class ExportPlan:
             self.value_core = 1
         self.state_names = [(c.name, s) for c in self.cores for s in c.state_names]
         self.hidden_size, self.num_layers = policy.hidden_size, policy.num_layers
+        self.actor_head, self.critic_head = [], []
+        if getattr(policy, "actor_head", None) is not None:
+            if policy.actor_head.activation != "tanh":
+                raise AssertionError("head MLPs are tanh")
+            self.actor_head = [(lin.params["weight"], lin.params["bias"])
+                               for lin in policy.actor_head.layers]
+            if self.include_value:
+                self.critic_head = [(lin.params["weight"], lin.params["bias"])
+                                    for lin in policy.critic_head.layers]
         self.action_layer = (policy.params["action.weight"], policy.params["action.bias"])
         self.value_layer = ((policy.params["value.weight"], policy.params["value.bias"])
                             if self.include_value else None)
@@ -338,6 +351,10 @@ class ExportPlan:
             lines.append(f"encoder: MLP {[w.shape[0] for w, _ in self.encoder]} "
                          f"({self.encoder_activation})")
         lines += [c.describe() for c in self.cores]
+        if self.actor_head:
+            lines.append(f"head MLPs (tanh): actor {[w.shape[0] for w, _ in self.actor_head]}"
+                         + (f", critic {[w.shape[0] for w, _ in self.critic_head]}"
+                            if self.critic_head else ""))
         names = ", ".join(f"{c}.{s}" for c, s in self.state_names)
         lines.append(f"state: {self.state_shape} = ({names}) x layers x hidden")
         lines.append("value: " + ("the value head on the " + self.cores[self.value_core].name

@@ -36,6 +36,10 @@ class PolicyCache:
     yv: np.ndarray
     head_caches: list
     image_caches: list
+    pi: np.ndarray = None
+    vf: np.ndarray = None
+    pi_cache: Any = None
+    vf_cache: Any = None
 
 
 class LSTMPolicy(Module):
@@ -45,8 +49,10 @@ class LSTMPolicy(Module):
     discrete parts one-hot, Tuple/Dict concatenated, a Dict's ``action_mask`` key kept apart),
     optionally passed through an MLP (tanh), then through a recurrent core (``rlstm.LSTM`` by
     default) whose output feeds one linear action layer (split between the action heads, one
-    per leaf of the action space) and one linear value head. With ``shared_core=False`` the
-    value head reads its own core of the same kind (a separate critic).
+    per leaf of the action space) and one linear value head, each optionally after its own
+    tanh MLP (``head_hidden``, as sb3-contrib's ``net_arch`` after its LSTM). With
+    ``shared_core=False`` the value head reads its own core of the same kind (a separate
+    critic).
 
     Parameters (``policy.params``; all views into ONE vector ``policy.flat_params``, in this
     order; ``E`` = encoder output size, ``H`` = hidden_size, ``n`` = action-layer columns,
@@ -57,10 +63,14 @@ class LSTMPolicy(Module):
         core.<layer names>        the core's own names, e.g. core.weight_ih_l0 (4H, E),
                                   core.weight_hh_l0 (4H, H), core.bias_ih_l0, core.bias_hh_l0
         critic_core.<layer names> only with shared_core=False
-        action.weight (n, H), action.bias (n,)    columns split across heads in action order
+        actor_head.{k}.weight, actor_head.{k}.bias    only with head_hidden
+        action.weight (n, A), action.bias (n,)    columns split across heads in action order
         log_std (d,)              only when the action space has a Box part;
-                                  (H, d) with use_sde=True (gSDE exploration matrix scale)
-        value.weight (1, H), value.bias (1,)
+                                  (A, d) with use_sde=True (gSDE exploration matrix scale)
+        critic_head.{k}.weight, critic_head.{k}.bias  only with head_hidden
+        value.weight (1, A), value.bias (1,)
+
+    ``A`` is ``head_hidden[-1]`` with ``head_hidden``, else ``H``.
 
     ``policy.core`` (and ``policy.critic_core``) is the recurrent layer itself, so a batched
     population evaluator can read its ``params`` by the core's own names.
@@ -79,6 +89,9 @@ class LSTMPolicy(Module):
         core: ``"lstm"``, ``"gru"`` or an rlstm recurrent layer class.
         core_kwargs: extra keyword arguments for the core (e.g. ``{"variant": "peephole"}``).
         mlp_hidden: sizes of an MLP encoder before the core (``()`` means none).
+        head_hidden: sizes of a tanh MLP after the core, one for the action layer and one (with
+            its own weights) for the value head (``()`` means none: both read the core output).
+            sb3-contrib's RecurrentPPO has ``net_arch=dict(pi=[64, 64], vf=[64, 64])`` here.
         shared_core: one core for actor and critic (default, as OpenAI Five), else two.
         log_std_init: initial log standard deviation of Gaussian heads.
         action_init_scale: scale of the initial action-layer weights (small = near-uniform).
@@ -92,7 +105,7 @@ class LSTMPolicy(Module):
             ``use_sde``): the action noise is ``y @ E`` for the actor core's output ``y`` and an
             exploration matrix ``E`` per env, drawn by :meth:`sample_sde_noise` and passed to
             :meth:`act` (a trainer redraws it every ``sde_sample_freq`` steps); ``log_std``
-            becomes ``(hidden_size, d)``. Without ``sde_noise``, a stochastic ``act`` draws
+            becomes ``(A, d)``. Without ``sde_noise``, a stochastic ``act`` draws
             fresh matrices for that call. No effect (``policy.use_sde`` is False) when the
             action space has no Box part.
         sde_learn_features: with ``use_sde``, also pass the gradient of the action variance into
@@ -108,7 +121,7 @@ class LSTMPolicy(Module):
                  log_std_init: float = 0.0, action_init_scale: float = 0.01,
                  image_encoder: str = "conv", use_sde: bool = False,
                  sde_learn_features: bool = False, image_scale: float | None = 255.0,
-                 memoryless: bool = False):
+                 memoryless: bool = False, head_hidden=()):
         check_space(observation_space, "observation_space")
         check_space(action_space, "action_space")
         self.observation_space, self.action_space = observation_space, action_space
@@ -146,12 +159,15 @@ class LSTMPolicy(Module):
             raise ValueError("log_std_init and action_init_scale must be finite numbers")
         mlp_hidden = (mlp_hidden,) if isinstance(mlp_hidden, (int, np.integer)) else mlp_hidden
         self.mlp_hidden = tuple(check_int("mlp_hidden size", h, 1) for h in mlp_hidden)
+        self.head_hidden = _sizes("head_hidden", head_hidden)
         self._core_cls = core_class(core)
         self.core_type = core_name(self._core_cls)
         self.seed = seed
         rng = np.random.default_rng(seed)
         seeds = rng.integers(2 ** 63, size=5)
         self.rng = np.random.default_rng(rng.integers(2 ** 63))
+        # drawn after the others, so a policy without head_hidden is what it always was
+        head_seeds = rng.integers(2 ** 63, size=2) if self.head_hidden else (None, None)
 
         # observation -> core input: encoding, and a conv net per image part
         self.inputs = PolicyInputs(observation_space, check_dtype(dtype), image_encoder,
@@ -159,8 +175,9 @@ class LSTMPolicy(Module):
         self.image_encoder, self.image_scale = self.inputs.image_encoder, self.inputs.image_scale
         self.obs_dim, self.feature_dim = self.inputs.obs_dim, self.inputs.feature_dim
         self.image_nets = self.inputs.image_nets
-        self.action_heads = ActionHeads(action_space,
-                                        sde_latent=self.hidden_size if self.use_sde else 0)
+        latent = self.head_hidden[-1] if self.head_hidden else self.hidden_size
+        self.latent_size = latent
+        self.action_heads = ActionHeads(action_space, sde_latent=latent if self.use_sde else 0)
         self.heads, self.head_slices = self.action_heads.heads, self.action_heads.slices
         self.n_action = self.action_heads.n_out
         self.n_mask = self.action_heads.n_mask
@@ -178,23 +195,31 @@ class LSTMPolicy(Module):
         self.critic_core = (None if self.shared_core else
                             self._core_cls(enc_out, H, self.num_layers, dtype=dtype,
                                            seed=seeds[2], **self.core_kwargs))
-        self.action_net = Linear(H, self.n_action, dtype=dtype, seed=seeds[3],
+        self.actor_head, self.critic_head = (
+            (MLP(H, self.head_hidden, dtype=dtype, seed=s) for s in head_seeds)
+            if self.head_hidden else (None, None))
+        self.action_net = Linear(latent, self.n_action, dtype=dtype, seed=seeds[3],
                                  init_scale=self.action_init_scale)
-        self.value_net = Linear(H, 1, dtype=dtype, seed=seeds[4])
+        self.value_net = Linear(latent, 1, dtype=dtype, seed=seeds[4])
 
         children = [(f"image{j}.", net) for j, net in enumerate(self.image_nets)]
         children += [("encoder.", self.encoder), ("core.", self.core),
-                    ("critic_core.", self.critic_core), ("action.", self.action_net)]
+                     ("critic_core.", self.critic_core), ("actor_head.", self.actor_head),
+                     ("action.", self.action_net)]
+        after = [("critic_head.", self.critic_head), ("value.", self.value_net)]
         spec = []
         for prefix, child in children:
             if child is not None:
                 spec += param_spec(child, prefix)
         if self.n_log_std:
-            spec.append(("log_std", (H, self.n_log_std) if self.use_sde else (self.n_log_std,)))
-        spec += param_spec(self.value_net, "value.")
+            spec.append(("log_std", (latent, self.n_log_std) if self.use_sde else
+                         (self.n_log_std,)))
+        for prefix, child in after:
+            if child is not None:
+                spec += param_spec(child, prefix)
         self._allocate(spec, dtype)
-        self.submodules = [(prefix, child) for prefix, child in
-                           children + [("value.", self.value_net)] if child is not None]
+        self.submodules = [(prefix, child) for prefix, child in children + after
+                           if child is not None]
         for prefix, child in self.submodules:
             adopt(self, child, prefix)
         if self.n_log_std:
@@ -216,7 +241,8 @@ class LSTMPolicy(Module):
                 "action_init_scale": self.action_init_scale,
                 "image_encoder": self.image_encoder, "image_scale": self.image_scale,
                 "use_sde": self.use_sde, "sde_learn_features": self.sde_learn_features,
-                **({"memoryless": True} if self.memoryless else {})}
+                **({"memoryless": True} if self.memoryless else {}),
+                **({"head_hidden": list(self.head_hidden)} if self.head_hidden else {})}
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -274,7 +300,7 @@ class LSTMPolicy(Module):
         ``(B,)``, ``log_probs`` ``(B,)`` and the next state. Where ``episode_start[b]`` is set,
         row ``b``'s state is zeroed first. ``rng`` is a ``numpy.random.Generator`` (default: the
         policy's own, seeded by ``seed``). ``action_mask`` ``(B, n_mask)`` overrides a Dict
-        observation's ``action_mask`` key. ``sde_noise`` ``(B, hidden_size, d)``: the gSDE
+        observation's ``action_mask`` key. ``sde_noise`` ``(B, A, d)``: the gSDE
         exploration matrices from :meth:`sample_sde_noise` (``use_sde`` only; ``None``: fresh).
         """
         if isinstance(state, (tuple, list)) and state and isinstance(state[0], np.ndarray):
@@ -303,17 +329,25 @@ class LSTMPolicy(Module):
         else:
             yv, new_critic = self.critic_core.step(x, critic)
             new_state = self._core_state_tuple(new_actor) + self._core_state_tuple(new_critic)
-        z = self.action_net._forward(y)
-        values = self.value_net._forward(yv)[:, 0]
+        pi, vf = self._heads_in(y, yv)
+        z = self.action_net._forward(pi)
+        values = self.value_net._forward(vf)[:, 0]
         rng = self.rng if rng is None else rng
         if sde_noise is not None:
             sde_noise = self._check_sde_noise(sde_noise, B)
         actions, logp = self.action_heads.act(z, mask, self.log_std, rng, deterministic,
-                                              latent=y, sde_noise=sde_noise)
+                                              latent=pi, sde_noise=sde_noise)
         return actions, values, logp.astype(self.dtype, copy=False), new_state
 
+    def _heads_in(self, y, yv):
+        """The action layer's and the value head's inputs: the core outputs, through the head
+        MLPs where there are some."""
+        if self.actor_head is None:
+            return y, yv
+        return self.actor_head.forward(y)[0], self.critic_head.forward(yv)[0]
+
     def sample_sde_noise(self, batch_size: int, rng=None) -> np.ndarray:
-        """Standard-normal gSDE exploration matrices ``(batch_size, hidden_size, d)``, one per
+        """Standard-normal gSDE exploration matrices ``(batch_size, A, d)``, one per
         env, for :meth:`act`'s ``sde_noise`` (scaled by ``exp(log_std)`` when used)."""
         if not self.use_sde:
             raise ValueError("sample_sde_noise needs a policy built with use_sde=True")
@@ -352,6 +386,8 @@ class LSTMPolicy(Module):
             y = self.core.step(x, actor)[0]
         else:
             y = self.critic_core.step(x, critic)[0]
+        if self.critic_head is not None:
+            y = self.critic_head.forward(y)[0]
         return self.value_net._forward(y)[:, 0]
 
     def advance(self, obs_seq, state, episode_starts):
@@ -414,12 +450,16 @@ class LSTMPolicy(Module):
             yv = yv.reshape(T * B, -1)
         else:
             yv = y
-        z = self.action_net._forward(y)
-        values = self.value_net._forward(yv)[:, 0]
+        pi, vf, pi_cache, vf_cache = y, yv, None, None
+        if self.actor_head is not None:
+            pi, pi_cache = self.actor_head.forward(y)
+            vf, vf_cache = self.critic_head.forward(yv)
+        z = self.action_net._forward(pi)
+        values = self.value_net._forward(vf)[:, 0]
         logp, ent, head_caches = self.action_heads.log_prob_entropy(z, acts, mask, self.log_std,
-                                                                    latent=y)
+                                                                    latent=pi)
         cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches,
-                            image_caches)
+                            image_caches, pi, vf, pi_cache, vf_cache)
         return logp.reshape(T, B), ent.reshape(T, B), values.reshape(T, B), cache
 
     def backward(self, dlog_probs, dentropy, dvalues, cache: PolicyCache) -> None:
@@ -446,13 +486,19 @@ class LSTMPolicy(Module):
         dlp, de, dv = (coef(dlog_probs, "dlog_probs"), coef(dentropy, "dentropy"),
                        coef(dvalues, "dvalues"))
         dz = np.empty((N, self.n_action), dtype=self.dtype)
+        pi = cache.y if self.actor_head is None else cache.pi
         dy_sde = self.action_heads.backward(
             dlp, de, cache.head_caches, dz, self.grads.get("log_std"),
-            latent=cache.y if self.sde_learn_features else None)
-        dy = self.action_net.backward(dz, cache.y)
+            latent=pi if self.sde_learn_features else None)
+        dy = self.action_net.backward(dz, pi)
         if dy_sde is not None:
             dy += dy_sde
-        dyv = self.value_net.backward(dv[:, None], cache.yv)
+        if self.actor_head is None:
+            dyv = self.value_net.backward(dv[:, None], cache.yv)
+        else:
+            dy = self.actor_head.backward(dy, cache.pi_cache, need_dx=True)
+            dyv = self.value_net.backward(dv[:, None], cache.vf)
+            dyv = self.critic_head.backward(dyv, cache.vf_cache, need_dx=True)
         # the cores' input gradient feeds only an encoder or image nets: skip its GEMM otherwise
         need_dx = self.encoder is not None or bool(self.image_nets)
         if self.critic_core is None:
@@ -482,6 +528,16 @@ class LSTMPolicy(Module):
         if not isinstance(obj, cls):
             raise ValueError(f"{path} holds a {type(obj).__name__}, not an {cls.__name__}")
         return obj
+
+
+def _sizes(name: str, sizes) -> tuple:
+    """Layer sizes given as an int or a sequence of ints (``()``: no layer), checked."""
+    if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, (bool, np.bool_)):
+        sizes = (sizes,)
+    if isinstance(sizes, (str, bytes, dict)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of layer sizes (ints >= 1), such as "
+                        f"(64, 64), or () for none; got {sizes!r}")
+    return tuple(check_int(f"{name} size", h, 1) for h in sizes)
 
 
 # ---------------------------------------------------------------------------- rlstm.save/load
@@ -533,8 +589,12 @@ def _build(c: dict, size: int) -> LSTMPolicy:
         registry.need(d_in * int(h) <= size, "encoder too large")
         d_in = int(h)
     registry.need_recurrent(c, d_in, size)
-    heads = ActionHeads(act, sde_latent=H if c.get("use_sde") else 0)
-    registry.need(H * heads.n_out <= size, "action layer too large")
+    latent = H
+    for h in c.get("head_hidden") or []:
+        registry.need(2 * latent * int(h) <= size, "head MLPs too large")
+        latent = int(h)
+    heads = ActionHeads(act, sde_latent=latent if c.get("use_sde") else 0)
+    registry.need(latent * heads.n_out <= size, "action layer too large")
     return LSTMPolicy(obs, act, c.pop("hidden_size"), c.pop("num_layers"), c.pop("dtype"), **c)
 
 

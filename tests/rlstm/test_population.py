@@ -15,6 +15,9 @@ CASES = [
     (gym.spaces.Discrete(5), gym.spaces.Tuple((gym.spaces.Discrete(2),
                                               gym.spaces.Box(-1, 1, (1,), np.float32))), {}),
     (BOX, gym.spaces.Discrete(2), {"mlp_hidden": (8,)}),
+    (BOX, gym.spaces.Discrete(3), {"head_hidden": (7, 5), "mlp_hidden": (8,)}),
+    (BOX, gym.spaces.Box(-2.0, 2.0, (2,), dtype=np.float32), {"head_hidden": (5,),
+                                                              "use_sde": True}),
     (BOX, gym.spaces.Box(-2.0, 2.0, (2,), dtype=np.float32), {"use_sde": True}),
     (BOX, gym.spaces.Discrete(3), {"core_kwargs": {"cell_activation": "identity"}}),
     # images through each member's own conv net (a regression: the population used to feed

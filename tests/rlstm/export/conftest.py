@@ -111,6 +111,14 @@ def _make(name: str) -> Predictor:
     if name == "float64-dict-mask-gru-critic":
         return Predictor(LSTMPolicy(_dict_obs(), _dict_action(), dtype=np.float64, core="gru",
                                     shared_core=False, **kw))
+    if name == "head-mlps-critic-box-action":  # sb3-contrib's net_arch after the core
+        return Predictor(LSTMPolicy(BOX5, spaces.Box(-1.0, 1.0, (2,), np.float32),
+                                    shared_core=False, head_hidden=(12, 6), **kw),
+                         _normalizer(BOX5, 9))
+    if name == "head-mlp-image-discrete":
+        obs = spaces.Dict({"v": spaces.Box(-1.0, 1.0, (2,), np.float32),
+                           "img": spaces.Box(0, 255, (7, 7, 3), np.uint8)})
+        return Predictor(LSTMPolicy(obs, spaces.Discrete(3), head_hidden=(10,), **kw))
     raise KeyError(name)
 
 
@@ -119,7 +127,8 @@ CASES = ["lstm-box-normalised", "lstm-peephole-stacked-box-action",
          "gru-stacked-critic-mlp", "dict-obs-mask-dict-action-normalised",
          "tuple-obs-tuple-action-gru-normalised", "image-flatten-scale-128",
          "image-conv-small-unscaled-normalised", "image-conv-large", "gsde-box-action",
-         "float64-lstm-peephole-normalised", "float64-dict-mask-gru-critic"]
+         "float64-lstm-peephole-normalised", "float64-dict-mask-gru-critic",
+         "head-mlps-critic-box-action", "head-mlp-image-discrete"]
 
 
 @pytest.fixture(params=CASES)

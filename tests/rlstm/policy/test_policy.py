@@ -86,11 +86,12 @@ COMBOS = ([(o, "discrete") for o in OBS_SPACES] + [("box", a) for a in ACT_SPACE
 
 @pytest.mark.parametrize("obs_name,act_name,sde", [c + (False,) for c in COMBOS] + [
     ("box", "box", True), ("dict_of_tuple", "dict_of_tuple", True), ("box", "tuple", True)])
-def test_act_and_evaluate_agree(obs_name, act_name, sde):
+@pytest.mark.parametrize("head_hidden", [(), (6, 5)])
+def test_act_and_evaluate_agree(obs_name, act_name, sde, head_hidden):
     rng = np.random.default_rng(0)
     obs_space, act_space = OBS_SPACES[obs_name], ACT_SPACES[act_name]
     p = LSTMPolicy(obs_space, act_space, hidden_size=8, seed=1, dtype=np.float64,
-                   action_init_scale=1.0, use_sde=sde)
+                   action_init_scale=1.0, use_sde=sde, head_hidden=head_hidden)
     obs, acts, es, s0, lp_act, v_act = rollout(p, obs_space, 6, 3, rng)
     for (leaf, _), head in zip(unpack(act_space, acts), p.heads):
         assert leaf.shape[:2] == (6, 3)
@@ -118,6 +119,9 @@ def test_act_and_evaluate_agree(obs_name, act_name, sde):
     ("box", "box", {"use_sde": True, "sde_learn_features": True}),
     ("tuple", "dict_of_tuple", {"use_sde": True, "sde_learn_features": True,
                                 "shared_core": False, "num_layers": 2}),
+    ("box", "discrete", {"head_hidden": (5, 3)}),
+    ("image_dict", "box", {"head_hidden": (5,), "mlp_hidden": (6,), "shared_core": False}),
+    ("box", "tuple", {"head_hidden": (5,), "use_sde": True, "sde_learn_features": True}),
 ])
 def test_backward_matches_central_differences(obs_name, act_name, kw):
     rng = np.random.default_rng(2)
@@ -382,8 +386,10 @@ def test_act_on_a_gymnasium_vector_env():
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_value_matches_act(shared):
-    p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, seed=0, shared_core=shared)
+@pytest.mark.parametrize("head_hidden", [(), (4,)])
+def test_value_matches_act(shared, head_hidden):
+    p = LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=8, seed=0, shared_core=shared,
+                   head_hidden=head_hidden)
     obs = np.random.default_rng(0).uniform(-1, 1, (5, 3))
     st = tuple(np.random.default_rng(1).standard_normal(s.shape).astype(np.float32)
                for s in p.initial_state(5))
@@ -660,3 +666,34 @@ def test_core_options_that_break_act_and_evaluate_agreeing_are_refused(core_kwar
     with pytest.raises(ValueError, match=match):
         LSTMPolicy(spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(2), hidden_size=8,
                    num_layers=2, core_kwargs=core_kwargs)
+
+
+def test_head_hidden_adds_separate_actor_and_critic_mlps_after_the_core(tmp_path):
+    p = LSTMPolicy(BOX, spaces.Discrete(3), hidden_size=8, seed=0, head_hidden=(16, 4))
+    shapes = {k: v.shape for k, v in p.params.items()}
+    assert shapes["actor_head.0.weight"] == shapes["critic_head.0.weight"] == (16, 8)
+    assert shapes["actor_head.1.weight"] == shapes["critic_head.1.weight"] == (4, 16)
+    assert shapes["action.weight"] == (3, 4) and shapes["value.weight"] == (1, 4)
+    assert not np.array_equal(p.params["actor_head.0.weight"], p.params["critic_head.0.weight"])
+    # a policy without head_hidden is the same network it always was (same seed, same weights)
+    plain = LSTMPolicy(BOX, spaces.Discrete(3), hidden_size=8, seed=0)
+    np.testing.assert_array_equal(plain.params["core.weight_ih_l0"],
+                                  p.params["core.weight_ih_l0"])
+    assert "head_hidden" not in plain.config() and p.config()["head_hidden"] == [16, 4]
+    p.save(tmp_path / "p")
+    q = LSTMPolicy.load(tmp_path / "p")
+    assert q.head_hidden == (16, 4)
+    np.testing.assert_array_equal(q.flat_params, p.flat_params)
+    obs = np.random.default_rng(0).uniform(-1, 1, (5, 3))
+    a1, v1, lp1, _ = p.act(obs, None, None, deterministic=True)
+    a2, v2, lp2, _ = q.act(obs, None, None, deterministic=True)
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(v1, v2)
+
+
+@pytest.mark.parametrize("bad, err", [("64", TypeError), ((64, 0), ValueError),
+                                      ({"pi": [64]}, TypeError), ((1.5,), TypeError),
+                                      (True, TypeError)])
+def test_bad_head_hidden_is_refused(bad, err):
+    with pytest.raises(err, match="head_hidden"):
+        LSTMPolicy(BOX, spaces.Discrete(2), hidden_size=4, head_hidden=bad)
