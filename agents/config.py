@@ -30,6 +30,10 @@ class TrainerConfig:
     """Stacked LSTM layers of the policy core."""
     mlp_hidden: tuple[AtLeast1, ...] = ()
     """Sizes of an MLP encoder (tanh) before the LSTM (``()``: none)."""
+    head_hidden: tuple[AtLeast1, ...] = ()
+    """Sizes of the tanh MLPs after the LSTM, one for the action layer and one for the value
+    head, each with its own weights (``()``: none, both read the LSTM output). sb3-contrib's
+    ``net_arch=dict(pi=[64, 64], vf=[64, 64])`` is ``head_hidden=(64, 64)``."""
     policy_kwargs: dict = field(default_factory=dict)
     """More keyword arguments for :class:`rlstm.policy.LSTMPolicy` (e.g. ``log_std_init``,
     ``core``, ``image_encoder``)."""
@@ -91,7 +95,7 @@ class TrainerConfig:
     def _policy_fields(self) -> tuple[str, ...]:
         """Config fields that become LSTMPolicy arguments (so policy_kwargs must not repeat
         them)."""
-        return ("hidden_size", "num_layers", "mlp_hidden", "dtype")
+        return ("hidden_size", "num_layers", "mlp_hidden", "head_hidden", "dtype")
 
 
 def make_config(config_class: type, config=None, overrides: dict | None = None):
@@ -126,7 +130,8 @@ SB3_NAMES = {
     "policy": "nothing (pass the env first; the policy is always recurrent, see hidden_size)",
     "lstm_hidden_size": "hidden_size",
     "n_lstm_layers": "num_layers",
-    "net_arch": "mlp_hidden (an MLP before the LSTM)",
+    "net_arch": "head_hidden (MLPs after the LSTM, as sb3-contrib's net_arch with the same "
+                "sizes for pi and vf; mlp_hidden is an MLP before it)",
     "shared_lstm": "shared_core",
     "enable_critic_lstm": "shared_core=False (a critic core of its own)",
     "stats_window_size": "nothing (ep_return_mean is over the last 100 episodes)",

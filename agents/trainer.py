@@ -139,7 +139,7 @@ class Trainer:
         cfg = self.config
         return {"hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
                 "dtype": np.dtype(cfg.dtype), "mlp_hidden": cfg.mlp_hidden,
-                **self._policy_kwargs(), **cfg.policy_kwargs}
+                "head_hidden": cfg.head_hidden, **self._policy_kwargs(), **cfg.policy_kwargs}
 
     def _build(self, observation_space, action_space, policy: LSTMPolicy | None = None) -> None:
         """Everything but the env: used by ``__init__`` and by ``load`` (which passes the
