@@ -36,6 +36,7 @@ import os
 import sys
 import time
 
+import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -54,27 +55,47 @@ def settings_for(encoder: str, overrides: dict | None = None) -> tuple[dict, int
     return settings, budget
 
 
-def make_env(onehot: bool = False):
+def make_env(onehot: bool = False, actions: int = 7):
     """MemoryS7; ``onehot=True`` wraps it in MiniGrid's own ``OneHotPartialObsWrapper`` (the
-    image's object, colour and state codes one-hot: 7x7x20 instead of 7x7x3), the only change
-    the benchmark makes to the env (``--onehot``, an experiment: rlstm itself needs none)."""
-    import gymnasium as gym
+    image's object, colour and state codes one-hot: 7x7x20 instead of 7x7x3); ``actions=3``
+    keeps only MiniGrid's actions 0-2 (turn left, turn right, forward: the other four do
+    nothing in this env, where ``pickup`` is ``toggle`` and toggling a key or a ball is a
+    no-op), as the published recurrent-PPO baseline does (Pleines et al.'s
+    recurrent-ppo-truncated-bptt). Both are experiments (``--onehot``, ``--actions 3``), the
+    only changes the benchmark makes to the env: rlstm itself needs neither."""
     import minigrid  # noqa: F401  (registers the MiniGrid ids)
     env = gym.make(ENV)
     if onehot:
         from minigrid.wrappers import OneHotPartialObsWrapper
         env = OneHotPartialObsWrapper(env)
+    if actions != 7:
+        if actions != 3:
+            raise ValueError(f"actions must be 7 (all of MiniGrid's) or 3 (turns and forward), "
+                             f"got {actions}")
+        env = TurnsAndForward(env)
     return env
 
 
+class TurnsAndForward(gym.ActionWrapper):
+    """MiniGrid with only its actions 0 (turn left), 1 (turn right) and 2 (forward)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.action_space = gym.spaces.Discrete(3)
+
+    def action(self, action):
+        return int(action)
+
+
 def play(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
-         max_steps: int = 1_000, onehot: bool = False) -> tuple[np.ndarray, np.ndarray]:
+         max_steps: int = 1_000, onehot: bool = False,
+         actions: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """Play ``n_episodes`` episodes of MemoryS7 side by side (episode ``i`` reset with
     ``seed + i``). Returns ``(returns, cue_in_view)``: each episode's return, and whether the
     agent started next to the cue (at the start room's first column, where the cue is in its
     view at the first step; elsewhere it must turn round to see it)."""
     keys = model.config.obs_keys
-    envs = [make_env(onehot) for _ in range(n_episodes)]
+    envs = [make_env(onehot, actions) for _ in range(n_episodes)]
     obs = [e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]
     cue_in_view = np.array([e.unwrapped.agent_pos[0] == 1 for e in envs])
     total = np.zeros(n_episodes)
@@ -82,10 +103,10 @@ def play(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
     state, start = None, np.ones(n_episodes, dtype=bool)
     for _ in range(max_steps):
         batch = {k: np.stack([o[k] for o in obs]) for k in keys}
-        actions, state = model.predict(batch, state, start, deterministic=deterministic)
+        acts, state = model.predict(batch, state, start, deterministic=deterministic)
         start[:] = False
         for i in np.flatnonzero(~done):
-            o, r, terminated, truncated, _ = envs[i].step(int(actions[i]))
+            o, r, terminated, truncated, _ = envs[i].step(int(acts[i]))
             obs[i] = o
             total[i] += r
             done[i] = terminated or truncated
@@ -116,10 +137,11 @@ def split_by_cue(total: np.ndarray, cue_in_view: np.ndarray) -> dict:
 
 
 def success_by_cue(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
-                   onehot: bool = False) -> dict:
+                   onehot: bool = False, actions: int = 7) -> dict:
     """:func:`split_by_cue` of ``n_episodes`` episodes. A policy with memory but no looking
     scores ~1 and ~0.5; a memoryless one ~0.5 on both."""
-    return split_by_cue(*play(model, n_episodes, seed, deterministic, onehot=onehot))
+    return split_by_cue(*play(model, n_episodes, seed, deterministic, onehot=onehot,
+                              actions=actions))
 
 
 def run_seed(job: dict) -> dict:
@@ -138,7 +160,7 @@ def run_seed(job: dict) -> dict:
             self.next += job["eval_freq"]
             t = time.perf_counter()
             total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
-                               onehot=job["onehot"])
+                               onehot=job["onehot"], actions=job.get("actions", 7))
             split = split_by_cue(total, seen)
             rate, ret = split["all"], float(np.mean(total))
             self.eval_time += time.perf_counter() - t
@@ -149,7 +171,8 @@ def run_seed(job: dict) -> dict:
             return not (job["stop_at_target"] and rate >= job["target"])
 
     with threadpool_limits(1):
-        model = PPO(functools.partial(make_env, job["onehot"]), seed=job["seed"],
+        model = PPO(functools.partial(make_env, job["onehot"], job.get("actions", 7)),
+                    seed=job["seed"],
                     **job["settings"])
         probe = Probe()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -157,11 +180,11 @@ def run_seed(job: dict) -> dict:
         wall = time.perf_counter() - t0 - probe.eval_time
         cpu = time.process_time() - c0
         total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
-                           onehot=job["onehot"])
+                           onehot=job["onehot"], actions=job.get("actions", 7))
         split = split_by_cue(total, seen)
         rate, ret = split["all"], float(np.mean(total))
         sampled_total, _ = play(model, job["eval_episodes"], deterministic=False,
-                                onehot=job["onehot"])
+                                onehot=job["onehot"], actions=job.get("actions", 7))
         if job.get("save_dir"):
             os.makedirs(job["save_dir"], exist_ok=True)
             model.save(os.path.join(job["save_dir"],
@@ -207,7 +230,8 @@ def throughput(args) -> None:
 JUNCTION = (5, 3)  # MemoryS7's split: from here "left" faces the upper branch, "right" the lower
 
 
-def diagnose(model, n_episodes: int = 100, seed: int = 10_000, onehot: bool = False) -> dict:
+def diagnose(model, n_episodes: int = 100, seed: int = 10_000, onehot: bool = False,
+             actions: int = 7) -> dict:
     """What the greedy policy does where it must use the cue: at its first arrival at the split
     facing east, the probabilities of ``left`` (towards the upper object) and ``right``
     (towards the lower one), grouped by which branch is correct. A policy that uses the cue
@@ -219,7 +243,7 @@ def diagnose(model, n_episodes: int = 100, seed: int = 10_000, onehot: bool = Fa
     rows, entropies = [], []
     left, right = np.zeros((1, 1), int), np.ones((1, 1), int)  # MiniGrid's actions 0 and 1
     for i in range(n_episodes):
-        env = make_env(onehot)
+        env = make_env(onehot, actions)
         obs, _ = env.reset(seed=seed + i)
         u = env.unwrapped
         upper_correct = u.success_pos[1] < JUNCTION[1]
@@ -282,7 +306,8 @@ def report(paths) -> None:
         first = "–" if r["first_at_target"] is None else f"{r['first_at_target']:,}"
         split = r.get("success_by_cue") or {}
         changed = ", ".join([f"{k}={v}" for k, v in _leaves(r.get("overrides") or {})]
-                            + (["one-hot codes"] if r.get("onehot") else [])) or "–"
+                            + (["one-hot codes"] if r.get("onehot") else [])
+                            + (["3 actions"] if r.get("actions", 7) == 3 else [])) or "–"
         print(f"| {r['encoder']} | {changed} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
               f"{r['success']:.2f} | {_fmt(split.get('in_view'))} / {_fmt(split.get('turn'))} | "
               f"{r['success_sampled']:.2f} | {r['wall']:.0f} s | {r['sps']:,.0f} |")
@@ -306,6 +331,9 @@ def main(argv=None):
     p.add_argument("--out", default="minigrid_results.jsonl")
     p.add_argument("--onehot", action="store_true",
                    help="one-hot the image codes (MiniGrid's OneHotPartialObsWrapper)")
+    p.add_argument("--actions", type=int, choices=[3, 7], default=7,
+                   help="3: only turn left, turn right and forward (the other four are no-ops "
+                        "in this env)")
     p.add_argument("--save-dir", default=None,
                    help="save each seed's final model there (memory_s7_ENCODER_seedN.rlstm)")
     p.add_argument("--throughput", action="store_true",
@@ -325,21 +353,23 @@ def main(argv=None):
         import minigrid  # noqa: F401
         from agents import PPO
         model = PPO.load(args.diagnose)
-        print(json.dumps(diagnose(model, args.eval_episodes, onehot=args.onehot), indent=1))
+        print(json.dumps(diagnose(model, args.eval_episodes, onehot=args.onehot,
+                                  actions=args.actions), indent=1))
         return None
     from agents.cli import parse_overrides
     from agents.ppo import PPOConfig
     overrides = parse_overrides(args.set, PPOConfig)
     settings, budget = settings_for(args.encoder, dict(overrides))
     budget = args.budget or budget
-    print(f"PPO on {ENV}{' (image codes one-hot)' if args.onehot else ''}, {args.encoder} "
+    print(f"PPO on {ENV}{' (image codes one-hot)' if args.onehot else ''}"
+          f"{' (3 actions)' if args.actions == 3 else ''}, {args.encoder} "
           f"encoder, budget {budget}, settings {settings}",
           flush=True)
     jobs = [{"seed": s, "encoder": args.encoder, "budget": budget, "settings": settings,
              "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
              "target": args.target, "stop_at_target": args.stop_at_target,
              "sampled": args.sampled, "save_dir": args.save_dir, "overrides": overrides,
-             "onehot": args.onehot}
+             "onehot": args.onehot, "actions": args.actions}
             for s in args.seeds]
 
     def save(r):
