@@ -45,6 +45,9 @@ def test_numpy_scalars_are_numbers_and_are_stored_as_python_values():
     ({"max_grad_norm": float("inf")}, ValueError, r"max_grad_norm must be a number > 0"),
     ({"mlp_hidden": "abc"}, TypeError, r"mlp_hidden must be a list of ints >= 1"),
     ({"mlp_hidden": [64, 0]}, ValueError, r"mlp_hidden\[1\] must be an int >= 1, got 0"),
+    ({"head_hidden": "64"}, TypeError, r"head_hidden must be a list of ints >= 1"),
+    ({"head_hidden": [64, 0]}, ValueError, r"head_hidden\[1\] must be an int >= 1, got 0"),
+    ({"policy_kwargs": {"head_hidden": [8]}}, ValueError, r"set head_hidden on the trainer"),
     ({"lr_schedule": "lineer"}, ValueError, r"one of 'constant', 'linear', got 'lineer' "
                                             r"\(did you mean 'linear'\?\)"),
     ({"seq_len": 5}, ValueError, r"seq_len \(5\) must divide n_steps \(32\)"),
@@ -70,3 +73,15 @@ def test_make_config_refuses_other_configs_and_unknown_names():
     base = PPOConfig(n_envs=4)
     c = make_config(PPOConfig, base, {"gamma": 0.9})
     assert (c.n_envs, c.gamma, base.gamma) == (4, 0.9, 0.98)  # the given config is not changed
+
+
+def test_head_hidden_builds_the_policy_and_survives_save_and_load(tmp_path):
+    from agents import PPO
+    model = PPO("CartPole-v1", head_hidden=(16, 8), n_envs=2, n_steps=16, seed=0)
+    assert model.policy.head_hidden == (16, 8)
+    assert model.policy.params["action.weight"].shape == (2, 8)
+    model.learn(64)
+    model.save(tmp_path / "m.rlstm")
+    loaded = PPO.load(tmp_path / "m.rlstm")
+    assert loaded.config.head_hidden == (16, 8)
+    np.testing.assert_array_equal(loaded.policy.flat_params, model.policy.flat_params)
