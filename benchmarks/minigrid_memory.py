@@ -277,6 +277,114 @@ def diagnose(model, n_episodes: int = 100, seed: int = 10_000, onehot: bool = Fa
     return out
 
 
+RULES = ("match", "cue", "layout")
+
+
+def expert_actions(env, rule: str = "match") -> list[int]:
+    """A scripted walk through a freshly reset MemoryS7 whose every choice can be read from
+    what the agent has seen: turn round (left, left: the cue comes into view), turn back,
+    walk to the split, turn up or down and step forward. MiniGrid's actions: 0 left, 1 right,
+    2 forward. Which way it turns at the split depends on ``rule``:
+
+    * ``"match"``: towards the object that matches the cue (the task; the expert succeeds);
+    * ``"cue"``: up when the cue is a key (memory alone: what was seen at the start);
+    * ``"layout"``: up when the upper object is a key (perception alone: what is in view at
+      the split).
+
+    "match" is the exclusive-or of the other two: neither bit alone says anything about it."""
+    u = env.unwrapped
+    x, y = u.agent_pos
+    if u.agent_dir != 0 or y != JUNCTION[1] or x >= JUNCTION[0]:
+        raise ValueError("expert_actions needs MemoryS7 just after reset (agent facing east "
+                         "in the corridor)")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    cue_key = type(u.grid.get(1, JUNCTION[1] - 1)).__name__ == "Key"
+    upper_key = type(u.grid.get(JUNCTION[0], JUNCTION[1] - 2)).__name__ == "Key"
+    up = {"match": cue_key == upper_key, "cue": cue_key, "layout": upper_key}[rule]
+    if rule == "match" and up != (u.success_pos[1] < JUNCTION[1]):
+        raise AssertionError("MemoryS7's layout is not what expert_actions reads")
+    return [0, 0, 0, 0] + [2] * (JUNCTION[0] - x) + [0 if up else 1, 2]
+
+
+def _expert_episodes(n: int, seed0: int, keys, rule: str, onehot: bool, actions: int):
+    """``n`` scripted episodes (:func:`expert_actions`): each a list of ``(obs, action)``,
+    and the index of its step at the split."""
+    episodes = []
+    for i in range(n):
+        env = make_env(onehot, actions)
+        obs, _ = env.reset(seed=seed0 + i)
+        steps = []
+        for a in expert_actions(env, rule):
+            steps.append(({k: np.asarray(obs[k]) for k in keys}, a))
+            obs, r, terminated, truncated, _ = env.step(a)
+        if rule == "match" and not (terminated and r > 0):
+            raise AssertionError("the scripted expert failed an episode")
+        env.close()
+        episodes.append(steps)
+    return episodes
+
+
+def _batch(episodes, idx, keys, T):
+    last = [len(episodes[j]) - 1 for j in idx]
+    obs = {k: np.stack([np.stack([episodes[j][min(t, n)][0][k] for j, n in zip(idx, last)])
+                        for t in range(T)]) for k in keys}
+    acts = np.array([[episodes[j][min(t, n)][1] for j, n in zip(idx, last)] for t in range(T)])
+    valid = np.array([[t <= n for n in last] for t in range(T)], dtype=float)
+    starts = np.zeros((T, len(idx)), dtype=bool)
+    starts[0] = True
+    return obs, acts, valid, starts
+
+
+def imitate(settings: dict, n_episodes: int = 4_096, epochs: int = 30, batch: int = 64,
+            seed: int = 0, lr: float = 1e-3, actions: int = 7, onehot: bool = False,
+            eval_episodes: int = 100, rule: str = "match") -> dict:
+    """Behaviour cloning of :func:`expert_actions` with the policy PPO builds from
+    ``settings``: the same network and observations, trained by supervised learning (Adam,
+    ``epochs`` passes over ``n_episodes`` scripted episodes, whole episodes from a zero
+    state). Reports the loss per step, the accuracy of the turn at the split on 1,000
+    held-out episodes (the probability of the expert's turn above 1/2) and, for
+    ``rule="match"``, the greedy success on the env. Whether the network learns the turn at
+    all, given the answer at every step, separates what the network can learn from what PPO
+    finds from a reward on success alone; ``rule`` ``"cue"`` and ``"layout"`` learn the two
+    halves of the task's exclusive-or on their own."""
+    from agents import PPO
+    from rlstm.optim import Adam
+    keys = list(settings["obs_keys"])
+    model = PPO(functools.partial(make_env, onehot, actions), seed=seed, **settings)
+    policy = model.policy
+    episodes = _expert_episodes(n_episodes, seed * 1_000_003, keys, rule, onehot, actions)
+    held_out = _expert_episodes(1_000, 500_000_000 + seed, keys, rule, onehot, actions)
+    T = max(len(e) for e in episodes + held_out)
+    rng = np.random.default_rng(seed)
+    opt = Adam(policy, lr=lr)
+    t0 = time.perf_counter()
+    losses = []
+    for _ in range(epochs):
+        order = rng.permutation(n_episodes)
+        total = 0.0
+        for b in range(0, n_episodes, batch):
+            obs_seq, acts, valid, starts = _batch(episodes, order[b:b + batch], keys, T)
+            logp, _, _, cache = policy.evaluate(obs_seq, acts, None, starts)
+            total += float(-(logp * valid).sum())
+            opt.zero_grad()
+            policy.backward(-valid / valid.sum(), None, None, cache)
+            opt.step()
+        losses.append(total / sum(len(e) for e in episodes))
+    wall = time.perf_counter() - t0
+    obs_seq, acts, valid, starts = _batch(held_out, np.arange(len(held_out)), keys, T)
+    logp = policy.evaluate(obs_seq, acts, None, starts)[0]
+    split = [len(e) - 2 for e in held_out]  # the turn, one step before the last
+    turn_right = np.exp(logp[split, np.arange(len(held_out))]) > 0.5
+    out = {"rule": rule, "episodes": n_episodes, "epochs": epochs, "first_loss": losses[0],
+           "final_loss": losses[-1], "turn_accuracy": float(turn_right.mean()), "wall": wall}
+    if rule == "match":
+        out["success_by_cue"] = split_by_cue(*play(model, eval_episodes, onehot=onehot,
+                                                   actions=actions))
+    model.close()
+    return out
+
+
 def _fmt(x) -> str:
     return "–" if x is None else f"{x:.2f}"
 
@@ -341,6 +449,12 @@ def main(argv=None):
     p.add_argument("--throughput-steps", type=int, default=16_384)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--report", nargs="+", default=None, metavar="FILE")
+    p.add_argument("--imitate", choices=RULES, default=None,
+                   help="train the same network by behaviour cloning of a scripted walk that "
+                        "turns at the split by this rule (no reward), print how well it "
+                        "learned the turn, and exit")
+    p.add_argument("--imitate-episodes", type=int, default=4_096)
+    p.add_argument("--imitate-epochs", type=int, default=30)
     p.add_argument("--diagnose", default=None, metavar="MODEL",
                    help="a saved model (--save-dir): print its action probabilities at the "
                         "split, by which branch is correct, and exit")
@@ -349,6 +463,17 @@ def main(argv=None):
         return report(args.report)
     if args.throughput:
         return throughput(args)
+    if args.imitate:
+        from agents.cli import parse_overrides
+        from agents.ppo import PPOConfig
+        settings, _ = settings_for(args.encoder, dict(parse_overrides(args.set, PPOConfig)))
+        for seed in args.seeds:
+            out = imitate(settings, n_episodes=args.imitate_episodes,
+                          epochs=args.imitate_epochs, seed=seed, actions=args.actions,
+                          onehot=args.onehot, eval_episodes=args.eval_episodes,
+                          rule=args.imitate)
+            print(json.dumps({"seed": seed, **out}), flush=True)
+        return None
     if args.diagnose:
         import minigrid  # noqa: F401
         from agents import PPO
