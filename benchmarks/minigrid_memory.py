@@ -465,8 +465,8 @@ def main(argv=None):
     p.add_argument("--report", nargs="+", default=None, metavar="FILE")
     p.add_argument("--imitate", choices=RULES, default=None,
                    help="train the same network by behaviour cloning of a scripted walk that "
-                        "turns at the split by this rule (no reward), print how well it "
-                        "learned the turn, and exit")
+                        "turns at the split by this rule (no reward; one BLAS thread), print "
+                        "how well it learned the turn, and exit")
     p.add_argument("--imitate-episodes", type=int, default=4_096)
     p.add_argument("--imitate-epochs", type=int, default=30)
     p.add_argument("--diagnose", default=None, metavar="MODEL",
@@ -481,11 +481,13 @@ def main(argv=None):
         from agents.cli import parse_overrides
         from agents.ppo import PPOConfig
         settings, _ = settings_for(args.encoder, dict(parse_overrides(args.set, PPOConfig)))
+        from threadpoolctl import threadpool_limits
         for seed in args.seeds:
-            out = imitate(settings, n_episodes=args.imitate_episodes,
-                          epochs=args.imitate_epochs, seed=seed, actions=args.actions,
-                          onehot=args.onehot, eval_episodes=args.eval_episodes,
-                          rule=args.imitate)
+            with threadpool_limits(1):
+                out = imitate(settings, n_episodes=args.imitate_episodes,
+                              epochs=args.imitate_epochs, seed=seed, actions=args.actions,
+                              onehot=args.onehot, eval_episodes=args.eval_episodes,
+                              rule=args.imitate)
             print(json.dumps({"seed": seed, **out}), flush=True)
         return None
     if args.diagnose:
