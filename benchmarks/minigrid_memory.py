@@ -4,6 +4,7 @@
     python benchmarks/minigrid_memory.py --encoder flatten --seeds 0
     python benchmarks/minigrid_memory.py --throughput
     python benchmarks/minigrid_memory.py --report minigrid.jsonl
+    python benchmarks/minigrid_memory.py --imitate match --imitate-epochs 600
 
 MemoryS7 (the ``minigrid`` package): the agent starts in a corridor facing two objects, with a
 cue object behind it; it must turn round to see the cue, remember it, and walk to the matching
@@ -26,6 +27,12 @@ steps/s (evaluations excluded); ``--save-dir`` keeps the final models. Runs are 
 ``--throughput`` measures training steps/s with the conv encoder and with the flattened image
 (same settings, ``--throughput-steps`` each, alternated ``--repeats`` times, one process, one
 BLAS thread) and prints the ratio: on an otherwise idle machine only.
+
+``--imitate RULE`` trains the same network by behaviour cloning of a scripted walk instead
+(:func:`imitate`; no reward), the turn at the split chosen by RULE (``match``: the task;
+``cue`` or ``layout``: one half of it), and prints how well it learned the turn; ``--diagnose
+MODEL`` prints a saved policy's action probabilities at the split. ``--actions 3`` and
+``--onehot`` are experiments on the env (:func:`make_env`).
 """
 from __future__ import annotations
 
