@@ -265,7 +265,11 @@ finally:
 
 # ---------------------------------------------------------------------------- interrupts
 RUN = """
-import sys
+import signal, sys
+# Python raises KeyboardInterrupt on SIGINT only if SIGINT was not ignored when it started, and
+# a shell starts background jobs with SIGINT ignored: a suite run as `pytest &` (or under
+# nohup in a script) would hand that on to this process, and the Ctrl-C below would be lost
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from agents import PPO, OpenAIES
 kind, d = sys.argv[1], sys.argv[2]
 if kind == "ppo":
