@@ -32,14 +32,12 @@ class PolicyCache:
     mlp_cache: Any
     core_cache: Any
     critic_cache: Any
-    y: np.ndarray
-    yv: np.ndarray
     head_caches: list
     image_caches: list
-    pi: np.ndarray = None
-    vf: np.ndarray = None
-    pi_cache: Any = None
-    vf_cache: Any = None
+    pi: np.ndarray          # the action layer's input: y, through the actor head MLP if any
+    vf: np.ndarray          # the value head's input: yv, through the critic head MLP if any
+    pi_cache: Any
+    vf_cache: Any
 
 
 class LSTMPolicy(Module):
@@ -157,8 +155,7 @@ class LSTMPolicy(Module):
         self.action_init_scale = float(action_init_scale)
         if not np.isfinite(self.log_std_init) or not np.isfinite(self.action_init_scale):
             raise ValueError("log_std_init and action_init_scale must be finite numbers")
-        mlp_hidden = (mlp_hidden,) if isinstance(mlp_hidden, (int, np.integer)) else mlp_hidden
-        self.mlp_hidden = tuple(check_int("mlp_hidden size", h, 1) for h in mlp_hidden)
+        self.mlp_hidden = _sizes("mlp_hidden", mlp_hidden)
         self.head_hidden = _sizes("head_hidden", head_hidden)
         self._core_cls = core_class(core)
         self.core_type = core_name(self._core_cls)
@@ -176,7 +173,6 @@ class LSTMPolicy(Module):
         self.obs_dim, self.feature_dim = self.inputs.obs_dim, self.inputs.feature_dim
         self.image_nets = self.inputs.image_nets
         latent = self.head_hidden[-1] if self.head_hidden else self.hidden_size
-        self.latent_size = latent
         self.action_heads = ActionHeads(action_space, sde_latent=latent if self.use_sde else 0)
         self.heads, self.head_slices = self.action_heads.heads, self.action_heads.slices
         self.n_action = self.action_heads.n_out
@@ -458,7 +454,7 @@ class LSTMPolicy(Module):
         values = self.value_net._forward(vf)[:, 0]
         logp, ent, head_caches = self.action_heads.log_prob_entropy(z, acts, mask, self.log_std,
                                                                     latent=pi)
-        cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, y, yv, head_caches,
+        cache = PolicyCache(self, T, B, mlp_cache, core_cache, critic_cache, head_caches,
                             image_caches, pi, vf, pi_cache, vf_cache)
         return logp.reshape(T, B), ent.reshape(T, B), values.reshape(T, B), cache
 
@@ -486,18 +482,15 @@ class LSTMPolicy(Module):
         dlp, de, dv = (coef(dlog_probs, "dlog_probs"), coef(dentropy, "dentropy"),
                        coef(dvalues, "dvalues"))
         dz = np.empty((N, self.n_action), dtype=self.dtype)
-        pi = cache.y if self.actor_head is None else cache.pi
         dy_sde = self.action_heads.backward(
             dlp, de, cache.head_caches, dz, self.grads.get("log_std"),
-            latent=pi if self.sde_learn_features else None)
-        dy = self.action_net.backward(dz, pi)
+            latent=cache.pi if self.sde_learn_features else None)
+        dy = self.action_net.backward(dz, cache.pi)
         if dy_sde is not None:
             dy += dy_sde
-        if self.actor_head is None:
-            dyv = self.value_net.backward(dv[:, None], cache.yv)
-        else:
+        dyv = self.value_net.backward(dv[:, None], cache.vf)
+        if self.actor_head is not None:
             dy = self.actor_head.backward(dy, cache.pi_cache, need_dx=True)
-            dyv = self.value_net.backward(dv[:, None], cache.vf)
             dyv = self.critic_head.backward(dyv, cache.vf_cache, need_dx=True)
         # the cores' input gradient feeds only an encoder or image nets: skip its GEMM otherwise
         need_dx = self.encoder is not None or bool(self.image_nets)
