@@ -84,14 +84,15 @@ class PopulationPolicy:
                                                                 net.layers],
                                              channels_first=net.channels_first,
                                              dtype=self.dtype), a, a + net.num_params))
-        self._encoder = []
-        width = inputs.feature_dim
-        if template.encoder is not None:
-            act = _ACT[template.encoder.activation]
-            for k, layer in enumerate(template.encoder.layers):
-                self._encoder.append((off(f"encoder.{k}.weight"), off(f"encoder.{k}.bias"),
-                                      layer.out_features, act))
-            width = template.encoder.layers[-1].out_features
+        def mlp(module, prefix: str) -> list:
+            """``(weight offset, bias offset, out, activation)`` of each layer of an MLP."""
+            if module is None:
+                return []
+            return [(off(f"{prefix}.{k}.weight"), off(f"{prefix}.{k}.bias"), layer.out_features,
+                     _ACT[module.activation]) for k, layer in enumerate(module.layers)]
+
+        self._encoder = mlp(template.encoder, "encoder")
+        width = self._encoder[-1][2] if self._encoder else inputs.feature_dim
         if layout["core.weight_ih_l0"][1] != (4 * self.H, width):
             raise ValueError(f"the template's core reads {layout['core.weight_ih_l0'][1][1]} "
                              f"features, its inputs give {width}: not an LSTMPolicy layout")
@@ -102,19 +103,14 @@ class PopulationPolicy:
             self._layers.append((off(f"core.weight_ih_l{k}"), off(f"core.weight_hh_l{k}"),
                                  off(f"core.bias_ih_l{k}"), off(f"core.bias_hh_l{k}"), peep))
         # the actor's head MLP (head_hidden) between the core and the action layer
-        self._head = []
-        if getattr(template, "actor_head", None) is not None:
-            act = _ACT[template.actor_head.activation]
-            for k, layer in enumerate(template.actor_head.layers):
-                self._head.append((off(f"actor_head.{k}.weight"), off(f"actor_head.{k}.bias"),
-                                   layer.out_features, act))
+        self._head = mlp(getattr(template, "actor_head", None), "actor_head")
         self._action = (off("action.weight"), off("action.bias"))
         # scratch buffers, allocated once
         R, H = self.rows, self.H
         self._gates = np.empty((R, 4 * H), dtype=self.dtype)
         self._z = np.empty((R, template.action_heads.n_out), dtype=self.dtype)
-        self._enc = [np.empty((R, o), dtype=self.dtype) for _, _, o, _ in self._encoder]
-        self._hid = [np.empty((R, o), dtype=self.dtype) for _, _, o, _ in self._head]
+        self._enc, self._hid = ([np.empty((R, o), dtype=self.dtype) for _, _, o, _ in layers]
+                                for layers in (self._encoder, self._head))
 
     def initial_state(self):
         """Zero ``(h, c)``, each ``(num_layers, P * B, hidden_size)``."""
@@ -156,20 +152,22 @@ class PopulationPolicy:
         one (``head_hidden``)."""
         x = self._image_features(self.template.inputs.encode(obs, (self.rows,), "obs"))
         h, c = self._check_state(state)
-        w = self.params
-        for (ow, ob, _, act), buf in zip(self._encoder, self._enc):
-            _kernels.population_linear(w, ow, ob, x, buf, act)
-            x = buf
+        x = self._mlp(self._encoder, self._enc, x)
         h_new = np.empty_like(h)
         c_new = np.empty_like(c)
         for k, (o_ih, o_hh, o_bih, o_bhh, o_peep) in enumerate(self._layers):
-            _kernels.population_lstm_step(w, o_ih, o_hh, o_bih, o_bhh, o_peep, self._identity,
-                                          x, h[k], c[k], self._gates, h_new[k], c_new[k])
+            _kernels.population_lstm_step(self.params, o_ih, o_hh, o_bih, o_bhh, o_peep,
+                                          self._identity, x, h[k], c[k], self._gates,
+                                          h_new[k], c_new[k])
             x = h_new[k]
-        for (ow, ob, _, act), buf in zip(self._head, self._hid):
-            _kernels.population_linear(w, ow, ob, x, buf, act)
+        return self._mlp(self._head, self._hid, x), (h_new, c_new)
+
+    def _mlp(self, layers, buffers, x):
+        """Each member's MLP ``layers`` (offsets into its row) on its rows of ``x``."""
+        for (ow, ob, _, act), buf in zip(layers, buffers):
+            _kernels.population_linear(self.params, ow, ob, x, buf, act)
             x = buf
-        return x, (h_new, c_new)
+        return x
 
     def act(self, obs, state=None, episode_start=None):
         """Deterministic actions for ``P * B`` observations (member-major) and the next state.

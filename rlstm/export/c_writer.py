@@ -623,8 +623,9 @@ class _Writer:
         for core in plan.cores:
             outs.append(self.core(core, x, k))
             k += len(core.state_names)
-        y = self.mlp(outs[0], plan.actor_head, "tanh", "actor_head", "pi")
-        yv = self.mlp(outs[plan.value_core], plan.critic_head, "tanh", "critic_head", "vf")
+        y = self.mlp(outs[0], plan.actor_head, plan.head_activation, "actor_head", "pi")
+        yv = self.mlp(outs[plan.value_core], plan.critic_head, plan.head_activation,
+                      "critic_head", "vf")
         self.heads(y, yv)
 
 

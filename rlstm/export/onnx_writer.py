@@ -224,6 +224,13 @@ def _core_step(g: _Graph, core: Core, x: str, state: list[list[str]],
     return x, new
 
 
+def _mlp(g: _Graph, x: str, layers, activation: str | None) -> str:
+    """Dense layers ``[(weight, bias), ...]`` on ``x``, each followed by ``activation``."""
+    for w, b in layers:
+        x = g.op("Tanh" if activation == "tanh" else "Relu", g.linear(x, w, b))
+    return x
+
+
 def _heads(g: _Graph, plan: ExportPlan, z: str, mask: str | None) -> str:
     outs = []
     for head in plan.heads:
@@ -257,8 +264,7 @@ def build_model(plan: ExportPlan, recurrent_ops: bool = True):
     arrays = [[g.op("Gather", g.op("Gather", s0, g.ints(k), axis=0), g.ints(li), axis=0)
                for li in range(L)] for k in range(K)]
     x, mask = _features(g, plan, "obs")
-    for w, b in plan.encoder:
-        x = g.op("Tanh" if plan.encoder_activation == "tanh" else "Relu", g.linear(x, w, b))
+    x = _mlp(g, x, plan.encoder, plan.encoder_activation)
     new_state, tops, k = [], [], 0
     for core in plan.cores:
         n = len(core.state_names)
@@ -266,10 +272,7 @@ def build_model(plan: ExportPlan, recurrent_ops: bool = True):
         tops.append(top)
         new_state += st
         k += n
-    y = tops[0]
-    for w, b in plan.actor_head:
-        y = g.op("Tanh", g.linear(y, w, b))
-    z = g.linear(y, *plan.action_layer)
+    z = g.linear(_mlp(g, tops[0], plan.actor_head, plan.head_activation), *plan.action_layer)
     action = _heads(g, plan, z, mask)
     stacked = [g.op("Unsqueeze", g.op("Concat", *[g.op("Unsqueeze", a, g.ints([0]))
                                                    for a in layers], axis=0), g.ints([0]))
@@ -278,9 +281,7 @@ def build_model(plan: ExportPlan, recurrent_ops: bool = True):
     outputs = [("action", action, ["batch", plan.n_action]),
                ("state_out", state_out, [K, L, "batch", H])]
     if plan.value_layer is not None:
-        yv = tops[plan.value_core]
-        for w, b in plan.critic_head:
-            yv = g.op("Tanh", g.linear(yv, w, b))
+        yv = _mlp(g, tops[plan.value_core], plan.critic_head, plan.head_activation)
         v = g.op("Reshape", g.linear(yv, *plan.value_layer), g.ints([-1]))
         outputs.insert(1, ("value", v, ["batch"]))
     # name the graph outputs: an Identity from each internal name

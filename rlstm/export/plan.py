@@ -179,9 +179,9 @@ class ExportPlan:
         cores: ``[actor core]`` or ``[actor core, critic core]``; ``state_names`` the
             ``(core name, array name)`` of each state array, in the policy's state order;
             ``hidden_size``, ``num_layers``.
-        actor_head, critic_head: ``[(weight (out, in), bias), ...]`` of the tanh MLPs between
-            the cores and the action layer / value head (``head_hidden``; empty without;
-            ``critic_head`` also empty without the value).
+        actor_head, critic_head: ``[(weight (out, in), bias), ...]`` of the MLPs between the
+            cores and the action layer / value head (``head_hidden``; empty without;
+            ``critic_head`` also empty without the value), activation ``head_activation``.
         action_layer, value_layer: ``(weight, bias)``; ``value_layer`` is None without the
             value. ``value_core``: the index in ``cores`` the value reads.
         heads: one :class:`Head` per output part.
@@ -272,10 +272,9 @@ class ExportPlan:
             self.value_core = 1
         self.state_names = [(c.name, s) for c in self.cores for s in c.state_names]
         self.hidden_size, self.num_layers = policy.hidden_size, policy.num_layers
-        self.actor_head, self.critic_head = [], []
+        self.actor_head, self.critic_head, self.head_activation = [], [], None
         if getattr(policy, "actor_head", None) is not None:
-            if policy.actor_head.activation != "tanh":
-                raise AssertionError("head MLPs are tanh")
+            self.head_activation = policy.actor_head.activation
             self.actor_head = [(lin.params["weight"], lin.params["bias"])
                                for lin in policy.actor_head.layers]
             if self.include_value:
@@ -352,7 +351,8 @@ class ExportPlan:
                          f"({self.encoder_activation})")
         lines += [c.describe() for c in self.cores]
         if self.actor_head:
-            lines.append(f"head MLPs (tanh): actor {[w.shape[0] for w, _ in self.actor_head]}"
+            lines.append(f"head MLPs ({self.head_activation}): actor "
+                         f"{[w.shape[0] for w, _ in self.actor_head]}"
                          + (f", critic {[w.shape[0] for w, _ in self.critic_head]}"
                             if self.critic_head else ""))
         names = ", ".join(f"{c}.{s}" for c, s in self.state_names)
