@@ -157,6 +157,8 @@ def run_seed(job: dict) -> dict:
     import minigrid  # noqa: F401
     from agents import PPO, Callback
 
+    env_kw = {"onehot": job["onehot"], "actions": job.get("actions", 7)}
+
     class Probe(Callback):
         def __init__(self):
             self.next, self.eval_time, self.curve = job["eval_freq"], 0.0, []
@@ -167,7 +169,7 @@ def run_seed(job: dict) -> dict:
             self.next += job["eval_freq"]
             t = time.perf_counter()
             total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
-                               onehot=job["onehot"], actions=job.get("actions", 7))
+                               **env_kw)
             split = split_by_cue(total, seen)
             rate, ret = split["all"], float(np.mean(total))
             self.eval_time += time.perf_counter() - t
@@ -178,20 +180,17 @@ def run_seed(job: dict) -> dict:
             return not (job["stop_at_target"] and rate >= job["target"])
 
     with threadpool_limits(1):
-        model = PPO(functools.partial(make_env, job["onehot"], job.get("actions", 7)),
-                    seed=job["seed"],
-                    **job["settings"])
+        model = PPO(functools.partial(make_env, **env_kw), seed=job["seed"], **job["settings"])
         probe = Probe()
         t0, c0 = time.perf_counter(), time.process_time()
         model.learn(job["budget"], callback=probe)
         wall = time.perf_counter() - t0 - probe.eval_time
         cpu = time.process_time() - c0
         total, seen = play(model, job["eval_episodes"], deterministic=not job["sampled"],
-                           onehot=job["onehot"], actions=job.get("actions", 7))
+                           **env_kw)
         split = split_by_cue(total, seen)
         rate, ret = split["all"], float(np.mean(total))
-        sampled_total, _ = play(model, job["eval_episodes"], deterministic=False,
-                                onehot=job["onehot"], actions=job.get("actions", 7))
+        sampled_total, _ = play(model, job["eval_episodes"], deterministic=False, **env_kw)
         if job.get("save_dir"):
             os.makedirs(job["save_dir"], exist_ok=True)
             model.save(os.path.join(job["save_dir"],
@@ -315,8 +314,7 @@ def expert_actions(env, rule: str = "match") -> list[int]:
 
 
 def _expert_episodes(n: int, seed0: int, keys, rule: str, onehot: bool, actions: int):
-    """``n`` scripted episodes (:func:`expert_actions`): each a list of ``(obs, action)``,
-    and the index of its step at the split."""
+    """``n`` scripted episodes (:func:`expert_actions`), each a list of ``(obs, action)``."""
     episodes = []
     for i in range(n):
         env = make_env(onehot, actions)
@@ -332,15 +330,23 @@ def _expert_episodes(n: int, seed0: int, keys, rule: str, onehot: bool, actions:
     return episodes
 
 
-def _batch(episodes, idx, keys, T):
-    last = [len(episodes[j]) - 1 for j in idx]
-    obs = {k: np.stack([np.stack([episodes[j][min(t, n)][0][k] for j, n in zip(idx, last)])
-                        for t in range(T)]) for k in keys}
-    acts = np.array([[episodes[j][min(t, n)][1] for j, n in zip(idx, last)] for t in range(T)])
-    valid = np.array([[t <= n for n in last] for t in range(T)], dtype=float)
-    starts = np.zeros((T, len(idx)), dtype=bool)
+def _stack(episodes, keys, T: int):
+    """The episodes as ``(T, N)`` batches, once: observations (a dict), actions, a weight that
+    is 1 on each episode's own steps and 0 on the padding after its end (its last step
+    repeated), and the episode starts (the first step). :func:`_rows` takes a minibatch."""
+    padded = [e + [e[-1]] * (T - len(e)) for e in episodes]
+    obs = {k: np.stack([np.stack([o[k] for o, _ in e]) for e in padded], axis=1) for k in keys}
+    acts = np.array([[a for _, a in e] for e in padded]).T
+    valid = (np.arange(T)[:, None] < np.array([len(e) for e in episodes])[None]).astype(float)
+    starts = np.zeros(valid.shape, dtype=bool)
     starts[0] = True
     return obs, acts, valid, starts
+
+
+def _rows(stacked, idx):
+    """Columns ``idx`` (episodes) of :func:`_stack`'s batches."""
+    obs, acts, valid, starts = stacked
+    return {k: v[:, idx] for k, v in obs.items()}, acts[:, idx], valid[:, idx], starts[:, idx]
 
 
 def imitate(settings: dict, n_episodes: int = 4_096, epochs: int = 30, batch: int = 64,
@@ -366,7 +372,7 @@ def imitate(settings: dict, n_episodes: int = 4_096, epochs: int = 30, batch: in
     T = max(len(e) for e in episodes + held_out)
     rng = np.random.default_rng(seed)
     opt = Adam(policy, lr=lr)
-    held = _batch(held_out, np.arange(len(held_out)), keys, T)
+    data, held = _stack(episodes, keys, T), _stack(held_out, keys, T)
     split = [len(e) - 2 for e in held_out]  # the turn, one step before the last
 
     def turn_accuracy():
@@ -380,13 +386,13 @@ def imitate(settings: dict, n_episodes: int = 4_096, epochs: int = 30, batch: in
         order = rng.permutation(n_episodes)
         total = 0.0
         for b in range(0, n_episodes, batch):
-            obs_seq, acts, valid, starts = _batch(episodes, order[b:b + batch], keys, T)
+            obs_seq, acts, valid, starts = _rows(data, order[b:b + batch])
             logp, _, _, cache = policy.evaluate(obs_seq, acts, None, starts)
             total += float(-(logp * valid).sum())
             opt.zero_grad()
             policy.backward(-valid / valid.sum(), None, None, cache)
             opt.step()
-        losses.append(total / sum(len(e) for e in episodes))
+        losses.append(total / float(data[2].sum()))
         if epoch % 5 == 0 or epoch == epochs:
             t = time.perf_counter()
             curve.append((epoch, losses[-1], turn_accuracy()))

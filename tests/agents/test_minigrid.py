@@ -137,11 +137,33 @@ def test_the_scripted_walk_solves_every_start_and_follows_each_rule(bench, actio
         bench.expert_actions(env, "nearest")
 
 
-def test_imitate_learns_the_turn_it_can_see(bench):
+def test_imitate_trains_on_the_scripted_walks_and_reports_its_curve(bench):
     settings, _ = bench.settings_for("conv")
     out = bench.imitate({**settings, "n_envs": 2, "n_steps": 16, "seq_len": 16,
                          "n_minibatches": 1, "hidden_size": 16},
-                        n_episodes=64, epochs=3, batch=16, rule="match", eval_episodes=4)
+                        n_episodes=64, epochs=6, batch=16, rule="match", eval_episodes=4)
     assert out["final_loss"] < out["first_loss"]
     assert 0 <= out["turn_accuracy"] <= 1
     assert out["success_by_cue"]["all"] in {0, 0.25, 0.5, 0.75, 1}
+    # held-out accuracy every 5 epochs and at the end; 4 minibatches of 16 walks an epoch
+    assert [e for e, _, _ in out["curve"]] == [5, 6] and out["updates"] == 6 * 4
+    assert out["turn_accuracy"] == out["curve"][-1][2] and out["final_loss"] == out["curve"][-1][1]
+    if out["first_epoch_at_0.9"] is None:
+        assert out["updates_to_0.9"] is None and all(acc < 0.9 for _, _, acc in out["curve"])
+
+
+def test_imitate_batches_pad_each_walk_and_weigh_only_its_own_steps(bench):
+    episodes = bench._expert_episodes(3, 0, ["image", "direction"], "match", False, 7)
+    T = max(len(e) for e in episodes) + 2
+    obs, acts, valid, starts = bench._stack(episodes, ["image", "direction"], T)
+    assert obs["image"].shape == (T, 3, 7, 7, 3) and acts.shape == valid.shape == (T, 3)
+    for j, e in enumerate(episodes):
+        n = len(e)
+        assert valid[:n, j].all() and not valid[n:, j].any()
+        assert list(acts[:n, j]) == [a for _, a in e]
+        np.testing.assert_array_equal(obs["image"][n:, j], np.broadcast_to(
+            e[-1][0]["image"], obs["image"][n:, j].shape))  # padding repeats the last step
+    assert starts[0].all() and not starts[1:].any()
+    o, a, v, s = bench._rows((obs, acts, valid, starts), np.array([2, 0]))
+    np.testing.assert_array_equal(a, acts[:, [2, 0]])
+    np.testing.assert_array_equal(o["direction"], obs["direction"][:, [2, 0]])
