@@ -469,15 +469,12 @@ def test_commands_in_the_prose_exist(page):
 
 
 # ------------------------------------------------------------------------- config tables
-def test_every_config_table_is_generated_and_every_trainer_has_one():
+def test_every_config_table_is_generated_and_every_trainer_has_one(load_script):
     """``docs/config_tables.py --check`` (tests/agents/test_config.py) keeps the tables equal to
     the configs; here, every table in the docs is one that script fills, and every registered
     trainer's config is in a table."""
     import agents
-    spec = importlib.util.spec_from_file_location("config_tables",
-                                                  ROOT / "docs" / "config_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("docs/config_tables.py")
     in_docs = {name for p in PAGES
                for name in re.findall(r"<!-- config-table:([\w-]+) -->", p.read_text("utf-8"))}
     assert in_docs == set(module.TABLES)
