@@ -92,19 +92,28 @@ static void FN(tile_any)(int mr, long kc, const RLT *a, long lda, const RLT *bp,
 }
 
 /* Narrow tiles for panels of nv = 1 or 2 vectors (a GEMM with few output columns, such as the
- * 16 or 32 channels of a conv layer): more rows per tile keep the register file as full. */
+ * 16 or 32 channels of a conv layer, or the B = 16 columns of a transposed step): more rows per
+ * tile keep the register file as full. Each row reads A at its own offset, one general register
+ * per row: past 12 rows GCC spills those offsets and the tile slows down (step B=16 H=256:
+ * 24 rows 91 us, 12 rows 82 us). */
+#define FN_NMR (4 * RL_MR < 12 ? 4 * RL_MR : 12)
+
 RL_INLINE void FN(tile_narrow)(const int mr, const int nv, long kc, const RLT *a, long lda,
                                const RLT *bp, long ldb, RLT *c, long ldc, long cs, int init)
 {
-    RLV acc[4 * RL_MR][2];
+    RLV acc[FN_NMR][2];
     int m, v;
     long k;
+    /* unrolled in full, the accumulators live in registers (left to itself, GCC keeps the row
+     * loop of the larger tiles rolled with acc on the stack: a load and a store per FMA) */
+    RL_UNROLL
     for (m = 0; m < mr; m++)
         for (v = 0; v < nv; v++)
             acc[m][v] = init ? FN(ld)(c + m * ldc + v * cs) : (RLV){0};
     for (k = 0; k < kc; k++) {
         const RLT *b = bp + k * ldb;
         RLV b0 = FN(ld)(b), b1 = nv > 1 ? FN(ld)(b + RLVL) : b0;
+        RL_UNROLL
         for (m = 0; m < mr; m++) {
             RLV am = FN(splat)(a[m * lda + k]);
             acc[m][0] += am * b0;
@@ -112,6 +121,7 @@ RL_INLINE void FN(tile_narrow)(const int mr, const int nv, long kc, const RLT *a
                 acc[m][1] += am * b1;
         }
     }
+    RL_UNROLL
     for (m = 0; m < mr; m++)
         for (v = 0; v < nv; v++)
             FN(st)(c + m * ldc + v * cs, acc[m][v]);
@@ -125,19 +135,12 @@ RL_INLINE void FN(tile_narrow)(const int mr, const int nv, long kc, const RLT *a
             FN(tile_narrow)(n, 2, kc, a, lda, bp, ldb, c, ldc, cs, init);                      \
         break;
 
-/* mr in [1, 4 RL_MR] for nv = 1, [1, 2 RL_MR] for nv = 2 */
+/* mr in [1, FN_NMR] for nv = 1, [1, min(FN_NMR, 2 RL_MR)] for nv = 2 */
 static void FN(tile_narrow_any)(int mr, int nv, long kc, const RLT *a, long lda,
                                 const RLT *bp, long ldb, RLT *c, long ldc, long cs, int init)
 {
     switch (mr) {
-#if 4 * RL_MR >= 24
-    FN_NCASE(24) FN_NCASE(23) FN_NCASE(22) FN_NCASE(21) FN_NCASE(20) FN_NCASE(19)
-    FN_NCASE(18) FN_NCASE(17)
-#endif
-#if 4 * RL_MR >= 16
-    FN_NCASE(16) FN_NCASE(15) FN_NCASE(14) FN_NCASE(13)
-#endif
-#if 4 * RL_MR >= 12
+#if FN_NMR >= 12
     FN_NCASE(12) FN_NCASE(11) FN_NCASE(10) FN_NCASE(9)
 #endif
     FN_NCASE(8) FN_NCASE(7) FN_NCASE(6) FN_NCASE(5) FN_NCASE(4) FN_NCASE(3) FN_NCASE(2)
@@ -152,7 +155,7 @@ static void FN(tile_narrow_any)(int mr, int nv, long kc, const RLT *a, long lda,
 static void FN(panel_narrow)(long M, long K, int nv, const RLT *a, long lda, const RLT *bp,
                              long ldb, RLT *c, long ldc, int init)
 {
-    const int mrmax = nv == 1 ? 4 * RL_MR : 2 * RL_MR;
+    const int mrmax = nv == 1 || 2 * RL_MR > FN_NMR ? FN_NMR : 2 * RL_MR;
     const long ntiles = (M + mrmax - 1) / mrmax, base = M / ntiles, extra = M % ntiles;
     const long kcmax = RL_KC_BYTES / (nv * RLVL * (long)sizeof(RLT)) * 2;
     long kb, m, i;

@@ -39,6 +39,16 @@ typedef double rl_vd;
 #  define RL_SCALAR 1
 #endif
 
+/* Unroll the next loop in full (its trip count is a compile-time constant at every call site):
+ * register tiles whose row loop GCC would otherwise leave rolled, accumulators on the stack. */
+#if defined(__clang__)
+#  define RL_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#  define RL_UNROLL _Pragma("GCC unroll 32")
+#else
+#  define RL_UNROLL
+#endif
+
 /* Rows per register tile of the packed GEMM, chosen so that the MR x 4 accumulators plus the
  * four weight vectors fit the register file (32 vector registers with AVX-512, 16 below). */
 #if defined(RL_LEVEL_AVX512)
