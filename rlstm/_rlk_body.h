@@ -493,6 +493,23 @@ static int FN(gru_bwd_rows)(const rl_gru_rows *a)
 }
 
 /* ------------------------------------------------------------------------- the step */
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in 16 x 16 blocks: a block's
+ * reads and writes stay in L1 (column by column, the step's 64 KB gate matrix was read from L2
+ * once per batch row). */
+static void FN(transpose)(const RLT *src, long lds, long rows, long cols, RLT *dst, long ldd)
+{
+    long r0, c0, r, c;
+    for (r0 = 0; r0 < rows; r0 += 16) {
+        const long r1 = r0 + 16 < rows ? r0 + 16 : rows;
+        for (c0 = 0; c0 < cols; c0 += 16) {
+            const long c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            for (c = c0; c < c1; c++)
+                for (r = r0; r < r1; r++)
+                    dst[c * ldd + r] = src[r * lds + c];
+        }
+    }
+}
+
 static int FN(step_layer)(const rl_step_layer *a)
 {
     const long B = a->B, D = a->D, H = a->H, G4 = 4 * H;
@@ -501,7 +518,7 @@ static int FN(step_layer)(const rl_step_layer *a)
     RLT *gates = (RLT *)a->work, *gT = gates + B * G4, *xT = gT + B * G4;
     rl_cell_rows cr;
     rl_gemm g;
-    long n, b, k;
+    long n, b;
     int rc = 0;
     /* gT = (b_ih + b_hh)[:, None] */
     for (n = 0; n < G4; n++) {
@@ -513,21 +530,15 @@ static int FN(step_layer)(const rl_step_layer *a)
     g.b = xT; g.ldb = B;
     if (D > 0) {
         /* gT += W_ih @ x.T */
-        for (b = 0; b < B; b++)
-            for (k = 0; k < D; k++)
-                xT[k * B + b] = x[b * D + k];
+        FN(transpose)(x, D, B, D, xT, B);
         g.K = D; g.a = a->w_ih; g.lda = D;
         rc |= FN(gemm)(&g);
     }
     /* gT += W_hh @ h.T */
-    for (b = 0; b < B; b++)
-        for (k = 0; k < H; k++)
-            xT[k * B + b] = h[b * H + k];
+    FN(transpose)(h, H, B, H, xT, B);
     g.K = H; g.a = a->w_hh; g.lda = H;
     rc |= FN(gemm)(&g);
-    for (b = 0; b < B; b++)
-        for (n = 0; n < G4; n++)
-            gates[b * G4 + n] = gT[n * B + b];
+    FN(transpose)(gT, B, G4, B, gates, G4);
     cr.dbl = 0; cr.B = B; cr.H = H; cr.ldg = G4; cr.gates = gates;
     cr.cprev = a->c; cr.peep = a->peep; cr.peep_ld = 0; cr.c_out = a->c_out; cr.h_out = a->h_out;
     cr.identity = a->identity;
