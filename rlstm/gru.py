@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _kernels, registry
 from .validation import as_float_array, check_dtype, check_int, check_shape
-from .lstm import RecurrentLayer
+from .lstm import RecurrentLayer, work_array
 from .module import Module
 
 
@@ -89,9 +89,9 @@ class GRU(RecurrentLayer, Module):
         """The forward kernel of layer/direction ``k`` (see ``LSTM._sweep``)."""
         TB, H, dt = inp.shape[0], self.hidden_size, self.dtype
         w_ih, w_hh, b_ih, b_hh = self._layer(k)[0]
-        gates = np.empty((TB, 3 * H), dtype=dt)
-        ghn = np.empty((TB, H), dtype=dt)
-        hprev = np.empty((TB, H), dtype=dt)
+        gates = work_array((TB, 3 * H), dt, 0, keep)
+        ghn = work_array((TB, H), dt, 1, keep)
+        hprev = work_array((TB, H), dt, 2, keep)
         _kernels.gru_forward(x=inp, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=s0[0],
                              resets=resets, reverse=reverse, gates=gates, ghn=ghn, hprev=hprev,
                              y=y, yoff=yoff, h_n=sn[0])
@@ -109,8 +109,8 @@ class GRU(RecurrentLayer, Module):
         (w_ih, w_hh, _, _), (dw_ih, dw_hh, db_ih, db_hh) = self._layer(k)
         inp, gates, ghn, hprev = entry
         TB, H, dt = inp.shape[0], self.hidden_size, self.dtype
-        dgx = np.empty((TB, 3 * H), dtype=dt)
-        dgh = np.empty((TB, 3 * H), dtype=dt)
+        dgx = work_array((TB, 3 * H), dt, 3)
+        dgh = work_array((TB, 3 * H), dt, 4)
         _kernels.gru_backward(
             x=inp, w_ih=w_ih, w_hh=w_hh, resets=resets, reverse=reverse, gates=gates, ghn=ghn,
             hprev=hprev, dy=dy, dyoff=dyoff, dgx=dgx, dgh=dgh, dx=dx,
