@@ -58,24 +58,29 @@ _DROPOUT = Annotated[float, Range(0, 1, high_open=True)]
 
 
 _SCRATCH = threading.local()
+_SCRATCH_MIN_BYTES = 1 << 20
 _SCRATCH_MAX_BYTES = 1 << 26
 
 
-def work_array(shape, dtype, slot: int, keep: bool = False) -> np.ndarray:
-    """An uninitialised array for a kernel's buffers. One that a cache keeps (``keep``) is new;
-    otherwise it is this thread's reusable buffer number ``slot`` (up to 64 MB), so that
-    inference and backward do not page-fault fresh memory at every call: a fresh 32 MB gate
-    buffer cost 5% of a forward at T=32 B=64 H=1024. The caller must be done with it before it
-    asks for the same slot again."""
-    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if keep or n > _SCRATCH_MAX_BYTES:
+def work_array(shape: tuple, dtype, slot: int, keep: bool = False) -> np.ndarray:
+    """An uninitialised array for a kernel's buffers. One that a cache keeps (``keep``) is new,
+    and so is a small one (under 1 MB: malloc serves it from the heap, and a reused one would
+    cost more in Python than it saves). Otherwise it is this thread's reusable buffer number
+    ``slot`` (up to 64 MB), so that inference and backward do not page-fault fresh memory at
+    every call: a fresh 32 MB gate buffer cost 5% of a forward at T=32 B=64 H=1024. The caller
+    must be done with it before it asks for the same slot again."""
+    dtype = np.dtype(dtype)
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    if keep or n < _SCRATCH_MIN_BYTES or n > _SCRATCH_MAX_BYTES:
         return np.empty(shape, dtype)
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None:
         bufs = _SCRATCH.bufs = {}
     buf = bufs.get(slot)
     if buf is None or buf.nbytes < n:
-        buf = bufs[slot] = np.empty(max(n, 64), np.uint8)
+        buf = bufs[slot] = np.empty(n, np.uint8)
     return buf[:n].view(dtype).reshape(shape)
 
 
