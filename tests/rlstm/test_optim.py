@@ -109,6 +109,38 @@ def test_adam_matches_algorithm_1_for_tiny_gradients():
     np.testing.assert_allclose(p, want, rtol=1e-6)
 
 
+def test_adam_moments_that_decay_to_subnormal_are_stored_as_zero(dtype):
+    """A gradient that turns zero leaves moments decaying by beta each step; below the smallest
+    normal number they are flushed to zero (subnormal arithmetic is ~100x slower), and the
+    parameters still follow Algorithm 1."""
+    tiny = np.finfo(dtype).tiny
+    n = 64
+    grads = [np.full(n, 1e-3)] + [np.zeros(n)] * 3
+    p0 = np.linspace(-1, 1, n)
+    want = _adam_algorithm_1(p0, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8)
+    p, g = p0.astype(dtype), np.zeros(n, dtype)
+    opt = Adam(p, g, lr=1e-3)
+    for gt in grads:
+        g[...] = gt
+        opt.step()
+    assert (opt.m != 0).all() and (opt.v != 0).all()           # still normal numbers here
+    opt.m[: n // 2] = tiny * 1.05     # next step: 0.9 * m is subnormal
+    opt.v[...] = tiny * 1.0005          # and 0.999 * v
+    opt.m[n // 2:] = -tiny * 1.05
+    before = p.copy()
+    g[...] = 0
+    opt.step()
+    assert (opt.m == 0).all() and (opt.v == 0).all()
+    np.testing.assert_array_equal(p, before)   # what was dropped is far below one ulp of p
+    np.testing.assert_allclose(before, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-7 if dtype == np.float32 else 1e-14)
+    # normal moments are untouched by the flush: one more step with a normal gradient
+    g[...] = 1e-3
+    opt.step()
+    m_want = (np.asarray(0.1, dtype) * np.asarray(1e-3, dtype)).astype(dtype)
+    np.testing.assert_allclose(opt.m, m_want, rtol=1e-6)
+
+
 # --------------------------------------------------------------------------- clip_grad_norm
 def test_clip_grad_norm_numbers(dtype):
     g = np.array([3.0, 4.0], dtype)
