@@ -635,6 +635,9 @@ static int FN(conv_bwd)(const rl_conv *p)
     const long Ho = (p->H - p->k) / p->stride + 1, Wo = (p->W - p->k) / p->stride + 1;
     const long R = p->N * Ho * Wo, K = p->k * p->k * p->C, Kp = FN_CONV_LD(K), O = p->O;
     const long RB = FN(conv_rows)(Kp), C = p->C, k = p->k, s = p->stride, run = k * C;
+    /* dyT's rows are RB + 16 apart, not RB: RB is a multiple of 64 elements, and rows a power
+     * of two of bytes apart fall in the same L1 set */
+    const long RBT = RB + 16;
     const RLT *w = (const RLT *)p->w, *y = (const RLT *)p->y;
     RLT *dy = (RLT *)p->dy, *dw = (RLT *)p->dw, *db = (RLT *)p->db, *dx = (RLT *)p->dx;
     RLT *cols, *dyT, *wp, *dwp;
@@ -642,12 +645,12 @@ static int FN(conv_bwd)(const rl_conv *p)
     int rc = 0;
     if (R <= 0 || O <= 0)
         return 0;
-    /* cols (RB, Kp) | dyT (O, RB) | w and dw with rows Kp wide (zero past K) */
-    cols = (RLT *)calloc((size_t)(RB * Kp + O * RB + 2 * O * Kp), sizeof(RLT));
+    /* cols (RB, Kp) | dyT (O, RBT) | w and dw with rows Kp wide (zero past K) */
+    cols = (RLT *)calloc((size_t)(RB * Kp + O * RBT + 2 * O * Kp), sizeof(RLT));
     if (cols == NULL)
         return -1;
     dyT = cols + RB * Kp;
-    wp = dyT + O * RB;
+    wp = dyT + O * RBT;
     dwp = wp + O * Kp;
     for (o = 0; o < O; o++)
         memcpy(wp + o * Kp, w + o * K, K * sizeof(RLT));
@@ -662,15 +665,14 @@ static int FN(conv_bwd)(const rl_conv *p)
             if (p->relu)
                 for (o = 0; o < O; o++)
                     d[o] = yr[o] > 0 ? d[o] : 0;
-            for (o = 0; o < O; o++) {
+            for (o = 0; o < O; o++)
                 db[o] += d[o];
-                dyT[o * RB + r - r0] = d[o];
-            }
         }
+        FN(transpose)(dy + r0 * O, O, nr, O, dyT, RBT);
         FN(im2col)(p, Ho, Wo, r0, r1, cols, Kp);
         /* dw += dyT @ cols   (Kp columns: whole vectors) */
         g.dbl = 0; g.M = O; g.N = Kp; g.K = nr;
-        g.a = dyT; g.lda = RB; g.b = cols; g.ldb = Kp; g.c = dwp; g.ldc = Kp;
+        g.a = dyT; g.lda = RBT; g.b = cols; g.ldb = Kp; g.c = dwp; g.ldc = Kp;
         g.accumulate = 1;
         rc = FN(gemm)(&g);
         if (dx && rc == 0) {
