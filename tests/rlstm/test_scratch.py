@@ -11,7 +11,17 @@ from rlstm import GRU, LSTM
 from rlstm.lstm import _SCRATCH, _SCRATCH_MAX_BYTES, _SCRATCH_MIN_BYTES, work_array
 
 
-def test_work_array_reuses_a_slot_and_keeps_nothing_it_is_asked_to_keep():
+@pytest.fixture
+def fresh_pool():
+    """This thread's buffers as a new process has them (other tests grow the slots)."""
+    saved = _SCRATCH.__dict__.pop("bufs", None)
+    yield
+    _SCRATCH.__dict__.pop("bufs", None)
+    if saved is not None:
+        _SCRATCH.bufs = saved
+
+
+def test_work_array_reuses_a_slot_and_keeps_nothing_it_is_asked_to_keep(fresh_pool):
     a = work_array((512, 1024), np.float32, 0)
     b = work_array((256, 1024), np.float64, 0)
     assert np.shares_memory(a, b)                   # the same slot, the same memory
