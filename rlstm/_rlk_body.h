@@ -601,9 +601,7 @@ static int FN(conv_fwd)(const rl_conv *p)
     if (cols == NULL)
         return -1;
     wT = cols + RB * Kp;
-    for (o = 0; o < O; o++)
-        for (r = 0; r < K; r++)
-            wT[r * O + o] = w[o * K + r];
+    FN(transpose)(w, K, O, K, wT, O);
     for (r0 = 0; r0 < R && rc == 0; r0 += RB) {
         const long r1 = R < r0 + RB ? R : r0 + RB;
         rl_gemm g;

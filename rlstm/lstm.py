@@ -68,7 +68,9 @@ def work_array(shape: tuple, dtype, slot: int, keep: bool = False) -> np.ndarray
     cost more in Python than it saves). Otherwise it is this thread's reusable buffer number
     ``slot`` (up to 64 MB), so that inference and backward do not page-fault fresh memory at
     every call: a fresh 32 MB gate buffer cost 5% of a forward at T=32 B=64 H=1024. The caller
-    must be done with it before it asks for the same slot again."""
+    must be done with it before it asks for the same slot again. The slots in use: 0, 1, 2 a
+    sweep's gates, cells (GRU: ``ghn``) and previous hidden states; 3 and 4 backward's gate
+    gradients."""
     dtype = np.dtype(dtype)
     n = dtype.itemsize
     for d in shape:
