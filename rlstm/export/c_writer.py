@@ -110,7 +110,7 @@ def _array(ctype: str, name: str, values, comment: str) -> str:
     vals = np.asarray(values, dtype=np.float64).reshape(-1)
     if ctype == "float":
         vals = vals.astype(np.float32).astype(np.float64)
-    fmt = _f32 if ctype == "float" else _f64
+    fmt = _f32 if ctype == "float" else (lambda v: str(int(v))) if ctype == "int" else _f64
     items = [fmt(v) for v in vals.tolist()]
     per = 8 if ctype == "float" else 4
     lines = [", ".join(items[i:i + per]) for i in range(0, len(items), per)]
@@ -401,7 +401,14 @@ class _Writer:
         self.section("refuse what Predictor.predict refuses; nothing is changed then")
         for p in plan.inputs:
             a, n = p.start, p.size
-            if p.kind in ("box", "image"):
+            if p.kind == "image" and plan.image_codes is not None:
+                self.need("index")
+                C = p.space.shape[-1]
+                nv = self._codes()
+                self.line(f"for (int j = 0; j < {n}; ++j)  /* image codes in range */")
+                self.line(f"    if (!valid_index(obs[{a} + j], 0.0f, {nv}[j % {C}])) "
+                          f"return {self.P}_BAD_OBSERVATION;")
+            elif p.kind in ("box", "image"):
                 if plan.norm_offset(p) is not None:  # the normaliser clips inf, not NaN
                     self.need("nonan")
                     self.line(f"if (!no_nan(obs + {a}, {n})) return {self.P}_BAD_OBSERVATION;")
@@ -428,6 +435,17 @@ class _Writer:
                     for off, n, _ in h.groups:
                         self.line(f"if (!any_set(obs + {plan.mask.start + h.mask.start + off}, "
                                   f"{n})) return {self.P}_MASK_FORBIDS_ALL;")
+
+    def _codes(self) -> str:
+        """The constant arrays of ``image_codes``: codes per channel (``image_codes``) and each
+        channel's first one-hot channel (``image_code_offset``); returns the first's name."""
+        if not getattr(self, "_codes_written", False):
+            codes = np.asarray(self.plan.image_codes, dtype=np.int64)
+            self.const("image_codes", codes, "codes per image channel (image_codes)", "int")
+            self.const("image_code_offset", np.concatenate([[0], np.cumsum(codes)[:-1]]),
+                       "the first one-hot channel of each image channel", "int")
+            self._codes_written = True
+        return "image_codes"
 
     def _scaled(self, value: str) -> str:
         """An image value as the policy encodes it (times 1/image_scale in double, as NumPy
@@ -460,6 +478,14 @@ class _Writer:
             elif p.kind == "box":
                 self.line(f"copy(feat + {f}, obs + {a}, {n});")
                 self.need("copy")
+            elif p.kind == "image" and plan.image_codes is not None:
+                C, width = p.space.shape[-1], int(sum(plan.image_codes))
+                self._codes()
+                self.line(f"for (int j = 0; j < {n // C * width}; ++j) feat[{f} + j] = 0.0f;")
+                self.line(f"for (int q = 0; q < {n // C}; ++q)  /* pixel q: codes one-hot */")
+                self.line(f"    for (int c = 0; c < {C}; ++c)")
+                self.line(f"        feat[{f} + q * {width} + image_code_offset[c] + "
+                          f"(int)obs[{a} + q * {C} + c]] = 1.0f;")
             elif p.kind == "image":
                 self.line(f"for (int j = 0; j < {n}; ++j) "
                           f"feat[{f} + j] = {self._scaled(f'obs[{a} + j]')};")
@@ -483,16 +509,31 @@ class _Writer:
             Hh, W, C = net.shape
             x = self.scratch(Hh * W * C)
             a = net.part.start
-            how = ("as they are" if plan.image_scale is None
-                   else f"/ {plan.image_scale:g}")
-            self.line(f"{{  /* {_where(net.part)}: HWC values {how} -> CHW, then its conv "
-                      f"net */")
-            self.line(f"    float *const x = {x};")
-            self.line(f"    for (int y = 0; y < {Hh}; ++y)")
-            self.line(f"        for (int xx = 0; xx < {W}; ++xx)")
-            self.line(f"            for (int c = 0; c < {C}; ++c)")
-            value = self._scaled(f"obs[{a} + (y * {W} + xx) * {C} + c]")
-            self.line(f"                x[(c * {Hh} + y) * {W} + xx] = {value};")
+            if plan.image_codes is not None:
+                Cr = net.part.space.shape[-1]
+                self._codes()
+                self.line(f"{{  /* {_where(net.part)}: HWC codes -> one-hot CHW, then its "
+                          f"conv net */")
+                self.line(f"    float *const x = {x};")
+                self.line(f"    for (int j = 0; j < {Hh * W * C}; ++j) x[j] = 0.0f;")
+                self.line(f"    for (int y = 0; y < {Hh}; ++y)")
+                self.line(f"        for (int xx = 0; xx < {W}; ++xx)")
+                self.line(f"            for (int c = 0; c < {Cr}; ++c) {{")
+                self.line(f"                int k = image_code_offset[c] + "
+                          f"(int)obs[{a} + (y * {W} + xx) * {Cr} + c];")
+                self.line(f"                x[(k * {Hh} + y) * {W} + xx] = 1.0f;")
+                self.line("            }")
+            else:
+                how = ("as they are" if plan.image_scale is None
+                       else f"/ {plan.image_scale:g}")
+                self.line(f"{{  /* {_where(net.part)}: HWC values {how} -> CHW, then its "
+                          f"conv net */")
+                self.line(f"    float *const x = {x};")
+                self.line(f"    for (int y = 0; y < {Hh}; ++y)")
+                self.line(f"        for (int xx = 0; xx < {W}; ++xx)")
+                self.line(f"            for (int c = 0; c < {C}; ++c)")
+                value = self._scaled(f"obs[{a} + (y * {W} + xx) * {C} + c]")
+                self.line(f"                x[(c * {Hh} + y) * {W} + xx] = {value};")
             src, (c_in, h_in, w_in) = "x", (C, Hh, W)
             shapes = net.output_shapes()
             for k, ((w, b, s), (o, ho, wo)) in enumerate(zip(net.convs, shapes)):

@@ -98,6 +98,9 @@ def _sample_part(p: Part, plan: ExportPlan, shape: tuple, rng) -> np.ndarray:
                 dead = ~flat[:, a:a + n].any(axis=1)
                 flat[dead, a + rng.integers(n, size=int(dead.sum()))] = 1
         return flat.reshape(shape + tuple(sp.shape))
+    if p.kind == "image" and plan.image_codes is not None:  # a valid code in each channel
+        codes = np.asarray(plan.image_codes)
+        return np.floor(rng.random(shape + tuple(sp.shape)) * codes).astype(sp.dtype)
     if isinstance(sp, spaces.Discrete):
         return (sp.start + rng.integers(sp.n, size=shape)).astype(np.int64)
     if isinstance(sp, spaces.MultiDiscrete):

@@ -94,9 +94,19 @@ class _Graph:
         return self.op("Cast", x, to=self.onnx.TensorProto.FLOAT)
 
 
-def _scaled(g: _Graph, plan: ExportPlan, x: str) -> str:
+def _scaled(g: _Graph, plan: ExportPlan, x: str, part) -> str:
     """Image values as the policy encodes them: divided by its image_scale (or as they
-    are)."""
+    are); with image_codes, each pixel's channel ``c`` one-hot over its ``image_codes[c]``
+    codes (``(batch, pixels * sum(image_codes))``, channel-last; a code outside the range
+    gives a block of zeros, where ``predict`` raises)."""
+    codes = plan.image_codes
+    if codes is not None:
+        C = part.space.shape[-1]
+        which = np.repeat(np.arange(C), codes)
+        values = np.concatenate([np.arange(n) for n in codes]).astype(np.float32)
+        px = g.op("Reshape", x, g.ints((-1, part.size // C, C)))
+        hot = g.op("Equal", g.op("Gather", px, g.ints(which), axis=2), g.const(values))
+        return g.op("Reshape", g.as_float(hot), g.ints((-1, part.size // C * int(sum(codes)))))
     if plan.image_scale is None:
         return x
     return g.op("Div", x, g.const(plan.image_scale))
@@ -120,7 +130,7 @@ def _features(g: _Graph, plan: ExportPlan, obs: str) -> tuple[str, str | None]:
         elif p.kind == "box":
             parts.append(sl)
         elif p.kind == "image":
-            parts.append(_scaled(g, plan, sl))
+            parts.append(_scaled(g, plan, sl, p))
         elif p.kind == "multibinary":
             parts.append(g.as_float(g.op("Not", g.op("Equal", sl, g.const(0.0)))))
         else:  # one-hot: compare each entry with every value it can take
@@ -130,7 +140,7 @@ def _features(g: _Graph, plan: ExportPlan, obs: str) -> tuple[str, str | None]:
             src = sl if nvec.size == 1 else g.op("Gather", sl, g.ints(which), axis=1)
             parts.append(g.as_float(g.op("Equal", src, g.const(values[None, :]))))
     for net in plan.images:
-        sl = _scaled(g, plan, g.cols(x, net.part.start, net.part.stop))
+        sl = _scaled(g, plan, g.cols(x, net.part.start, net.part.stop), net.part)
         a = g.op("Transpose", g.op("Reshape", sl, g.ints((-1,) + net.shape)), perm=[0, 3, 1, 2])
         for w, b, s in net.convs:
             k = int(w.shape[2])

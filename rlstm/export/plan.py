@@ -211,6 +211,7 @@ class ExportPlan:
         self.inputs = input_parts(self.observation_space)
         self.n_obs = sum(p.size for p in self.inputs)
         self.image_scale = policy.inputs.image_scale  # None: image values as they are
+        self.image_codes = policy.inputs.image_codes  # not None: image codes, one-hot
         norm = self.predictor.obs_normalizer
         self.normalize = None
         self._norm_offsets: dict[tuple, int] = {}
@@ -230,7 +231,7 @@ class ExportPlan:
                 if p.kind == "mask":
                     self.mask = p
                 continue
-            d = _encoded_width(p)
+            d = _encoded_width(p, self.image_codes)
             if (col, col + d) in conv_cols:
                 image_parts.append((conv_cols[(col, col + d)], p))
             else:
@@ -336,6 +337,9 @@ class ExportPlan:
                  f"policy dtype: {self.dtype.name}; the artefact computes in float32",
                  f"input obs: {self.n_obs} float32 value(s):"]
         lines += ["  " + p.describe("obs") for p in self.inputs]
+        if self.image_codes is not None:
+            lines.append(f"  image values are codes, one-hot per channel inside (codes per "
+                         f"channel: {list(self.image_codes)}); image_scale is not used")
         if self.normalize is not None:
             which = ("the whole observation is" if list(self._norm_offsets) == [()] else
                      "its float Box parts are")
@@ -362,9 +366,11 @@ class ExportPlan:
         return lines
 
 
-def _encoded_width(p: Part) -> int:
+def _encoded_width(p: Part, image_codes=None) -> int:
     """Columns a non-mask input part takes in the policy's encoding."""
     sp = p.space
+    if p.kind == "image" and image_codes is not None:
+        return p.size // sp.shape[-1] * sum(image_codes)
     if isinstance(sp, spaces.Discrete):
         return int(sp.n)
     if isinstance(sp, spaces.MultiDiscrete):

@@ -4,7 +4,8 @@
 
 1. **encode**: the observation batch becomes one float array ``(N, obs_dim)``
    (:mod:`rlstm.policy.spaces`: Box flattened, discrete parts one-hot, images divided by
-   ``image_scale``, 255 unless told otherwise);
+   ``image_scale``, 255 unless told otherwise, or, with ``image_codes``, their codes one-hot
+   per channel);
 2. **features**: the columns of each image part go through a small conv net of their own
    (``image_encoder="conv"``), the other columns pass through as they are, giving
    ``(N, feature_dim)``.
@@ -20,7 +21,7 @@ from gymnasium import spaces
 
 from ..layers import ConvEncoder
 from ..validation import check_choice
-from .spaces import MASK_KEY, Encoder, flat_dim, is_image
+from .spaces import MASK_KEY, Encoder, image_channels, is_image
 
 __all__ = ["PolicyInputs", "IMAGE_ENCODERS"]
 
@@ -43,21 +44,22 @@ class PolicyInputs:
     """
 
     def __init__(self, observation_space, dtype, image_encoder: str = "conv", seed=None,
-                 image_scale: float | None = 255.0):
+                 image_scale: float | None = 255.0, image_codes=None):
         self.observation_space = observation_space
         self.dtype = np.dtype(dtype)
         self.image_encoder = check_choice("image_encoder", image_encoder, IMAGE_ENCODERS)
-        self.obs_dim = flat_dim(observation_space)
+        self._encoder = Encoder(observation_space, self.dtype, image_scale, image_codes)
+        self.obs_dim = self._encoder.dim
         if self.obs_dim == 0:
             raise ValueError("observation_space encodes to zero features")
-        self._encoder = Encoder(observation_space, self.dtype, image_scale)
-        self.image_scale = self._encoder.image_scale
+        self.image_scale, self.image_codes = self._encoder.image_scale, self._encoder.image_codes
         images = ([(col, d, sub) for _, _, sub, col, d in self._encoder.leaves if is_image(sub)]
                   if self.image_encoder == "conv" else [])
         conv_rng = np.random.default_rng([int(seed), 1]) if seed is not None else \
             np.random.default_rng()
-        self.image_nets = [ConvEncoder(sub.shape, dtype=self.dtype,
-                                       seed=conv_rng.integers(2 ** 63)) for _, _, sub in images]
+        self.image_nets = [ConvEncoder(sub.shape[:-1] + (image_channels(sub, self.image_codes),),
+                                       dtype=self.dtype, seed=conv_rng.integers(2 ** 63))
+                           for _, _, sub in images]
         self.image_columns = [(col, col + d) for col, d, _ in images]
         plain = np.ones(self.obs_dim, bool)
         for a, b in self.image_columns:

@@ -17,8 +17,8 @@ from ..module import Module
 from ..validation import check_dtype, check_int
 from .actions import ActionHeads
 from .inputs import PolicyInputs
-from .spaces import (check_space, flat_dim, is_image, leaf_paths, space_from_json,
-                     space_to_json, split_mask)
+from .spaces import (check_image_codes, check_space, flat_dim, image_channels, is_image,
+                     leaf_paths, space_from_json, space_to_json, split_mask)
 
 __all__ = ["LSTMPolicy", "PolicyCache"]
 
@@ -98,7 +98,13 @@ class LSTMPolicy(Module):
         image_scale: image parts (``uint8`` Box of 3 dims) are divided by this before the
             encoder (255: pixels to 0..1). ``None`` leaves the values as they are, for images
             that hold codes rather than intensities (MiniGrid's object, colour and state
-            codes 0..10).
+            codes 0..10), though codes are better one-hot: see ``image_codes``.
+        image_codes: the image parts hold codes, not intensities: one whole number per image
+            channel, the number of codes it holds (MiniGrid's ``[11, 6, 3]``: object, colour,
+            state). Each pixel's channel ``c`` is then one-hot encoded into ``image_codes[c]``
+            channels (MiniGrid's ``OneHotPartialObsWrapper``, in the policy), and
+            ``image_scale`` is not used. Codes outside ``0..image_codes[c] - 1`` raise a
+            ``ValueError``. ``None`` (default): the values as numbers.
         use_sde: generalized state-dependent exploration for Box actions (gSDE, as SB3's
             ``use_sde``): the action noise is ``y @ E`` for the actor core's output ``y`` and an
             exploration matrix ``E`` per env, drawn by :meth:`sample_sde_noise` and passed to
@@ -119,7 +125,7 @@ class LSTMPolicy(Module):
                  log_std_init: float = 0.0, action_init_scale: float = 0.01,
                  image_encoder: str = "conv", use_sde: bool = False,
                  sde_learn_features: bool = False, image_scale: float | None = 255.0,
-                 memoryless: bool = False, head_hidden=()):
+                 memoryless: bool = False, head_hidden=(), image_codes=None):
         check_space(observation_space, "observation_space")
         check_space(action_space, "action_space")
         self.observation_space, self.action_space = observation_space, action_space
@@ -168,8 +174,10 @@ class LSTMPolicy(Module):
 
         # observation -> core input: encoding, and a conv net per image part
         self.inputs = PolicyInputs(observation_space, check_dtype(dtype), image_encoder,
-                                   seed=int(seeds[0]), image_scale=image_scale)
+                                   seed=int(seeds[0]), image_scale=image_scale,
+                                   image_codes=image_codes)
         self.image_encoder, self.image_scale = self.inputs.image_encoder, self.inputs.image_scale
+        self.image_codes = self.inputs.image_codes
         self.obs_dim, self.feature_dim = self.inputs.obs_dim, self.inputs.feature_dim
         self.image_nets = self.inputs.image_nets
         latent = self.head_hidden[-1] if self.head_hidden else self.hidden_size
@@ -238,7 +246,8 @@ class LSTMPolicy(Module):
                 "image_encoder": self.image_encoder, "image_scale": self.image_scale,
                 "use_sde": self.use_sde, "sde_learn_features": self.sde_learn_features,
                 **({"memoryless": True} if self.memoryless else {}),
-                **({"head_hidden": list(self.head_hidden)} if self.head_hidden else {})}
+                **({"head_hidden": list(self.head_hidden)} if self.head_hidden else {}),
+                **({"image_codes": list(self.image_codes)} if self.image_codes else {})}
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -570,14 +579,19 @@ def _build(c: dict, size: int) -> LSTMPolicy:
     H = int(c["hidden_size"])
     registry.need(1 <= H <= size and 1 <= int(c["num_layers"]) <= size, "hidden_size")
     image_encoder = c.get("image_encoder", "conv")
+    codes = check_image_codes(c.get("image_codes"))
     for _, sub in leaf_paths(obs):
         if is_image(sub) and image_encoder == "conv":
             # a conv net's first layer has 16 filters over the channels
-            registry.need(16 * sub.shape[-1] <= size, "image channels")
-        else:  # these columns feed the first weight matrix
+            registry.need(16 * image_channels(sub, codes) <= size, "image channels")
+        elif is_image(sub):  # these columns feed the first weight matrix
+            registry.need(flat_dim(sub) // sub.shape[-1] * image_channels(sub, codes) <= size,
+                          "observation too large")
+        else:
             registry.need(flat_dim(sub) <= size, "observation too large")
     d_in = PolicyInputs(obs, c.get("dtype", "float32"), image_encoder,
-                        image_scale=c.get("image_scale", 255.0)).feature_dim
+                        image_scale=c.get("image_scale", 255.0),
+                        image_codes=codes).feature_dim
     for h in c.get("mlp_hidden") or []:
         registry.need(d_in * int(h) <= size, "encoder too large")
         d_in = int(h)

@@ -4,9 +4,11 @@ An observation batch with leading dims ``lead`` (``(B,)`` from a vector env, ``(
 rollout buffer) becomes one float array ``(prod(lead), D)``:
 
 - ``Box``: flattened. A ``uint8`` Box with 3 dims (an image) is flattened and divided by
-  ``image_scale`` (255 by default; ``None`` leaves the values as they are, e.g. MiniGrid's
-  object codes 0..10); :class:`rlstm.policy.inputs.PolicyInputs` then passes those columns
-  through a conv net.
+  ``image_scale`` (255 by default; ``None`` leaves the values as they are); with
+  ``image_codes``, its values are codes instead (MiniGrid's object, colour and state), and each
+  pixel's channel ``c`` becomes a one-hot block of ``image_codes[c]`` columns, so an image
+  ``(H, W, C)`` is encoded as ``(H, W, sum(image_codes))``, channel-last as before.
+  :class:`rlstm.policy.inputs.PolicyInputs` then passes those columns through a conv net.
 - ``Discrete(n, start)``: one-hot of ``obs - start`` (n columns).
 - ``MultiDiscrete(nvec, start)``: one one-hot block per entry (``sum(nvec)`` columns).
 - ``MultiBinary(n)``: the bits as 0/1 floats.
@@ -26,7 +28,7 @@ SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBina
              spaces.Tuple, spaces.Dict)
 
 __all__ = ["Encoder", "leaf_paths", "flat_dim", "encode", "split_mask", "check_space",
-           "supported", "select_keys",
+           "supported", "select_keys", "check_image_codes", "image_channels",
            "space_to_json", "space_from_json", "tree_map", "MASK_KEY"]
 
 
@@ -142,10 +144,36 @@ def _one_hot(idx: np.ndarray, n: int, out: np.ndarray, name: str) -> None:
     out[np.arange(idx.shape[0]), idx] = 1
 
 
+def _one_hot_codes(arr: np.ndarray, codes: tuple, block: np.ndarray, name: str) -> None:
+    """Write the one-hot encoding of the code image ``arr`` ``(N, H, W, C)`` into ``block``
+    ``(N, H * W * sum(codes))`` (zeroed): pixel by pixel, channel ``c``'s code ``k`` sets
+    column ``offset[c] + k`` of that pixel's ``sum(codes)`` columns."""
+    C = len(codes)
+    px = arr.reshape(-1, C)
+    if arr.dtype.kind == "f":
+        if px.size and not (np.isfinite(px).all() and (px == np.floor(px)).all()):
+            raise ValueError(f"{name} must hold integer codes (image_codes), got non-integer "
+                             f"values")
+    n = np.asarray(codes, dtype=np.int64)
+    idx = px.astype(np.int64)
+    bad = (idx < 0) | (idx >= n)
+    if bad.any():
+        c = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise ValueError(f"{name} holds the code {int(idx[bad[:, c], c][0])} in channel {c}, "
+                         f"outside 0..{codes[c] - 1} (image_codes={list(codes)})")
+    width = int(n.sum())
+    onehot = np.zeros((px.shape[0], width), dtype=block.dtype)
+    onehot[np.arange(px.shape[0])[:, None], idx + (np.cumsum(n) - n)] = 1
+    block[...] = onehot.reshape(block.shape)
+
+
 def _encode_leaf(sub, x, lead: tuple, N: int, d: int, block: np.ndarray, name: str,
-                 image_scale: float | None = 255.0) -> None:
+                 image_scale: float | None = 255.0, image_codes: tuple | None = None) -> None:
     """Write the encoding of one leaf ``x`` (leading ``lead``) into ``block`` (N, d), zeroed."""
     if isinstance(sub, spaces.Box):
+        if is_image(sub) and image_codes is not None:
+            _one_hot_codes(_lead_array(x, sub, lead, name), image_codes, block, name)
+            return
         arr = _lead_array(x, sub, lead, name).reshape(N, d)
         if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
             raise ValueError(f"{name} contains NaN or inf")
@@ -188,16 +216,30 @@ def leaf_paths(space, skip_mask: bool = True, path: tuple = ()):
 
 
 class Encoder:
-    """The encoding plan of a space, computed once: ``encoder(obs, lead) -> (N, dim)``."""
+    """The encoding plan of a space, computed once: ``encoder(obs, lead) -> (N, dim)``.
 
-    def __init__(self, space, dtype, image_scale: float | None = 255.0):
+    ``image_codes`` (see :func:`check_image_codes`): the image parts hold codes, one-hot
+    encoded per channel; every image part must have ``len(image_codes)`` channels."""
+
+    def __init__(self, space, dtype, image_scale: float | None = 255.0, image_codes=None):
         check_space(space, "observation_space")
-        self.space, self.dtype, self.dim = space, np.dtype(dtype), flat_dim(space)
+        self.space, self.dtype = space, np.dtype(dtype)
         self.image_scale = check_image_scale(image_scale)
+        self.image_codes = check_image_codes(image_codes)
         self.leaves = []
         col = 0
+        images = 0
         for path, sub in leaf_paths(space):
             d = flat_dim(sub)
+            if is_image(sub) and self.image_codes is not None:
+                where = "observation" + "".join(f"[{k!r}]" for k in path)
+                if sub.shape[-1] != len(self.image_codes):
+                    raise ValueError(
+                        f"image_codes gives {len(self.image_codes)} channels "
+                        f"({list(self.image_codes)}) but the image {where} has "
+                        f"{sub.shape[-1]} (shape {sub.shape}): one number of codes per channel")
+                d = int(np.prod(sub.shape[:-1])) * sum(self.image_codes)
+            images += is_image(sub)
             # the container spaces along the path, to check the observation's structure
             containers, node = [], space
             for key in path:
@@ -205,6 +247,10 @@ class Encoder:
                 node = node.spaces[key]
             self.leaves.append((path, containers, sub, col, d))
             col += d
+        self.dim = col
+        if self.image_codes is not None and not images:
+            raise ValueError("image_codes describes image parts, but the observation space has "
+                             "none (an image is a uint8 Box of 3 dims, channel-last)")
 
     def __call__(self, obs, lead: tuple, name: str = "obs") -> np.ndarray:
         N = math.prod(lead)
@@ -214,7 +260,8 @@ class Encoder:
             for key, node in zip(path, containers):
                 x = _child(node, x, key, sub_name)
                 sub_name = f"{sub_name}[{key!r}]"
-            _encode_leaf(sub, x, lead, N, d, out[:, col:col + d], sub_name, self.image_scale)
+            _encode_leaf(sub, x, lead, N, d, out[:, col:col + d], sub_name, self.image_scale,
+                         self.image_codes)
         return out
 
 
@@ -233,9 +280,35 @@ def _child(node, x, key, name):
 
 
 def encode(space, obs, lead: tuple, dtype, name: str = "obs",
-           image_scale: float | None = 255.0) -> np.ndarray:
-    """Encode a batch with leading shape ``lead`` into ``(prod(lead), flat_dim(space))``."""
-    return Encoder(space, dtype, image_scale)(obs, lead, name)
+           image_scale: float | None = 255.0, image_codes=None) -> np.ndarray:
+    """Encode a batch with leading shape ``lead`` into ``(prod(lead), D)`` (``D`` is
+    ``flat_dim(space)`` without ``image_codes``)."""
+    return Encoder(space, dtype, image_scale, image_codes)(obs, lead, name)
+
+
+def check_image_codes(image_codes) -> tuple[int, ...] | None:
+    """``image_codes``: None, or one whole number >= 1 per image channel (the number of codes
+    that channel holds, e.g. ``[11, 6, 3]`` for MiniGrid's object, colour and state)."""
+    if image_codes is None:
+        return None
+    if isinstance(image_codes, (str, bytes)) or not hasattr(image_codes, "__iter__"):
+        raise TypeError(f"image_codes must be a list of whole numbers (codes per image "
+                        f"channel, e.g. [11, 6, 3] for MiniGrid) or None, got {image_codes!r}")
+    codes = list(image_codes)
+    if not codes:
+        raise ValueError("image_codes must give at least one channel's number of codes")
+    for c in codes:
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
+            raise TypeError(f"image_codes must hold whole numbers, got {c!r} in {codes!r}")
+        if not 1 <= c <= 256:
+            raise ValueError(f"image_codes entries must be 1..256 (a uint8 channel holds at "
+                             f"most 256 codes), got {c} in {codes!r}")
+    return tuple(int(c) for c in codes)
+
+
+def image_channels(sub, image_codes) -> int:
+    """Channels of the image part ``sub`` as the policy encodes it."""
+    return sub.shape[-1] if image_codes is None else sum(image_codes)
 
 
 def check_image_scale(image_scale) -> float | None:

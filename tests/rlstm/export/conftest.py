@@ -1,5 +1,5 @@
 """Models to export: every core, every observation and action space, normalisation, masks,
-images, float32 and float64. ``case`` gives each as a ``Predictor``; ``STRICT_CFLAGS`` are the
+images (intensities and one-hot codes), float32 and float64. ``case`` gives each as a ``Predictor``; ``STRICT_CFLAGS`` are the
 flags every C artefact must compile cleanly with."""
 from __future__ import annotations
 
@@ -119,6 +119,17 @@ def _make(name: str) -> Predictor:
         obs = spaces.Dict({"v": spaces.Box(-1.0, 1.0, (2,), np.float32),
                            "img": spaces.Box(0, 255, (7, 7, 3), np.uint8)})
         return Predictor(LSTMPolicy(obs, spaces.Discrete(3), head_hidden=(10,), **kw))
+    if name == "image-codes-conv-critic":  # MiniGrid's Dict: object, colour, state codes
+        obs = spaces.Dict({"direction": spaces.Discrete(4),
+                           "image": spaces.Box(0, 255, (7, 7, 3), np.uint8)})
+        return Predictor(LSTMPolicy(obs, spaces.Discrete(3), image_codes=[11, 6, 3],
+                                    shared_core=False, **kw))
+    if name == "image-codes-flatten-two-images":
+        obs = spaces.Dict({"a": spaces.Box(0, 255, (3, 2, 2), np.uint8),
+                           "b": spaces.Box(0, 255, (2, 2, 2), np.uint8),
+                           "v": spaces.Box(-1.0, 1.0, (2,), np.float32)})
+        return Predictor(LSTMPolicy(obs, spaces.Discrete(3), image_codes=[4, 2],
+                                    image_encoder="flatten", **kw), _normalizer(obs, 10))
     raise KeyError(name)
 
 
@@ -128,7 +139,8 @@ CASES = ["lstm-box-normalised", "lstm-peephole-stacked-box-action",
          "tuple-obs-tuple-action-gru-normalised", "image-flatten-scale-128",
          "image-conv-small-unscaled-normalised", "image-conv-large", "gsde-box-action",
          "float64-lstm-peephole-normalised", "float64-dict-mask-gru-critic",
-         "head-mlps-critic-box-action", "head-mlp-image-discrete"]
+         "head-mlps-critic-box-action", "head-mlp-image-discrete", "image-codes-conv-critic",
+         "image-codes-flatten-two-images"]
 
 
 @pytest.fixture(params=CASES)
