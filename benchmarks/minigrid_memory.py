@@ -12,9 +12,10 @@ object (reward ``1 - 0.9 * steps / 245`` on success, 0 on the wrong object or af
 Walking to either object without looking succeeds half the time.
 
 Training uses the tuned settings of ``agents.hyperparams`` for ``MiniGrid-MemoryS7-v0``
-(``obs_keys=["image", "direction"]``: the ``mission`` text is left out; ``image_scale=None``:
-the 7x7x3 image holds object, colour and state codes 0..10, not pixels), the image through the
-conv encoder unless ``--encoder flatten``. Every ``--eval-freq`` steps, and at the end, the
+(``obs_keys=["image", "direction"]``: the ``mission`` text is left out; ``image_codes=[11, 6,
+3]``: the 7x7x3 image holds object, colour and state codes, not pixels, and the policy one-hots
+them), the image through the conv encoder unless ``--encoder flatten``. ``--set
+'policy_kwargs={"image_codes": null, "image_scale": null}'`` feeds the codes as numbers. Every ``--eval-freq`` steps, and at the end, the
 policy plays ``--eval-episodes`` episodes (seeds 10000...; greedy actions unless
 ``--sampled``); a success is an episode with a positive return. Each evaluation also splits the
 episodes by start: those where the cue is in view at the first step (the agent starts in the
@@ -31,8 +32,8 @@ BLAS thread) and prints the ratio: on an otherwise idle machine only.
 ``--imitate RULE`` trains the same network by behaviour cloning of a scripted walk instead
 (:func:`imitate`; no reward), the turn at the split chosen by RULE (``match``: the task;
 ``cue`` or ``layout``: one half of it), and prints how well it learned the turn; ``--diagnose
-MODEL`` prints a saved policy's action probabilities at the split. ``--actions 3`` and
-``--onehot`` are experiments on the env (:func:`make_env`).
+MODEL`` prints a saved policy's action probabilities at the split. ``--actions 3``,
+``--onehot`` and ``--cue-in-view`` are experiments on the env (:func:`make_env`).
 """
 from __future__ import annotations
 
@@ -51,25 +52,34 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = "MiniGrid-MemoryS7-v0"
 
 
-def settings_for(encoder: str, overrides: dict | None = None) -> tuple[dict, int]:
+def settings_for(encoder: str, overrides: dict | None = None,
+                 onehot: bool = False) -> tuple[dict, int]:
+    """The tuned settings with ``overrides`` (``--set``; ``policy_kwargs`` adds to the tuned
+    ones) and ``encoder``. ``onehot``: the env is wrapped in MiniGrid's one-hot wrapper
+    (``--onehot``), so the policy takes its image as it is (no ``image_codes``)."""
     from agents.hyperparams import tuned
     settings, budget = tuned("ppo", ENV)
     overrides = dict(overrides or {})
     kwargs = {**settings.get("policy_kwargs", {}), **overrides.pop("policy_kwargs", {}),
-              "image_encoder": encoder}  # --set policy_kwargs=... adds to the tuned ones
+              "image_encoder": encoder}
+    if onehot:
+        kwargs.pop("image_codes", None)
+        kwargs["image_scale"] = None
     settings.update(overrides)
     settings["policy_kwargs"] = kwargs
     return settings, budget
 
 
-def make_env(onehot: bool = False, actions: int = 7):
+def make_env(onehot: bool = False, actions: int = 7, cue_in_view: bool = False):
     """MemoryS7; ``onehot=True`` wraps it in MiniGrid's own ``OneHotPartialObsWrapper`` (the
     image's object, colour and state codes one-hot: 7x7x20 instead of 7x7x3); ``actions=3``
     keeps only MiniGrid's actions 0-2 (turn left, turn right, forward: the other four do
     nothing in this env, where ``pickup`` is ``toggle`` and toggling a key or a ball is a
     no-op), as the published recurrent-PPO baseline does (Pleines et al.'s
     recurrent-ppo-truncated-bptt). Both are experiments (``--onehot``, ``--actions 3``), the
-    only changes the benchmark makes to the env: rlstm itself needs neither."""
+    only changes the benchmark makes to the env: rlstm itself needs neither.
+    ``cue_in_view=True`` (``--cue-in-view``, a probe) keeps only the starts where the cue is in
+    view at the first step (:class:`CueInView`): no exploration is needed, only memory."""
     import minigrid  # noqa: F401  (registers the MiniGrid ids)
     env = gym.make(ENV)
     if onehot:
@@ -80,7 +90,24 @@ def make_env(onehot: bool = False, actions: int = 7):
             raise ValueError(f"actions must be 7 (all of MiniGrid's) or 3 (turns and forward), "
                              f"got {actions}")
         env = TurnsAndForward(env)
+    if cue_in_view:
+        env = CueInView(env)
     return env
+
+
+class CueInView(gym.Wrapper):
+    """MemoryS7 started only where the cue is in view at the first step (the start room's
+    first column): every reset draws layouts until the agent starts there. What is left to
+    learn is to remember the cue for the 4 steps to the split and turn by it; the only
+    randomness is the cue and the order of the two objects (4 cases)."""
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        for _ in range(1_000):
+            if self.env.unwrapped.agent_pos[0] == 1:
+                return obs, info
+            obs, info = self.env.reset(options=options)
+        raise RuntimeError("MemoryS7 did not start in the cue's column in 1,000 resets")
 
 
 class TurnsAndForward(gym.ActionWrapper):
@@ -95,16 +122,16 @@ class TurnsAndForward(gym.ActionWrapper):
 
 
 def play(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
-         max_steps: int = 1_000, onehot: bool = False,
-         actions: int = 7) -> tuple[np.ndarray, np.ndarray]:
+         max_steps: int = 1_000, onehot: bool = False, actions: int = 7,
+         cue_in_view: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Play ``n_episodes`` episodes of MemoryS7 side by side (episode ``i`` reset with
     ``seed + i``). Returns ``(returns, cue_in_view)``: each episode's return, and whether the
     agent started next to the cue (at the start room's first column, where the cue is in its
     view at the first step; elsewhere it must turn round to see it)."""
     keys = model.config.obs_keys
-    envs = [make_env(onehot, actions) for _ in range(n_episodes)]
+    envs = [make_env(onehot, actions, cue_in_view) for _ in range(n_episodes)]
     obs = [e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]
-    cue_in_view = np.array([e.unwrapped.agent_pos[0] == 1 for e in envs])
+    seen = np.array([e.unwrapped.agent_pos[0] == 1 for e in envs])
     total = np.zeros(n_episodes)
     done = np.zeros(n_episodes, dtype=bool)
     state, start = None, np.ones(n_episodes, dtype=bool)
@@ -121,7 +148,7 @@ def play(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
             break
     for e in envs:
         e.close()
-    return total, cue_in_view
+    return total, seen
 
 
 def success_rate(model, n_episodes: int, seed: int = 10_000, deterministic: bool = True,
@@ -157,7 +184,8 @@ def run_seed(job: dict) -> dict:
     import minigrid  # noqa: F401
     from agents import PPO, Callback
 
-    env_kw = {"onehot": job["onehot"], "actions": job.get("actions", 7)}
+    env_kw = {"onehot": job["onehot"], "actions": job.get("actions", 7),
+              "cue_in_view": job.get("cue_in_view", False)}
 
     class Probe(Callback):
         def __init__(self):
@@ -442,7 +470,9 @@ def report(paths) -> None:
         split = r.get("success_by_cue") or {}
         changed = ", ".join([f"{k}={v}" for k, v in _leaves(r.get("overrides") or {})]
                             + (["one-hot codes"] if r.get("onehot") else [])
-                            + (["3 actions"] if r.get("actions", 7) == 3 else [])) or "–"
+                            + (["3 actions"] if r.get("actions", 7) == 3 else [])
+                            + (["cue in view at every start"] if r.get("cue_in_view")
+                               else [])) or "–"
         print(f"| {r['encoder']} | {changed} | {r['seed']} | {r['budget'] // 1000}k | {first} | "
               f"{r['success']:.2f} | {_fmt(split.get('in_view'))} / {_fmt(split.get('turn'))} | "
               f"{r['success_sampled']:.2f} | {r['wall']:.0f} s | {r['sps']:,.0f} |")
@@ -469,6 +499,9 @@ def main(argv=None):
     p.add_argument("--actions", type=int, choices=[3, 7], default=7,
                    help="3: only turn left, turn right and forward (the other four are no-ops "
                         "in this env)")
+    p.add_argument("--cue-in-view", action="store_true",
+                   help="a probe: only the starts where the cue is in view at the first step "
+                        "(memory without exploration)")
     p.add_argument("--save-dir", default=None,
                    help="save each seed's final model there (memory_s7_ENCODER_seedN.rlstm)")
     p.add_argument("--throughput", action="store_true",
@@ -493,7 +526,8 @@ def main(argv=None):
     if args.imitate:
         from agents.cli import parse_overrides
         from agents.ppo import PPOConfig
-        settings, _ = settings_for(args.encoder, dict(parse_overrides(args.set, PPOConfig)))
+        settings, _ = settings_for(args.encoder, dict(parse_overrides(args.set, PPOConfig)),
+                                   args.onehot)
         from threadpoolctl import threadpool_limits
         for seed in args.seeds:
             with threadpool_limits(1):
@@ -513,17 +547,18 @@ def main(argv=None):
     from agents.cli import parse_overrides
     from agents.ppo import PPOConfig
     overrides = parse_overrides(args.set, PPOConfig)
-    settings, budget = settings_for(args.encoder, dict(overrides))
+    settings, budget = settings_for(args.encoder, dict(overrides), args.onehot)
     budget = args.budget or budget
     print(f"PPO on {ENV}{' (image codes one-hot)' if args.onehot else ''}"
-          f"{' (3 actions)' if args.actions == 3 else ''}, {args.encoder} "
+          f"{' (3 actions)' if args.actions == 3 else ''}"
+          f"{' (cue in view at every start)' if args.cue_in_view else ''}, {args.encoder} "
           f"encoder, budget {budget}, settings {settings}",
           flush=True)
     jobs = [{"seed": s, "encoder": args.encoder, "budget": budget, "settings": settings,
              "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
              "target": args.target, "stop_at_target": args.stop_at_target,
              "sampled": args.sampled, "save_dir": args.save_dir, "overrides": overrides,
-             "onehot": args.onehot, "actions": args.actions}
+             "onehot": args.onehot, "actions": args.actions, "cue_in_view": args.cue_in_view}
             for s in args.seeds]
 
     def save(r):

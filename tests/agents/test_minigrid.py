@@ -23,7 +23,8 @@ def test_memory_s7_trains_with_the_documented_settings(bench, encoder):
     settings, budget = bench.settings_for(encoder)
     assert budget == tuned("ppo", ENV)[1]
     assert settings["obs_keys"] == ["image", "direction"]
-    assert settings["policy_kwargs"] == {"image_scale": None, "image_encoder": encoder}
+    assert settings["policy_kwargs"] == {"image_codes": [11, 6, 3], "image_encoder": encoder,
+                                         "core_kwargs": {"forget_bias": 3.0}}
     model = PPO(ENV, seed=0, **settings)
     before = model.policy.flat_params.copy()
     rollout = settings["n_envs"] * settings["n_steps"]
@@ -32,9 +33,10 @@ def test_memory_s7_trains_with_the_documented_settings(bench, encoder):
     assert np.isfinite(model.policy.flat_params).all()
     assert not np.array_equal(before, model.policy.flat_params)
     assert len(model.policy.image_nets) == (encoder == "conv")
-    assert model.policy.image_scale is None
-    # 147 image codes (flattened, or through the conv net) + the one-hot direction
-    assert model.policy.obs_dim == 7 * 7 * 3 + 4
+    assert model.policy.image_codes == (11, 6, 3)
+    # 49 pixels of 11 + 6 + 3 one-hot codes (flattened, or through the conv net) + the one-hot
+    # direction
+    assert model.policy.obs_dim == 7 * 7 * 20 + 4
     rate, ret = bench.success_rate(model, 4)
     assert 0 <= rate <= 1 and 0 <= ret <= 1
     model.close()
@@ -69,7 +71,7 @@ def test_onehot_experiment_env_trains_and_plays(bench):
     env = bench.make_env(onehot=True)
     assert env.observation_space["image"].shape == (7, 7, 20)
     env.close()
-    settings, _ = bench.settings_for("conv")
+    settings, _ = bench.settings_for("conv", onehot=True)
     model = PPO(lambda: bench.make_env(onehot=True), seed=0,
                 **{**settings, "n_envs": 2, "n_steps": 16, "seq_len": 16, "n_minibatches": 1,
                    "hidden_size": 8})
@@ -167,3 +169,30 @@ def test_imitate_batches_pad_each_walk_and_weigh_only_its_own_steps(bench):
     o, a, v, s = bench._rows((obs, acts, valid, starts), np.array([2, 0]))
     np.testing.assert_array_equal(a, acts[:, [2, 0]])
     np.testing.assert_array_equal(o["direction"], obs["direction"][:, [2, 0]])
+
+
+def test_settings_for_the_wrapped_one_hot_env_leave_the_codes_to_the_wrapper(bench):
+    settings, _ = bench.settings_for("conv", {"policy_kwargs": {"action_init_scale": 0.5}},
+                                     onehot=True)
+    assert "image_codes" not in settings["policy_kwargs"]
+    assert settings["policy_kwargs"]["image_scale"] is None
+    assert settings["policy_kwargs"]["action_init_scale"] == 0.5  # added to the tuned ones
+    assert settings["policy_kwargs"]["core_kwargs"] == {"forget_bias": 3.0}
+
+
+def test_cue_in_view_starts_every_episode_next_to_the_cue(bench):
+    env = bench.make_env(cue_in_view=True)
+    starts = []
+    for seed in range(12):
+        env.reset(seed=seed)
+        starts.append(tuple(env.unwrapped.agent_pos))
+    assert {x for x, _ in starts} == {1}
+    env.reset(seed=3)
+    first = tuple(env.unwrapped.grid.encode().reshape(-1))
+    env.reset(seed=3)
+    assert tuple(env.unwrapped.grid.encode().reshape(-1)) == first  # reproducible from a seed
+    env.close()
+    plain = bench.make_env()
+    assert {tuple(plain.reset(seed=s)[0]["image"].shape) for s in range(3)} == {(7, 7, 3)}
+    assert any(plain.reset(seed=s) and plain.unwrapped.agent_pos[0] != 1 for s in range(12))
+    plain.close()
