@@ -350,6 +350,7 @@ class _Writer:
         self.plan, self.name, self.P = plan, name, name.upper()
         self.arrays, self.body, self.kernels, self.work = [], [], set(), 0
         self._gates, self.lstm_kernels, self._sections = {}, {}, 0
+        self._codes_written = False  # the image_codes arrays (see _codes)
 
     def need(self, *kernels: str) -> None:
         for k in kernels:
@@ -439,7 +440,7 @@ class _Writer:
     def _codes(self) -> str:
         """The constant arrays of ``image_codes``: codes per channel (``image_codes``) and each
         channel's first one-hot channel (``image_code_offset``); returns the first's name."""
-        if not getattr(self, "_codes_written", False):
+        if not self._codes_written:
             codes = np.asarray(self.plan.image_codes, dtype=np.int64)
             self.const("image_codes", codes, "codes per image channel (image_codes)", "int")
             self.const("image_code_offset", np.concatenate([[0], np.cumsum(codes)[:-1]]),

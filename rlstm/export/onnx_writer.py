@@ -94,6 +94,16 @@ class _Graph:
         return self.op("Cast", x, to=self.onnx.TensorProto.FLOAT)
 
 
+def _one_hot(g: _Graph, x: str, nvec, start, axis: int) -> str:
+    """One-hot blocks of the entries along ``axis`` of ``x`` (entry ``j`` takes the values
+    ``start[j] .. start[j] + nvec[j] - 1``): each entry compared with every value it can take,
+    as float; a value out of range gives a block of zeros."""
+    which = np.repeat(np.arange(nvec.size), nvec)
+    values = np.concatenate([s + np.arange(n) for s, n in zip(start, nvec)])
+    src = x if nvec.size == 1 else g.op("Gather", x, g.ints(which), axis=axis)
+    return g.as_float(g.op("Equal", src, g.const(values.astype(np.float32))))
+
+
 def _scaled(g: _Graph, plan: ExportPlan, x: str, part) -> str:
     """Image values as the policy encodes them: divided by its image_scale (or as they
     are); with image_codes, each pixel's channel ``c`` one-hot over its ``image_codes[c]``
@@ -102,11 +112,9 @@ def _scaled(g: _Graph, plan: ExportPlan, x: str, part) -> str:
     codes = plan.image_codes
     if codes is not None:
         C = part.space.shape[-1]
-        which = np.repeat(np.arange(C), codes)
-        values = np.concatenate([np.arange(n) for n in codes]).astype(np.float32)
-        px = g.op("Reshape", x, g.ints((-1, part.size // C, C)))
-        hot = g.op("Equal", g.op("Gather", px, g.ints(which), axis=2), g.const(values))
-        return g.op("Reshape", g.as_float(hot), g.ints((-1, part.size // C * int(sum(codes)))))
+        px = g.op("Reshape", x, g.ints((-1, part.size // C, C)))  # (batch, pixels, channels)
+        hot = _one_hot(g, px, np.asarray(codes), np.zeros(C, np.int64), axis=2)
+        return g.op("Reshape", hot, g.ints((-1, part.size // C * int(sum(codes)))))
     if plan.image_scale is None:
         return x
     return g.op("Div", x, g.const(plan.image_scale))
@@ -133,12 +141,8 @@ def _features(g: _Graph, plan: ExportPlan, obs: str) -> tuple[str, str | None]:
             parts.append(_scaled(g, plan, sl, p))
         elif p.kind == "multibinary":
             parts.append(g.as_float(g.op("Not", g.op("Equal", sl, g.const(0.0)))))
-        else:  # one-hot: compare each entry with every value it can take
-            nvec, start = categories(p.space)
-            which = np.repeat(np.arange(nvec.size), nvec)
-            values = np.concatenate([s + np.arange(n) for s, n in zip(start, nvec)])
-            src = sl if nvec.size == 1 else g.op("Gather", sl, g.ints(which), axis=1)
-            parts.append(g.as_float(g.op("Equal", src, g.const(values[None, :]))))
+        else:
+            parts.append(_one_hot(g, sl, *categories(p.space), axis=1))
     for net in plan.images:
         sl = _scaled(g, plan, g.cols(x, net.part.start, net.part.stop), net.part)
         a = g.op("Transpose", g.op("Reshape", sl, g.ints((-1,) + net.shape)), perm=[0, 3, 1, 2])

@@ -26,12 +26,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from gymnasium import spaces
 
 from ..gru import GRU
 from ..lstm import LSTM
 from ..policy import LSTMPolicy, Predictor
 from ..policy.heads import Bernoulli, Categorical, DiagGaussian, MultiCategorical
+from ..policy.spaces import encoded_dim
 from .layout import Part, categories, input_parts, output_parts, path_name
 from .source import as_predictor
 
@@ -231,7 +231,7 @@ class ExportPlan:
                 if p.kind == "mask":
                     self.mask = p
                 continue
-            d = _encoded_width(p, self.image_codes)
+            d = encoded_dim(p.space, self.image_codes)  # as the policy encodes it
             if (col, col + d) in conv_cols:
                 image_parts.append((conv_cols[(col, col + d)], p))
             else:
@@ -364,15 +364,3 @@ class ExportPlan:
         lines.append("value: " + ("the value head on the " + self.cores[self.value_core].name
                                   if self.include_value else "not exported"))
         return lines
-
-
-def _encoded_width(p: Part, image_codes=None) -> int:
-    """Columns a non-mask input part takes in the policy's encoding."""
-    sp = p.space
-    if p.kind == "image" and image_codes is not None:
-        return p.size // sp.shape[-1] * sum(image_codes)
-    if isinstance(sp, spaces.Discrete):
-        return int(sp.n)
-    if isinstance(sp, spaces.MultiDiscrete):
-        return int(np.sum(sp.nvec))
-    return p.size

@@ -17,7 +17,7 @@ from ..module import Module
 from ..validation import check_dtype, check_int
 from .actions import ActionHeads
 from .inputs import PolicyInputs
-from .spaces import (check_image_codes, check_space, flat_dim, image_channels, is_image,
+from .spaces import (check_image_codes, check_space, encoded_dim, image_channels, is_image,
                      leaf_paths, space_from_json, space_to_json, split_mask)
 
 __all__ = ["LSTMPolicy", "PolicyCache"]
@@ -584,11 +584,8 @@ def _build(c: dict, size: int) -> LSTMPolicy:
         if is_image(sub) and image_encoder == "conv":
             # a conv net's first layer has 16 filters over the channels
             registry.need(16 * image_channels(sub, codes) <= size, "image channels")
-        elif is_image(sub):  # these columns feed the first weight matrix
-            registry.need(flat_dim(sub) // sub.shape[-1] * image_channels(sub, codes) <= size,
-                          "observation too large")
-        else:
-            registry.need(flat_dim(sub) <= size, "observation too large")
+        else:  # these columns feed the first weight matrix
+            registry.need(encoded_dim(sub, codes) <= size, "observation too large")
     d_in = PolicyInputs(obs, c.get("dtype", "float32"), image_encoder,
                         image_scale=c.get("image_scale", 255.0),
                         image_codes=codes).feature_dim

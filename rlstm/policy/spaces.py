@@ -28,7 +28,7 @@ SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBina
              spaces.Tuple, spaces.Dict)
 
 __all__ = ["Encoder", "leaf_paths", "flat_dim", "encode", "split_mask", "check_space",
-           "supported", "select_keys", "check_image_codes", "image_channels",
+           "supported", "select_keys", "check_image_codes", "image_channels", "encoded_dim",
            "space_to_json", "space_from_json", "tree_map", "MASK_KEY"]
 
 
@@ -137,34 +137,31 @@ def _lead_array(x, space, lead: tuple, name: str) -> np.ndarray:
     return arr
 
 
-def _one_hot(idx: np.ndarray, n: int, out: np.ndarray, name: str) -> None:
-    """Write one-hot rows of ``idx`` (N,) into ``out`` (N, n) (already zero)."""
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise ValueError(f"{name} holds values outside the space (0..{n - 1} after start)")
-    out[np.arange(idx.shape[0]), idx] = 1
+def _one_hot(idx: np.ndarray, nvec: np.ndarray, block: np.ndarray, error) -> None:
+    """Write the one-hot encoding of ``idx`` ``(N, K)`` into ``block`` ``(N, sum(nvec))``
+    (zeroed, written in place): entry ``k`` takes the values ``0..nvec[k] - 1`` and sets one of
+    the ``nvec[k]`` columns of its block, the blocks in entry order. A value out of range
+    raises ``ValueError(error(k, value))`` for the first such entry."""
+    bad = (idx < 0) | (idx >= nvec)
+    if bad.any():
+        k = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise ValueError(error(k, int(idx[bad[:, k], k][0])))
+    block[np.arange(idx.shape[0])[:, None], idx + (np.cumsum(nvec) - nvec)] = 1
 
 
 def _one_hot_codes(arr: np.ndarray, codes: tuple, block: np.ndarray, name: str) -> None:
-    """Write the one-hot encoding of the code image ``arr`` ``(N, H, W, C)`` into ``block``
-    ``(N, H * W * sum(codes))`` (zeroed): pixel by pixel, channel ``c``'s code ``k`` sets
-    column ``offset[c] + k`` of that pixel's ``sum(codes)`` columns."""
-    C = len(codes)
-    px = arr.reshape(-1, C)
-    if arr.dtype.kind == "f":
-        if px.size and not (np.isfinite(px).all() and (px == np.floor(px)).all()):
-            raise ValueError(f"{name} must hold integer codes (image_codes), got non-integer "
-                             f"values")
-    n = np.asarray(codes, dtype=np.int64)
-    idx = px.astype(np.int64)
-    bad = (idx < 0) | (idx >= n)
-    if bad.any():
-        c = int(np.flatnonzero(bad.any(axis=0))[0])
-        raise ValueError(f"{name} holds the code {int(idx[bad[:, c], c][0])} in channel {c}, "
-                         f"outside 0..{codes[c] - 1} (image_codes={list(codes)})")
-    width = int(n.sum())
-    onehot = np.zeros((px.shape[0], width), dtype=block.dtype)
-    onehot[np.arange(px.shape[0])[:, None], idx + (np.cumsum(n) - n)] = 1
-    block[...] = onehot.reshape(block.shape)
+    """The code images ``arr`` (leading dims, then ``(H, W, C)``) one-hot into ``block``
+    ``(N, H * W * sum(codes))``: each pixel's ``C`` channels are entries of :func:`_one_hot`,
+    channel ``c`` taking ``codes[c]`` values."""
+    C, N = len(codes), block.shape[0]
+    if arr.dtype.kind == "f" and arr.size and not (
+            np.isfinite(arr).all() and (arr == np.floor(arr)).all()):
+        raise ValueError(f"{name} must hold integer codes (image_codes), got non-integer "
+                         f"values")
+    idx = arr.reshape(N, -1).astype(np.int64)
+    _one_hot(idx, np.tile(np.asarray(codes, dtype=np.int64), idx.shape[1] // C), block,
+             lambda k, v: f"{name} holds the code {v} in channel {k % C}, outside "
+                          f"0..{codes[k % C] - 1} (image_codes={list(codes)})")
 
 
 def _encode_leaf(sub, x, lead: tuple, N: int, d: int, block: np.ndarray, name: str,
@@ -185,17 +182,18 @@ def _encode_leaf(sub, x, lead: tuple, N: int, d: int, block: np.ndarray, name: s
         arr = _lead_array(x, sub, lead, name)
         if arr.dtype.kind == "f":
             raise TypeError(f"{name} must hold integers for a Discrete space")
-        _one_hot(arr.reshape(N).astype(np.int64) - int(sub.start), int(sub.n), block, name)
+        n = int(sub.n)
+        _one_hot(arr.reshape(N, 1).astype(np.int64) - int(sub.start), np.array([n]), block,
+                 lambda k, v: f"{name} holds values outside the space (0..{n - 1} after start)")
     elif isinstance(sub, spaces.MultiDiscrete):
         arr = _lead_array(x, sub, lead, name)
         if arr.dtype.kind == "f":
             raise TypeError(f"{name} must hold integers for a MultiDiscrete space")
         arr = arr.reshape(N, -1).astype(np.int64) - np.asarray(
             getattr(sub, "start", 0)).reshape(-1) * np.ones(1, np.int64)
-        c = 0
-        for j, n in enumerate(np.asarray(sub.nvec).reshape(-1)):
-            _one_hot(arr[:, j], int(n), block[:, c:c + int(n)], f"{name}[..., {j}]")
-            c += int(n)
+        nvec = np.asarray(sub.nvec, dtype=np.int64).reshape(-1)
+        _one_hot(arr, nvec, block, lambda k, v: f"{name}[..., {k}] holds values outside the "
+                                                f"space (0..{nvec[k] - 1} after start)")
     else:  # MultiBinary
         block[...] = _lead_array(x, sub, lead, name).reshape(N, d) != 0
 
@@ -238,7 +236,7 @@ class Encoder:
                         f"image_codes gives {len(self.image_codes)} channels "
                         f"({list(self.image_codes)}) but the image {where} has "
                         f"{sub.shape[-1]} (shape {sub.shape}): one number of codes per channel")
-                d = int(np.prod(sub.shape[:-1])) * sum(self.image_codes)
+            d = encoded_dim(sub, self.image_codes)
             images += is_image(sub)
             # the container spaces along the path, to check the observation's structure
             containers, node = [], space
@@ -309,6 +307,14 @@ def check_image_codes(image_codes) -> tuple[int, ...] | None:
 def image_channels(sub, image_codes) -> int:
     """Channels of the image part ``sub`` as the policy encodes it."""
     return sub.shape[-1] if image_codes is None else sum(image_codes)
+
+
+def encoded_dim(sub, image_codes=None) -> int:
+    """Columns the leaf ``sub`` takes in the encoding: :func:`flat_dim`, except for an image
+    of codes (``image_codes``), whose pixels take ``sum(image_codes)`` columns each."""
+    if is_image(sub) and image_codes is not None:
+        return int(np.prod(sub.shape[:-1])) * image_channels(sub, image_codes)
+    return flat_dim(sub)
 
 
 def check_image_scale(image_scale) -> float | None:

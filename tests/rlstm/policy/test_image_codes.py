@@ -30,6 +30,20 @@ def test_each_channel_becomes_a_one_hot_block_per_pixel():
     np.testing.assert_array_equal(x, [[0, 0, 1, 1, 0, 0, 1, 0, 0, 1]])
 
 
+def test_a_time_by_batch_lead_encodes_each_observation_as_alone():
+    enc = Encoder(DICT, np.float32, image_codes=CODES)
+    rng = np.random.default_rng(5)
+    obs = {"direction": rng.integers(4, size=(2, 3)), "image": _codes_obs(rng, 6).reshape(
+        (2, 3) + IMG.shape)}
+    x = enc(obs, (2, 3))
+    for t in range(2):
+        for b in range(3):
+            one = enc({"direction": obs["direction"][t, b:b + 1],
+                       "image": obs["image"][t, b:b + 1]}, (1,))
+            np.testing.assert_array_equal(x[t * 3 + b], one[0])
+    assert x[:, 4:].reshape(6, 49, 20).sum(axis=2).min() == 3  # one code per channel
+
+
 def test_the_encoding_is_minigrids_one_hot_wrapper():
     pytest.importorskip("minigrid")
     from minigrid.wrappers import OneHotPartialObsWrapper
