@@ -14,9 +14,10 @@ Walking to either object without looking succeeds half the time.
 Training uses the tuned settings of ``agents.hyperparams`` for ``MiniGrid-MemoryS7-v0``
 (``obs_keys=["image", "direction"]``: the ``mission`` text is left out; ``image_codes=[11, 6,
 3]``: the 7x7x3 image holds object, colour and state codes, not pixels, and the policy one-hots
-them), the image through the conv encoder unless ``--encoder flatten``. ``--set
-'policy_kwargs={"image_codes": null, "image_scale": null}'`` feeds the codes as numbers. Every ``--eval-freq`` steps, and at the end, the
-policy plays ``--eval-episodes`` episodes (seeds 10000...; greedy actions unless
+them), the image through the conv encoder unless ``--encoder flatten``;
+``--earlier-settings`` starts from the entry before MemoryS7 was solved instead
+(:data:`EARLIER`: the codes as numbers), on which the docs' table of attempts ran. Every
+``--eval-freq`` steps, and at the end, the policy plays ``--eval-episodes`` episodes (seeds 10000...; greedy actions unless
 ``--sampled``); a success is an episode with a positive return. Each evaluation also splits the
 episodes by start: those where the cue is in view at the first step (the agent starts in the
 start room's first column: memory alone solves them) and those where it must turn round to see
@@ -38,6 +39,7 @@ MODEL`` prints a saved policy's action probabilities at the split. ``--actions 3
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import os
@@ -52,13 +54,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = "MiniGrid-MemoryS7-v0"
 
 
-def settings_for(encoder: str, overrides: dict | None = None,
-                 onehot: bool = False) -> tuple[dict, int]:
-    """The tuned settings with ``overrides`` (``--set``; ``policy_kwargs`` adds to the tuned
-    ones) and ``encoder``. ``onehot``: the env is wrapped in MiniGrid's one-hot wrapper
-    (``--onehot``), so the policy takes its image as it is (no ``image_codes``)."""
+# The tuned entry for the id before MemoryS7 was solved (the codes as numbers, 3e-4 decaying,
+# GAE lambda 0.95, 4 epochs, 32-step BPTT chunks): every attempt in docs/agents.md's table of
+# them ran on it (``--earlier-settings``), so that table stays reproducible.
+EARLIER = {"obs_keys": ["image", "direction"], "policy_kwargs": {"image_scale": None},
+           "n_envs": 16, "n_steps": 128, "seq_len": 32, "n_minibatches": 8, "n_epochs": 4,
+           "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 3e-4, "ent_coef": 0.01,
+           "hidden_size": 128}
+
+
+def settings_for(encoder: str, overrides: dict | None = None, onehot: bool = False,
+                 earlier: bool = False) -> tuple[dict, int]:
+    """The tuned settings (``earlier``: :data:`EARLIER`) with ``overrides`` (``--set``;
+    ``policy_kwargs`` adds to the tuned ones) and ``encoder``. ``onehot``: the env is wrapped
+    in MiniGrid's one-hot wrapper (``--onehot``), so the policy takes its image as it is (no
+    ``image_codes``)."""
     from agents.hyperparams import tuned
     settings, budget = tuned("ppo", ENV)
+    if earlier:
+        settings = copy.deepcopy(EARLIER)
     overrides = dict(overrides or {})
     kwargs = {**settings.get("policy_kwargs", {}), **overrides.pop("policy_kwargs", {}),
               "image_encoder": encoder}
@@ -247,7 +261,8 @@ def throughput(args) -> None:
     with threadpool_limits(1):
         for _ in range(args.repeats):
             for encoder in sps:
-                settings, _ = settings_for(encoder, overrides)
+                settings, _ = settings_for(encoder, overrides,
+                                           earlier=args.earlier_settings)
                 model = PPO(ENV, seed=0, **settings)
                 model.learn(settings["n_envs"] * settings["n_steps"])  # warm-up iteration
                 t0 = time.perf_counter()
@@ -499,6 +514,9 @@ def main(argv=None):
     p.add_argument("--actions", type=int, choices=[3, 7], default=7,
                    help="3: only turn left, turn right and forward (the other four are no-ops "
                         "in this env)")
+    p.add_argument("--earlier-settings", action="store_true",
+                   help="start from the tuned entry before MemoryS7 was solved (EARLIER: the "
+                        "codes as numbers), as the docs' table of attempts did")
     p.add_argument("--cue-in-view", action="store_true",
                    help="a probe: only the starts where the cue is in view at the first step "
                         "(memory without exploration)")
@@ -527,7 +545,7 @@ def main(argv=None):
         from agents.cli import parse_overrides
         from agents.ppo import PPOConfig
         settings, _ = settings_for(args.encoder, dict(parse_overrides(args.set, PPOConfig)),
-                                   args.onehot)
+                                   args.onehot, args.earlier_settings)
         from threadpoolctl import threadpool_limits
         for seed in args.seeds:
             with threadpool_limits(1):
@@ -547,7 +565,8 @@ def main(argv=None):
     from agents.cli import parse_overrides
     from agents.ppo import PPOConfig
     overrides = parse_overrides(args.set, PPOConfig)
-    settings, budget = settings_for(args.encoder, dict(overrides), args.onehot)
+    settings, budget = settings_for(args.encoder, dict(overrides), args.onehot,
+                                    args.earlier_settings)
     budget = args.budget or budget
     print(f"PPO on {ENV}{' (image codes one-hot)' if args.onehot else ''}"
           f"{' (3 actions)' if args.actions == 3 else ''}"
@@ -558,7 +577,8 @@ def main(argv=None):
              "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
              "target": args.target, "stop_at_target": args.stop_at_target,
              "sampled": args.sampled, "save_dir": args.save_dir, "overrides": overrides,
-             "onehot": args.onehot, "actions": args.actions, "cue_in_view": args.cue_in_view}
+             "onehot": args.onehot, "actions": args.actions, "cue_in_view": args.cue_in_view,
+             "earlier_settings": args.earlier_settings}
             for s in args.seeds]
 
     def save(r):

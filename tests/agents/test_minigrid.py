@@ -196,3 +196,18 @@ def test_cue_in_view_starts_every_episode_next_to_the_cue(bench):
     assert {tuple(plain.reset(seed=s)[0]["image"].shape) for s in range(3)} == {(7, 7, 3)}
     assert any(plain.reset(seed=s) and plain.unwrapped.agent_pos[0] != 1 for s in range(12))
     plain.close()
+
+
+def test_the_attempts_table_reruns_from_the_earlier_settings(bench):
+    """docs/agents.md's table of attempts ran on the entry before MemoryS7 was solved
+    (--earlier-settings); its last rows' changes, with the wrapper's one-hot codes, are the
+    tuned settings now."""
+    earlier, budget = bench.settings_for("conv", earlier=True)
+    assert budget == tuned("ppo", ENV)[1]
+    assert earlier["policy_kwargs"] == {"image_scale": None, "image_encoder": "conv"}
+    assert (earlier["seq_len"], earlier["n_epochs"], earlier["gae_lambda"]) == (32, 4, 0.95)
+    changes = {"n_steps": 128, "seq_len": 128, "n_minibatches": 4, "learning_rate": 1e-3,
+               "lr_schedule": "constant", "gae_lambda": 0.8, "n_epochs": 8,
+               "policy_kwargs": {"core_kwargs": {"forget_bias": 3.0}}}
+    assert bench.settings_for("conv", changes, onehot=True, earlier=True)[0] == \
+        bench.settings_for("conv", onehot=True)[0]
